@@ -1,0 +1,55 @@
+"""Shared fixtures: Hypothesis profiles, dtype tolerances, device selection."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Deterministic profile for CI (derandomised, bounded); "dev" explores more.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Tolerance per dtype, tied to machine epsilon (Kornia-style table).
+TOLERANCE = {
+    np.dtype(np.float32): dict(rtol=2e3 * np.finfo(np.float32).eps, atol=2e3 * np.finfo(np.float32).eps),
+    np.dtype(np.float64): dict(rtol=1e6 * np.finfo(np.float64).eps, atol=1e6 * np.finfo(np.float64).eps),
+}
+
+
+def tol(dtype) -> dict:
+    """Tolerances for comparing results computed in ``dtype`` (NumPy or torch dtype)."""
+    name = str(dtype).replace("torch.", "")
+    return TOLERANCE[np.dtype(name)]
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request):
+    """Torch device; the CUDA variant skips cleanly when no GPU is present."""
+    if request.param == "cuda" and not _cuda_available():
+        pytest.skip("no CUDA device")
+    return request.param
