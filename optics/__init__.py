@@ -45,6 +45,7 @@ K3DN, CVPR 2023; J. Lee et al., IFAN, CVPR 2021.
 """
 
 from . import fourier
-from .convolution import BOUNDARIES, convolve, nnls_blend, wiener_deconvolve
+from .convolution import BOUNDARIES, Convolution, convolve, convolve_adjoint, nnls_blend, wiener_deconvolve
 from .kernel_ops import dilate, fourier_upsample, wiener_inverse
 from .psf import disc_psf, gaussian_psf
+from .rkr import rkr_atoms, rkr_blur, rkr_blur_adjoint, rkr_stack, rkr_stack_adjoint, symmetric_softmax_taps

@@ -10,7 +10,7 @@ from ._backend import namespace, to_numpy
 from ._validate import check_array, check_eps, check_image, check_psf
 from .fourier import psf_to_otf, wiener_filter
 
-__all__ = ["convolve", "wiener_deconvolve", "nnls_blend", "BOUNDARIES"]
+__all__ = ["convolve", "convolve_adjoint", "Convolution", "wiener_deconvolve", "nnls_blend", "BOUNDARIES"]
 
 #: Boundary modes of :func:`convolve`, with the ``numpy.pad`` mode each maps to.
 BOUNDARIES = {
@@ -46,6 +46,39 @@ def _pad(be, image, r: int, boundary: str):
     dev = be.device(image)
     out = xp.take(image, xp.asarray(rows, device=dev), axis=0)
     return xp.take(out, xp.asarray(cols, device=dev), axis=1)
+
+
+def _pad_adjoint(be, padded, r: int, boundary: str, H: int, W: int):
+    """Adjoint of :func:`_pad`: scatter-add the padded samples back onto the pixels they copy."""
+    if r == 0:
+        return padded
+    if boundary == "zero":
+        return padded[r : r + H, r : r + W, ...]
+    mode = BOUNDARIES[boundary]
+    rows = np.pad(np.arange(H), r, mode=mode)
+    cols = np.pad(np.arange(W), r, mode=mode)
+    if be.name == "torch":
+        import torch
+
+        dev = padded.device
+        out = torch.zeros((H, *padded.shape[1:]), dtype=padded.dtype, device=dev)
+        out = out.index_add(0, torch.as_tensor(rows, device=dev), padded)
+        res = torch.zeros((H, W, *padded.shape[2:]), dtype=padded.dtype, device=dev)
+        return res.index_add(1, torch.as_tensor(cols, device=dev), out)
+    if be.name == "cupy":
+        import cupy
+        import cupyx
+
+        out = cupy.zeros((H, *padded.shape[1:]), dtype=padded.dtype)
+        cupyx.scatter_add(out, cupy.asarray(rows), padded)
+        res = cupy.zeros((H, W, *padded.shape[2:]), dtype=padded.dtype)
+        cupyx.scatter_add(res, (slice(None), cupy.asarray(cols)), out)
+        return res
+    out = np.zeros((H, *padded.shape[1:]), dtype=padded.dtype)
+    np.add.at(out, rows, padded)
+    res = np.zeros((H, W, *padded.shape[2:]), dtype=padded.dtype)
+    np.add.at(res, (slice(None), cols), out)
+    return res
 
 
 def convolve(image: Any, psf: Any, boundary: str = "symmetric") -> Any:
@@ -96,6 +129,67 @@ def convolve(image: Any, psf: Any, boundary: str = "symmetric") -> Any:
     kernel = psf if image.ndim == 2 else psf[:, :, None]
     out = fftconvolve(padded, kernel, mode="valid", axes=(0, 1))
     return xp.astype(out, image.dtype, copy=False)
+
+
+def convolve_adjoint(image: Any, psf: Any, boundary: str = "symmetric") -> Any:
+    r"""Adjoint of :func:`convolve` for the same ``psf`` and ``boundary``.
+
+    ``<convolve(x, k), y> == <x, convolve_adjoint(y, k)>`` for every ``x``, ``y``. The valid
+    convolution's adjoint is a full correlation (convolution with the flipped kernel, 'zero'
+    boundary, on the padded grid); the padding's adjoint scatter-adds each padded sample back onto
+    the pixel it copied.
+
+    Parameters
+    ----------
+    image : array, shape (H, W) or (H, W, C)
+    psf : array, shape (n, n), odd n
+    boundary : {'symmetric', 'reflect', 'periodic', 'edge', 'zero'}
+
+    Returns
+    -------
+    array like ``image``
+    """
+    be = namespace(image, psf)
+    check_image(image, be)
+    n = check_psf(psf, be)
+    _check_boundary(boundary, BOUNDARIES)
+    xp = be.xp
+    r = n // 2
+    H, W = int(image.shape[0]), int(image.shape[1])
+    flipped = xp.flip(xp.flip(xp.astype(psf, image.dtype), axis=0), axis=1)
+    # full correlation = 'zero'-boundary convolution of the zero-extended image with the flipped kernel
+    extended = _pad(be, image, 2 * r, "zero")
+    full = convolve(extended, flipped, boundary="zero")[r : r + H + 2 * r, r : r + W + 2 * r, ...]
+    return _pad_adjoint(be, full, r, boundary, H, W)
+
+
+class Convolution:
+    """Linear operator ``x -> convolve(x, psf, boundary)`` with :meth:`adjoint` (DeepInverse style).
+
+    Parameters
+    ----------
+    psf : array, shape (n, n), odd n
+    boundary : str
+        See :func:`convolve`.
+    """
+
+    def __init__(self, psf: Any, boundary: str = "symmetric"):
+        be = namespace(psf)
+        check_psf(psf, be)
+        self.psf = psf
+        self.boundary = _check_boundary(boundary, BOUNDARIES)
+
+    def __call__(self, image: Any) -> Any:
+        return self.forward(image)
+
+    def forward(self, image: Any) -> Any:
+        return convolve(image, self.psf, self.boundary)
+
+    def adjoint(self, image: Any) -> Any:
+        return convolve_adjoint(image, self.psf, self.boundary)
+
+    def __repr__(self) -> str:
+        return f"Convolution(psf shape={tuple(self.psf.shape)}, boundary={self.boundary!r})"
 
 
 def wiener_deconvolve(

@@ -1,0 +1,1 @@
+"""Validations: `python -m validation.<claim>` reproduces a paper figure or table."""

@@ -1,0 +1,63 @@
+"""``python -m validation [--quick] [--out DIR]``: run every validation and write one report.
+
+Each module listed in :data:`VALIDATIONS` exposes ``run(out_dir, quick) -> list[dict]``; its figures,
+JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/report.md`` and
+``OUT/report.json``. Exits 0 iff every claim passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+
+from ._report import markdown_table, write_json, _atomic_write
+
+#: Explicit list of validation modules (no directory scanning). Modules that are not present in
+#: this checkout are reported as missing, never silently skipped.
+VALIDATIONS = [
+    "kernel_upsampling",
+    "dual_pixel",
+    "recursive_kernels",
+    "iac_receptive_field",
+]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small images and fewer cases")
+    parser.add_argument("--out", type=Path, default=Path("validation_report"), help="report folder")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
+    args = parser.parse_args(argv)
+    names = args.only or VALIDATIONS
+    unknown = sorted(set(names) - set(VALIDATIONS))
+    if unknown:
+        parser.error(f"unknown validation(s) {unknown}; choose from {VALIDATIONS}")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sections, summary, all_ok = [], {}, True
+    for name in names:
+        module = importlib.import_module(f"validation.{name}")
+        t0 = time.perf_counter()
+        rows = module.run(out / name, args.quick)
+        seconds = time.perf_counter() - t0
+        ok = all(r["passed"] for r in rows)
+        all_ok &= ok
+        summary[name] = dict(passed=ok, seconds=round(seconds, 1), claims=rows)
+        figs = sorted(p.name for p in (out / name).glob("*.png"))
+        sections.append(
+            f"## {name}: {'PASS' if ok else 'FAIL'} ({seconds:.0f} s)\n\n"
+            f"Details: [{name}/{name}.md]({name}/{name}.md)\n\n" + markdown_table(rows)
+            + "".join(f"\n![{f}]({name}/{f})\n" for f in figs)
+        )
+        print(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)")
+    header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
+    _atomic_write(out / "report.md", (header + "\n".join(sections)).encode())
+    write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
+    print(f"report: {(out / 'report.md').resolve()}")
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Shared helpers of the validation modules: test photos, atomic writes, claim rows, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["photos", "claim", "write_json", "write_markdown", "save_figure", "cli_main"]
+
+#: Photos bundled inside the scikit-image wheel (no download): name -> loader attribute.
+PHOTO_NAMES = ("camera", "astronaut", "coffee", "chelsea", "rocket")
+
+
+def photos(names=PHOTO_NAMES, crop: int | None = None) -> dict[str, np.ndarray]:
+    """Bundled scikit-image photos as float64 in [0, 1], optionally centre-cropped to ``crop``."""
+    from skimage import data, img_as_float
+
+    out = {}
+    for name in names:
+        img = img_as_float(getattr(data, name)())
+        if crop is not None:
+            h, w = img.shape[:2]
+            c = min(crop, h, w)
+            top, left = (h - c) // 2, (w - c) // 2
+            img = img[top : top + c, left : left + c]
+        out[name] = np.ascontiguousarray(img)
+    return out
+
+
+def claim(name: str, paper: str, ours: str, tolerance: str, passed: bool, **extra) -> dict:
+    """One row of a validation report."""
+    return dict(claim=name, paper=paper, ours=ours, tolerance=tolerance, passed=bool(passed), **extra)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    _atomic_write(Path(path), json.dumps(obj, indent=2, default=_json_default).encode())
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| claim | paper | ours | tolerance | result |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = [str(r[k]).replace("|", "\\|").replace("\n", " ") for k in ("claim", "paper", "ours", "tolerance")]
+        lines.append("| " + " | ".join(cells) + f" | {'PASS' if r['passed'] else 'FAIL'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, title: str, rows: list[dict], preamble: str = "", figures=()) -> None:
+    text = f"# {title}\n\n{preamble}\n\n" + markdown_table(rows)
+    for fig in figures:
+        text += f"\n![{fig}]({fig})\n"
+    _atomic_write(Path(path), text.encode())
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure atomically (PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv=None) -> int:
+    """``python -m validation.<name> [--quick] [--out DIR]``: run, print the table, exit 0 iff all pass."""
+    parser = argparse.ArgumentParser(prog=f"python -m validation.{name}", description=run.__doc__)
+    parser.add_argument("--quick", action="store_true", help="small images and fewer cases (CI smoke run)")
+    parser.add_argument("--out", type=Path, default=Path("validation_report") / name, help="output folder")
+    args = parser.parse_args(argv)
+    rows = run(args.out, args.quick)
+    print(markdown_table(rows))
+    print(f"figures, {name}.json and {name}.md written to {args.out.resolve()}")
+    return 0 if all(r["passed"] for r in rows) else 1
