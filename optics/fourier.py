@@ -139,12 +139,12 @@ def wiener_filter(otf: Any, eps: float, rcond: float | None = None) -> Any:
         raise ValueError("otf is identically zero; a PSF must have non-zero transfer somewhere")
     real_dtype = np.float32 if "float32" in str(power.dtype) else np.float64
     if rcond is None:
-        threshold = max(otf.shape[-2:]) * np.finfo(real_dtype).eps * peak
+        threshold = float(np.sqrt(np.finfo(real_dtype).eps)) * peak
         smallest = scalar(xp.min(mag))
         if smallest <= threshold:
             raise ValueError(
                 "eps = 0 asks for the direct inverse 1/F(k), but F(k) has zeros: "
-                f"min |F(k)| = {smallest:.3g} <= {threshold:.3g} (= max(H, W) * machine eps * max |F(k)|). "
+                f"min |F(k)| = {smallest:.3g} <= {threshold:.3g} (= sqrt(machine eps) * max |F(k)|). "
                 "Use eps > 0 (Wiener), or rcond for the pseudo-inverse."
             )
         return 1.0 / otf
