@@ -1,0 +1,245 @@
+"""Load the authors' released checkpoints (IFAN ``.pytorch``, NRKNet ``.pth``, KPAC ``.npz``) and ours.
+
+Every load is strict: a missing, unexpected or mis-shaped tensor raises ``ValueError`` naming it.
+PyTorch files are read with ``torch.load(..., weights_only=True)``, so a pickle that tries to run
+code is refused. KPAC's ``.npz`` holds a pickled object array; it is read by a restricted unpickler
+that only rebuilds NumPy arrays (:func:`read_kpac_npz`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .io import atomic_save
+
+__all__ = [
+    "OFFICIAL_FORMATS",
+    "load_official_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "load_state_dict_strict",
+    "read_kpac_npz",
+    "kpac_params_from_model",
+]
+
+log = logging.getLogger(__name__)
+
+#: Models with released weights, and the file format of each.
+OFFICIAL_FORMATS = {
+    "ifan": "IFAN .pytorch state dict (keys 'module.Network.*')",
+    "ifan_dual": "IFAN .pytorch state dict (keys 'module.Network.*')",
+    "nrknet": "NRKNet .pth state dict (no prefix)",
+    "kpac": "KPAC .npz (params = list of arrays in creation order)",
+    "kpac_2level": "KPAC .npz (params = list of arrays in creation order)",
+    "kpac_dual": "KPAC .npz (params = list of arrays in creation order)",
+}
+
+
+def _torch_load(path: Path) -> dict:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"refused to load {str(path)!r}: it holds Python objects other than tensors "
+            f"(weights_only=True); only state dicts are accepted. Detail: {err}"
+        ) from err
+    except (RuntimeError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"cannot read {str(path)!r} as a PyTorch checkpoint: {err}") from err
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{str(path)!r} must hold a state dict (a mapping); got {type(obj).__name__}")
+    return dict(obj)
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load ``state`` into ``model``; raise ``ValueError`` naming every missing, unexpected or mis-shaped tensor."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+    if misshaped:
+        problems.append(f"mis-shaped {len(misshaped)}: {misshaped[:8]}")
+    if not_tensors:
+        problems.append(f"not tensors: {not_tensors[:8]}")
+    if problems:
+        raise ValueError(f"{source} does not match {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def _strip_ifan_prefixes(state: dict) -> dict:
+    """Drop DataParallel/DDP ``module.`` and ``Network.`` prefixes; ignore ``reblurNet.`` keys (logged)."""
+    out, ignored = {}, []
+    for key, value in state.items():
+        k = key
+        while k.startswith("module."):
+            k = k[len("module.") :]
+        if k.startswith("reblurNet."):
+            ignored.append(key)
+            continue
+        if k.startswith("Network."):
+            k = k[len("Network.") :]
+        if k in out:
+            raise ValueError(f"checkpoint has two tensors for {k!r} after removing prefixes (one is {key!r})")
+        out[k] = value
+    if ignored:
+        log.info("ignored %d keys of the training-only reblurring network (reblurNet.*)", len(ignored))
+    return out
+
+
+def load_official_checkpoint(model_name: str, path: str | Path) -> nn.Module:
+    """Build ``model_name`` and load the authors' released weights from ``path``; return it in eval mode.
+
+    Parameters
+    ----------
+    model_name : str
+        One of :data:`OFFICIAL_FORMATS` ('ifan', 'ifan_dual', 'nrknet', 'kpac', 'kpac_2level',
+        'kpac_dual').
+    path : path-like
+        IFAN ``.pytorch`` (keys with ``module.`` and/or ``Network.`` prefixes; ``reblurNet.`` keys
+        of the training-only reblurring network are ignored with a logged note; the IAC
+        bug-compatibility option is switched on), NRKNet ``.pth`` (no prefix; BGR handled inside)
+        or KPAC ``.npz`` (TensorFlow layout, see :func:`learned.kpac.load_tensorflow_params`).
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode, taking and returning RGB in [0, 1] like every model of the zoo.
+    """
+    from . import build_model
+
+    if model_name not in OFFICIAL_FORMATS:
+        raise ValueError(
+            f"model_name must be one with released weights, {sorted(OFFICIAL_FORMATS)}; got {model_name!r}"
+        )
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if model_name.startswith("kpac"):
+        from .kpac import load_tensorflow_params
+
+        model = build_model(model_name)
+        load_tensorflow_params(model, read_kpac_npz(path))
+        return model.eval()
+    state = _torch_load(path)
+    if model_name.startswith("ifan"):
+        model = build_model(model_name, reuse_vertical_kernel=True)
+        state = _strip_ifan_prefixes(state)
+    else:
+        model = build_model(model_name)
+        state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
+    load_state_dict_strict(model, state, f"checkpoint {path.name!r}")
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# Our own format: {"model": name, "config": {...}, "state_dict": {...}}, weights-only loadable.
+# --------------------------------------------------------------------------------------------------
+def save_checkpoint(model: nn.Module, model_name: str, path: str | Path, config: Mapping | None = None) -> None:
+    """Save ``model``'s weights with its name and constructor overrides, atomically, weights-only loadable."""
+    payload = {"format": "defocus-toolkit/1", "model": model_name, "config": dict(config or {}),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    atomic_save(payload, path)
+
+
+def is_toolkit_checkpoint(obj: Mapping) -> bool:
+    return obj.get("format") == "defocus-toolkit/1" and "state_dict" in obj
+
+
+def load_checkpoint(path: str | Path, model_name: str | None = None) -> nn.Module:
+    """Load a checkpoint written by :func:`save_checkpoint` (or ``python -m learned.convert``)."""
+    from . import build_model
+
+    path = Path(path)
+    obj = _torch_load(path)
+    if not is_toolkit_checkpoint(obj):
+        raise ValueError(
+            f"{str(path)!r} is not a defocus-toolkit checkpoint; for the authors' files use "
+            "load_official_checkpoint(model_name, path)"
+        )
+    name = obj["model"]
+    if model_name is not None and model_name != name:
+        raise ValueError(f"checkpoint {path.name!r} holds model {name!r}, not {model_name!r}")
+    model = build_model(name, **obj["config"])
+    load_state_dict_strict(model, obj["state_dict"], f"checkpoint {path.name!r}")
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# KPAC .npz (TensorFlow 1.x): np.savez(params=[...]) of arrays of different shapes = object array.
+# --------------------------------------------------------------------------------------------------
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild NumPy arrays and nothing else."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only NumPy arrays are allowed")
+
+
+def read_kpac_npz(path: str | Path) -> list[np.ndarray]:
+    """Read the ``params`` list of a KPAC ``.npz`` without executing arbitrary pickled code."""
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{str(path)!r} is not an .npz archive: {err}") from err
+    with archive:
+        names = archive.namelist()
+        if "params.npy" not in names:
+            raise ValueError(f"{str(path)!r} must hold an array 'params' (KPAC layout); found {names}")
+        raw = archive.read("params.npy")
+    buffer = io.BytesIO(raw)
+    version = np.lib.format.read_magic(buffer)
+    shape, fortran, dtype = np.lib.format._read_array_header(buffer, version)  # noqa: SLF001
+    if dtype.hasobject:
+        try:
+            arr = _NumpyOnlyUnpickler(buffer, encoding="latin1").load()
+        except pickle.UnpicklingError as err:
+            raise ValueError(f"refused to load {str(path)!r}: {err}") from err
+        params = list(np.asarray(arr, dtype=object).ravel())
+    else:  # all parameters had the same shape: a plain numeric array (K, ...)
+        buffer.seek(0)
+        params = list(np.lib.format.read_array(buffer, allow_pickle=False))
+    bad = [i for i, p in enumerate(params) if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating)]
+    if bad:
+        raise ValueError(f"{str(path)!r}: params entries {bad[:8]} are not float arrays")
+    return params
+
+
+def kpac_params_from_model(model: nn.Module) -> list[np.ndarray]:
+    """Our KPAC weights as the authors' TensorFlow ``params`` list (inverse of ``load_tensorflow_params``).
+
+    Conv weights OIHW -> HWIO and transposed-conv weights [in, out, kh, kw] -> [kh, kw, out, in]
+    (the same axis permutation), biases unchanged, in creation order (shared filters once).
+    """
+    return [
+        p.detach().cpu().numpy().transpose(2, 3, 1, 0) if p.ndim == 4 else p.detach().cpu().numpy()
+        for _, p in model.named_parameters()
+    ]

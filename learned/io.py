@@ -1,0 +1,114 @@
+"""Image and checkpoint file I/O: bit-depth-preserving PNG reading/writing and atomic saves."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optics.image_io import png_bytes, read_png
+
+__all__ = ["read_image", "write_image", "atomic_save", "atomic_write_bytes"]
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an 8- or 16-bit RGB (or grayscale) image as float32 (H, W, 3) in [0, 1].
+
+    EXIF orientation is applied (a phone photo comes out the way it is displayed). Grayscale is
+    replicated to 3 channels.
+
+    Returns
+    -------
+    image : ndarray, float32, (H, W, 3)
+    bit_depth : int
+        8 or 16, the depth of the file (so the output can be written back at the same depth).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Unreadable files, alpha channels (4-channel PNG: say how to composite it first) and other
+        dtypes are refused by name.
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input image {str(path)!r} does not exist")
+    if path.suffix.lower() == ".png":
+        img = read_png(path)  # lossless 16-bit (Pillow would truncate 16-bit RGB to 8 bits)
+    else:
+        try:
+            img = iio.imread(path, rotate=True)  # apply EXIF orientation
+        except Exception as err:  # imageio raises many types for corrupt files
+            raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
+    img = np.asarray(img)
+    if img.dtype == np.uint8:
+        depth, scale = 8, 255.0
+    elif img.dtype == np.uint16:
+        depth, scale = 16, 65535.0
+    else:
+        raise ValueError(f"image {str(path)!r} must be 8- or 16-bit; got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3,):
+        channels = img.shape[2] if img.ndim == 3 else img.ndim
+        raise ValueError(
+            f"image {str(path)!r} must be RGB or grayscale; got {channels} channels"
+            + (" (RGBA: flatten the alpha channel onto a background first)" if channels == 4 else "")
+        )
+    return (img.astype(np.float32) / scale), depth
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) -> None:
+    """Write a float (H, W, 3) image in [0, 1] as an 8- or 16-bit PNG, atomically.
+
+    Values outside [0, 1] are an error rather than silently clipped: clip them explicitly first
+    (every network output in this toolkit is clipped by its caller with ``np.clip``).
+    """
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16; got {bit_depth}")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3); got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ValueError("image must be finite; got NaN or inf values")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"image values must lie in [0, 1]; got range [{lo:.4g}, {hi:.4g}] (clip first)")
+    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    data = np.round(image.astype(np.float64) * scale).astype(dtype)
+    suffix = Path(path).suffix.lower()
+    if suffix != ".png":
+        raise ValueError(f"output must be a .png file (lossless, 8 or 16 bit); got {str(path)!r}")
+    atomic_write_bytes(path, png_bytes(data))
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file and rename it over ``path`` (never a half-written file)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,96 @@
+"""``python -m learned.summary``: parameters, MACs and CPU latency of every model in the zoo.
+
+MACs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, transposed
+convolutions and matrix products; a MAC is 2 FLOPs). Element-wise work (activations, biases, IAC's
+per-pixel filtering, RKR's recursion, FFTs) is not counted, so these are *true convolution MACs*,
+comparable across models but not identical to the papers' counters (see ``PAPER``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import MODELS, build_model
+
+
+@dataclass(frozen=True)
+class PaperFigure:
+    params: str
+    macs: str
+    note: str
+
+
+#: What the papers (or their code) report, with the counting convention of each figure.
+PAPER = {
+    "kpac": PaperFigure("2.06 M", "197 G", "197 G is NRKNet's Table 1 figure; counting the 3-level model's convs gives ~113 G"),
+    "kpac_2level": PaperFigure("-", "-", "the 2-level model gives ~192 G, probably what NRKNet's table counted"),
+    "kpac_dual": PaperFigure("2.06 M", "-", "KPAC supp. Table 4"),
+    "ifan": PaperFigure("10.48 M", "362.9 G", "ptflops: convs 361.51 + biases 0.87 + LeakyReLU 0.52 G; IAC excluded"),
+    "ifan_dual": PaperFigure("-", "-", "dual-pixel input variant of the released code"),
+    "nrknet": PaperFigure("6.1 M", "553 G", "thop / 2 at 1280x720; thop counts transposed convs 4x; true MACs ~867.7 G"),
+    "k3dn_tiny": PaperFigure("3.0 M", "571 G flops", "K3DN Table 1, 'flops' at 1120x1680x3, convention not stated"),
+    "k3dn_light": PaperFigure("5.0 M", "1033 G flops", "K3DN Table 1, 'flops' at 1120x1680x3"),
+    "k3dn_large": PaperFigure("15.9 M", "3352 G flops", "K3DN Table 1, 'flops' at 1120x1680x3"),
+}
+
+
+def is_dual_pixel(name: str) -> bool:
+    return name.endswith("_dual") or name.startswith("k3dn")
+
+
+def example_inputs(name: str, height: int, width: int, device="cpu"):
+    shape = (1, 3, height, width)
+    if is_dual_pixel(name):
+        return (torch.rand(shape, device=device), torch.rand(shape, device=device))
+    return (torch.rand(shape, device=device),)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: torch.nn.Module, inputs) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*inputs)
+    return counter.get_total_flops() // 2
+
+
+def latency(model: torch.nn.Module, inputs) -> float:
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        model(*inputs)
+        return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m learned.summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of learned.MODELS")
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
+    parser.add_argument("--no-latency", action="store_true", help="skip the (slow) CPU timing")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    print(f"Models at {width}x{height}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
+    print("| model | params (ours) | params (paper) | MACs (ours, flop_counter) | paper figure | latency CPU | note |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models:
+        torch.manual_seed(0)
+        model = build_model(name).eval()
+        inputs = example_inputs(name, height, width)
+        macs = count_macs(model, inputs)
+        lat = "-" if args.no_latency else f"{latency(model, inputs):.1f} s"
+        paper = PAPER.get(name, PaperFigure("-", "-", ""))
+        print(f"| {name} | {count_parameters(model):,} | {paper.params} | {macs / 1e9:.1f} G | {paper.macs} | {lat} | {paper.note} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
