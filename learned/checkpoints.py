@@ -48,9 +48,12 @@ def _torch_load(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        noise = ("Weights only load failed", "Re-running", "Check the documentation", "Please file an issue", "In PyTorch 2.6")
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and not any(n in ln for n in noise)]
+        detail = lines[0].replace("WeightsUnpickler error: ", "") if lines else type(err).__name__
         raise ValueError(
-            f"refused to load {str(path)!r}: it holds Python objects other than tensors "
-            f"(weights_only=True); only state dicts are accepted. Detail: {err}"
+            f"refused to load {str(path)!r}: it is not a plain state dict of tensors (loaded with "
+            f"weights_only=True, which never runs code from the file): {detail}"
         ) from err
     except (RuntimeError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f"cannot read {str(path)!r} as a PyTorch checkpoint: {err}") from err
@@ -217,7 +220,10 @@ def read_kpac_npz(path: str | Path) -> list[np.ndarray]:
         raw = archive.read("params.npy")
     buffer = io.BytesIO(raw)
     version = np.lib.format.read_magic(buffer)
-    shape, fortran, dtype = np.lib.format._read_array_header(buffer, version)  # noqa: SLF001
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"{str(path)!r}: unsupported .npy format version {version}")
+    shape, fortran, dtype = readers[version](buffer)
     if dtype.hasobject:
         try:
             arr = _NumpyOnlyUnpickler(buffer, encoding="latin1").load()
