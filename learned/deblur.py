@@ -8,8 +8,10 @@ Examples
 
 The checkpoint format is detected: a KPAC ``.npz``, one of this toolkit's checkpoints (written by
 ``learned.train`` or ``learned.convert``), or else the authors' state dict (``--official`` forces
-the last). 8- and 16-bit PNG in, the same bit depth out (``--bit-depth`` overrides). The network
-output is clipped to [0, 1] before it is written, as in the authors' evaluation.
+the last). 8- and 16-bit PNG in (JPEG too, EXIF orientation applied), the same bit depth out
+(``--bit-depth`` overrides). The network output is clipped to [0, 1] before it is written, as in
+the authors' evaluation. Images whose activations would exceed ``--max-memory`` are processed in
+overlapping tiles with smooth blending (:mod:`learned.tiling`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from . import DUAL_PIXEL, MODELS
 from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
 from .io import read_image, write_image
+from .tiling import activation_bytes_per_pixel, tile_side_for_budget, tiled_apply
 
 
 def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> torch.nn.Module:
@@ -42,11 +45,38 @@ def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
 
 
-def deblur_image(model: torch.nn.Module, image: np.ndarray, right: np.ndarray | None = None, device: str = "cpu") -> np.ndarray:
-    """Run ``model`` on an (H, W, 3) float image (and the right view for dual-pixel models)."""
+#: Safety factor on the hook-measured activation memory (functional ops inside forward are not hooked).
+MEMORY_SAFETY = 2.0
+
+
+def deblur_image(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    right: np.ndarray | None = None,
+    device: str = "cpu",
+    max_memory_gib: float | None = None,
+    tile: int | None = None,
+    overlap: int = 128,
+    progress: bool = False,
+) -> np.ndarray:
+    """Run ``model`` on an (H, W, 3) float image (and the right view for dual-pixel models).
+
+    With ``tile`` (or when the image would not fit ``max_memory_gib``), the image is processed in
+    overlapping tiles blended smoothly (:mod:`learned.tiling`); the result equals the untiled one
+    where a quarter of ``overlap`` covers the network's receptive-field radius.
+    """
+    inputs = [to_tensor(image, device)] + ([] if right is None else [to_tensor(right, device)])
+    H, W = image.shape[:2]
+    if tile is None and max_memory_gib is not None:
+        probe = [x[..., :64, :64] for x in inputs]
+        bpp = MEMORY_SAFETY * activation_bytes_per_pixel(model, probe)
+        if H * W * bpp > max_memory_gib * 2**30:
+            tile = tile_side_for_budget(bpp, max_memory_gib * 2**30)
     with torch.inference_mode():
-        inputs = (to_tensor(image, device),) if right is None else (to_tensor(image, device), to_tensor(right, device))
-        out = model(*inputs)
+        if tile is None or (tile >= H and tile >= W):
+            out = model(*inputs)
+        else:
+            out = tiled_apply(model, inputs, tile, min(overlap, tile // 2), progress=progress)
     return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
 
 
@@ -60,6 +90,11 @@ def main(argv=None) -> int:
     parser.add_argument("--right", type=Path, help="right view for a dual-pixel model (the input is the left view)")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: the input's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--max-memory", type=float, default=8.0, metavar="GIB",
+                        help="activation memory budget; larger images are tiled (default 8 GiB)")
+    parser.add_argument("--tile", type=int, help="force tiles of this side (pixels)")
+    parser.add_argument("--overlap", type=int, default=128,
+                        help="tile overlap; exact when overlap/4 >= the receptive-field radius (default 128)")
     args = parser.parse_args(argv)
 
     if args.out is None:
@@ -82,7 +117,8 @@ def main(argv=None) -> int:
             right, _ = read_image(args.right)
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
-        result = deblur_image(model, image, right, args.device)
+        result = deblur_image(model, image, right, args.device, args.max_memory, args.tile, args.overlap,
+                              progress=sys.stderr.isatty())
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
     return 0

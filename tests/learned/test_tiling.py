@@ -1,0 +1,79 @@
+"""Tiled inference: partition of unity, exactness with enough overlap, memory-budget tiling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from learned.deblur import deblur_image
+from learned.tiling import activation_bytes_per_pixel, tile_side_for_budget, tile_starts, tiled_apply, trust_weights
+
+
+def small_net(seed=0):
+    torch.manual_seed(seed)
+    # receptive-field radius 4 (two 5x5 convolutions)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, padding=2), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 5, padding=2)).eval()
+
+
+@given(length=st.integers(1, 300), tile=st.integers(8, 80), overlap_frac=st.floats(0.0, 0.5))
+def test_tiles_cover_and_weights_are_a_partition(length, tile, overlap_frac):
+    overlap = int(overlap_frac * tile)
+    starts = tile_starts(length, tile, overlap)
+    total = np.zeros(length)
+    for s in starts:
+        size = min(tile, length - s)
+        total[s : s + size] += trust_weights(s, size, length, overlap)
+    assert starts[0] == 0 and starts[-1] + min(tile, length) == length
+    assert (np.diff(starts) <= tile - overlap).all() if len(starts) > 1 else True
+    assert (total > 0).all()  # every pixel is trusted by at least one tile
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 100, 137), (2, 3, 64, 65)])
+def test_tiled_equals_untiled_with_enough_overlap(shape):
+    net = small_net()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        full = net(x)
+        tiled = tiled_apply(net, [x], tile=40, overlap=16)  # overlap / 4 = 4 = receptive-field radius
+    assert torch.allclose(full, tiled, atol=1e-6, rtol=0)
+
+
+def test_too_little_overlap_is_smooth_but_not_exact():
+    net = small_net()
+    x = torch.rand(1, 3, 90, 90)
+    with torch.no_grad():
+        full, tiled = net(x), tiled_apply(net, [x], tile=40, overlap=8)
+    diff = (full - tiled).abs()
+    assert diff.max() > 1e-4  # the seams are visible in the numbers...
+    assert diff.mean() < 1e-2  # ...but confined to the blend bands
+
+
+def test_two_input_models_are_tiled_together():
+    net = small_net()
+    fn = lambda a, b: net((a + b) / 2)  # noqa: E731
+    a, b = torch.rand(1, 3, 70, 50), torch.rand(1, 3, 70, 50)
+    with torch.no_grad():
+        assert torch.allclose(tiled_apply(fn, [a, b], 32, 16), fn(a, b), atol=1e-6)
+    with pytest.raises(ValueError, match="share the spatial size"):
+        tiled_apply(fn, [a, b[..., :40]], 32, 16)
+
+
+def test_memory_budget_selects_tiles():
+    net = small_net()
+    bpp = activation_bytes_per_pixel(net, [torch.rand(1, 3, 32, 32)])
+    assert bpp == pytest.approx((8 + 8 + 3) * 4)  # conv, relu, conv outputs in float32
+    assert tile_side_for_budget(bpp, 76 * 256 * 256) == 256
+    with pytest.raises(ValueError, match="raise --max-memory"):
+        tile_side_for_budget(bpp, 1000)
+    image = np.random.default_rng(0).random((150, 170, 3)).astype(np.float32)
+    untiled = deblur_image(net, image, max_memory_gib=None)
+    budgeted = deblur_image(net, image, max_memory_gib=2 * 76 * 96 * 96 / 2**30, overlap=16)
+    np.testing.assert_allclose(budgeted, untiled, atol=1e-6)
+
+
+def test_bad_tiling_arguments():
+    with pytest.raises(ValueError, match="overlap < tile"):
+        tile_starts(100, 16, 16)
