@@ -1,0 +1,828 @@
+r"""Datasets for training and evaluation: ``build_dataset(spec, split, ...)``.
+
+A *spec* names a dataset kind and, for datasets on disk, its root folder:
+
+==================  ==========================================================================
+spec                layout (``split`` in {'train', 'val', 'test'} unless said otherwise)
+==================  ==========================================================================
+``synthetic``       rendered on the fly by :func:`optics.synthesize.synthesize_scene`, dual-pixel
+                    views included; options after a colon, e.g.
+                    ``synthetic:size=64,count=128,test_count=16,max_coc=8`` (see
+                    :class:`SyntheticDataset`). The val and test splits are fixed (they do not
+                    depend on ``seed``) and drawn from other random streams than training.
+``dpdd:PATH``       DPDD (Abuolaim & Brown, ECCV 2020) and ``python -m optics.synthesize``'s
+                    output: ``PATH/{split}_c/source`` (blurred centre view),
+                    ``PATH/{split}_c/target`` (all-in-focus), ``PATH/{split}_l/source`` and
+                    ``PATH/{split}_r/source`` (dual-pixel views; both or neither).
+``lfdof:PATH``      LFDOF (Ruan et al., TCI 2021): ``PATH/{train,test}_data/input/SCENE/*.png``
+                    (several renderings per scene; files directly in ``input/`` are matched by
+                    the part of their stem before ``_ap``, as ``IMG_1275_ap1_00.png``) and
+                    ``PATH/{split}_data/ground_truth/SCENE.png``. Splits train and test.
+``realdof:PATH``    RealDOF (Lee et al., CVPR 2021): ``PATH/source``, ``PATH/target``. Test only.
+``rtf:PATH``        RTF (D'Andres et al., TIP 2016), blurred inputs only (its ground truth is a
+                    defocus map, not a sharp image): images in ``PATH/image``, ``PATH/input`` or
+                    ``PATH``. Test only.
+``cuhk:PATH``       CUHK blur detection set (Shi et al., CVPR 2014), inputs only: images in
+                    ``PATH/image`` or ``PATH``; the motion-blurred ``motion*`` files are left
+                    out with a warning that counts them. Test only.
+``pixeldp:PATH``    Pixel 4 dual-pixel data. Xin et al. (ICCV 2021) layout:
+                    ``PATH/NNN_left.png``, ``PATH/NNN_right.png`` (raw green channel, 14 bit,
+                    black level 1024) and ``PATH/gt_all_in_focus_im/NNN_gt.png``; or
+                    Abuolaim & Brown's Pixel set as read by IFAN: ``PATH/test_{c,l,r}``
+                    (files directly there or in ``source/``), inputs only. Test only.
+``folder:PATH``     any input/target pairs: ``PATH/input`` (or ``source``) and ``PATH/target``
+                    (or ``gt``); with split subfolders ``PATH/{split}/input`` when they exist.
+==================  ==========================================================================
+
+Files are matched by stem; a file without a partner, a missing folder, an empty folder, an
+unreadable image, a 4-channel PNG or a pair of different sizes raises an error that names the
+files: nothing is skipped silently. 8- and 16-bit PNG (read losslessly with pypng), JPEG, BMP
+and TIFF are read by :func:`learned.io.read_image` and scaled to [0, 1] by their bit depth.
+
+Samples are dicts of float32 tensors ``(3, H, W)`` in [0, 1]: ``'input'`` (blurred centre
+image), ``'target'`` (absent for inputs-only sets), ``'left'``, ``'right'`` (dual-pixel views,
+when the set has them) and ``'name'`` (str).
+
+Randomness
+----------
+Crops and augmentations of ``dataset[i]`` come from ``np.random.default_rng([seed, 0, i])``, and
+of ``dataset[(i, sample_seed)]`` from ``default_rng([seed, 1, sample_seed, i])``: a sample is a
+pure function of its key (no global random state), identical in any worker process. Use the
+second form to draw a new crop of the same image at every step. ``augment=True`` applies one
+of the 8 flips/rotations by 90 degrees to all images of a sample; for a dual-pixel sample only the
+4 that keep the views horizontal are drawn, and a horizontal flip swaps ``'left'`` and
+``'right'`` (a mirrored left view is a right view). ``ifan_augment`` adds IFAN's noise /
+grayscale / rescale augmentation (:class:`IFANAugmentation`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .io import read_image
+
+__all__ = [
+    "build_dataset",
+    "parse_spec",
+    "ImageRecord",
+    "FileDataset",
+    "SyntheticDataset",
+    "IFANAugmentation",
+    "SPEC_KINDS",
+    "IMAGE_SUFFIXES",
+    "area_resize",
+    "ifan_grayscale",
+]
+
+SPEC_KINDS = ("synthetic", "dpdd", "lfdof", "realdof", "rtf", "cuhk", "pixeldp", "folder")
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Pixel 4 dual-pixel raw data (Xin et al.): 14-bit values with a black level of 1024.
+PIXEL4_BLACK_LEVEL = 1024
+PIXEL4_WHITE = 2**14 - 1
+
+SampleKey = Union[int, Tuple[int, int]]
+
+
+# ==================================================================================================
+# Spec parsing
+# ==================================================================================================
+def parse_spec(spec: str) -> Tuple[str, Optional[Path], Dict[str, str]]:
+    """Split ``'kind:PATH'`` / ``'synthetic[:k=v,...]'`` into ``(kind, path or None, options)``."""
+    if not isinstance(spec, str) or not spec:
+        raise TypeError(f"spec must be a non-empty string such as 'synthetic' or 'dpdd:/data/dpdd'; got {spec!r}")
+    kind, sep, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in SPEC_KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}; choose from {SPEC_KINDS}")
+    if kind == "synthetic":
+        options: Dict[str, str] = {}
+        for item in filter(None, (s.strip() for s in rest.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip() or not value.strip():
+                raise ValueError(f"synthetic options must be key=value pairs separated by commas; got {item!r} in {spec!r}")
+            options[key.strip()] = value.strip()
+        return kind, None, options
+    if not sep or not rest:
+        raise ValueError(f"spec {spec!r} needs a folder: '{kind}:PATH'")
+    return kind, Path(rest).expanduser(), {}
+
+
+def _check_split(split: Any, allowed: Sequence[str], dataset: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    if split not in allowed:
+        raise ValueError(f"the {dataset} dataset has no {split!r} split (it has {tuple(allowed)})")
+    return split
+
+
+def _check_crop(crop: Any) -> Optional[int]:
+    if crop is None:
+        return None
+    if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 1:
+        raise ValueError(f"crop must be a positive integer side length or None; got {crop!r}")
+    return int(crop)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    return int(seed)
+
+
+# ==================================================================================================
+# Augmentation
+# ==================================================================================================
+@dataclass(frozen=True)
+class IFANAugmentation:
+    """IFAN's photometric and scale augmentation, as in its released ``DP_datasets_lr_aug.py``.
+
+    In this order, each with its own probability: Gaussian noise (one noise field, sigma drawn
+    from ``noise_sigma``, added to *every* image of the sample, the target included, and clipped
+    to [0, 1], as the released code does), grayscale (:func:`ifan_grayscale` on every image) and
+    rescaling by a factor from ``rescale_range`` (pixel-area averaging, OpenCV's ``INTER_AREA``;
+    see :func:`area_resize`). With a crop, rescaling takes a window of side ``ceil(crop / s)``
+    and resizes it to ``crop`` (the same as cropping the rescaled image, without resizing the
+    whole photo).
+
+    Notes
+    -----
+    The released code draws a variance and then uses the maximum sigma (0.0707) whenever noise
+    is added; ``noise_sigma`` follows the documented intent, sigma ~ U(0.001, 0.0707).
+
+    References
+    ----------
+    J. Lee et al., "Iterative filter adaptive network for single image defocus deblurring",
+    CVPR 2021 (released code ``data_loader/DP_datasets_lr_aug.py``).
+    """
+
+    noise_prob: float = 0.05
+    noise_sigma: Tuple[float, float] = (0.001, 0.0707)
+    grayscale_prob: float = 0.3
+    rescale_prob: float = 0.5
+    rescale_range: Tuple[float, float] = (0.7, 1.0)
+
+    def __post_init__(self) -> None:
+        for name in ("noise_prob", "grayscale_prob", "rescale_prob"):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Real) or not 0 <= v <= 1:
+                raise ValueError(f"{name} must lie in [0, 1]; got {v!r}")
+        lo, hi = self.rescale_range
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"rescale_range must satisfy 0 < low <= high <= 1; got {self.rescale_range!r}")
+        lo, hi = self.noise_sigma
+        if not 0 <= lo <= hi:
+            raise ValueError(f"noise_sigma must satisfy 0 <= low <= high; got {self.noise_sigma!r}")
+
+
+def ifan_grayscale(image: np.ndarray) -> np.ndarray:
+    r"""IFAN's ``color_to_gray``: Rec. 709 luminance of the values, sRGB-encoded, on 3 channels.
+
+    Notes
+    -----
+    .. math:: Y = 0.2126 R + 0.7152 G + 0.07228 B, \quad
+              g = \begin{cases} 12.92 Y & Y \le 0.0031308 \\ 1.055 Y^{1/2.4} - 0.055 & \text{else} \end{cases}
+
+    (the coefficients, including 0.07228, are those of the released code, which treats the
+    stored values as linear).
+    """
+    y = 0.2126 * image[..., 0] + 0.7152 * image[..., 1] + 0.07228 * image[..., 2]
+    g = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0.0), 1.0 / 2.4) - 0.055)
+    return np.repeat(g[..., None], 3, axis=-1).astype(image.dtype, copy=False)
+
+
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) pixel-area averaging weights for downscaling ``n_in`` samples to ``n_out``."""
+    scale = n_in / n_out
+    starts = np.arange(n_out)[:, None] * scale
+    ends = starts + scale
+    left = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(ends, left + 1) - np.maximum(starts, left), 0.0, None)
+    return overlap / scale
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    r"""Downscale an (H, W, C) image by pixel-area averaging (OpenCV ``INTER_AREA`` for shrinking).
+
+    Each output pixel is the mean of the input over its footprint, fractional pixels weighted by
+    the covered area: ``out = A_h @ image @ A_w^T`` per channel with ``A[j, i] = |[j s, (j+1) s)
+    \cap [i, i+1)| / s`` and ``s = n_in / n_out``.
+    """
+    H, W = image.shape[:2]
+    if not (1 <= height <= H and 1 <= width <= W):
+        raise ValueError(f"area_resize only shrinks: target ({height}, {width}) must lie within the image {(H, W)}")
+    a_h = _area_matrix(H, height).astype(image.dtype)
+    a_w = _area_matrix(W, width).astype(image.dtype)
+    return np.einsum("jh,hwc,kw->jkc", a_h, image, a_w, optimize=True)
+
+
+def _dual_pixel_safe(k: int, flip: bool) -> bool:
+    # transforms that keep the dual-pixel baseline horizontal: rotations by 0 / 180 degrees
+    return k % 2 == 0
+
+
+def _apply_dihedral(arrays: Dict[str, np.ndarray], k: int, flip: bool) -> Dict[str, np.ndarray]:
+    out = {}
+    for key, a in arrays.items():
+        if flip:
+            a = a[:, ::-1]
+        out[key] = np.rot90(a, k, axes=(0, 1))
+    # a rotation by 180 degrees mirrors left-right as well: net horizontal mirror when flip != (k == 2)
+    if "left" in out and "right" in out and (flip != (k % 4 == 2)):
+        out["left"], out["right"] = out["right"], out["left"]
+    return out
+
+
+# ==================================================================================================
+# Sample processing shared by every dataset
+# ==================================================================================================
+_VIEW_ORDER = ("input", "target", "left", "right")
+
+
+class _Sampler:
+    """Crop, augment and convert the full-size arrays of one sample."""
+
+    def __init__(self, crop: Optional[int], augment: bool, random_crop: bool,
+                 ifan_augment: Optional[IFANAugmentation]) -> None:
+        self.crop = _check_crop(crop)
+        self.augment = bool(augment)
+        self.random_crop = bool(random_crop)
+        if ifan_augment is True:
+            ifan_augment = IFANAugmentation()
+        if ifan_augment is not None and ifan_augment is not False and not isinstance(ifan_augment, IFANAugmentation):
+            raise TypeError(f"ifan_augment must be an IFANAugmentation, True or None; got {type(ifan_augment).__name__}")
+        self.ifan = ifan_augment or None
+
+    def __call__(self, arrays: Dict[str, np.ndarray], name: str, rng: np.random.Generator) -> dict:
+        shapes = {k: v.shape for k, v in arrays.items()}
+        if len(set(shapes.values())) != 1:
+            raise ValueError(f"sample {name!r}: images must all have the same size; got {shapes}")
+        H, W = arrays["input"].shape[:2]
+        ifan = self.ifan
+        if ifan is not None:
+            if rng.random() < ifan.noise_prob:
+                sigma = rng.uniform(*ifan.noise_sigma)
+                noise = rng.normal(0.0, sigma, size=arrays["input"].shape).astype(np.float32)
+                arrays = {k: np.clip(v + noise, 0.0, 1.0) for k, v in arrays.items()}
+            if rng.random() < ifan.grayscale_prob:
+                arrays = {k: ifan_grayscale(v) for k, v in arrays.items()}
+            if rng.random() < ifan.rescale_prob:
+                s = rng.uniform(*ifan.rescale_range)
+                if self.crop is None:
+                    h, w = max(1, int(H * s)), max(1, int(W * s))
+                    arrays = {k: area_resize(v, h, w) for k, v in arrays.items()}
+                else:
+                    side = min(math.ceil(self.crop / s), H, W)
+                    if side > self.crop:
+                        top, left = self._corner(H, W, side, rng, name)
+                        arrays = {k: area_resize(v[top : top + side, left : left + side], self.crop, self.crop)
+                                  for k, v in arrays.items()}
+                H, W = arrays["input"].shape[:2]
+        if self.crop is not None:
+            top, left = self._corner(H, W, self.crop, rng, name)
+            arrays = {k: v[top : top + self.crop, left : left + self.crop] for k, v in arrays.items()}
+        if self.augment:
+            dual = "left" in arrays and "right" in arrays
+            choices = [(k, f) for k in range(4) for f in (False, True) if not dual or _dual_pixel_safe(k, f)]
+            k, flip = choices[int(rng.integers(len(choices)))]
+            arrays = _apply_dihedral(arrays, k, flip)
+        sample: dict = {k: torch.from_numpy(np.ascontiguousarray(arrays[k].transpose(2, 0, 1), dtype=np.float32))
+                        for k in _VIEW_ORDER if k in arrays}
+        sample["name"] = name
+        return sample
+
+    def _corner(self, H: int, W: int, side: int, rng: np.random.Generator, name: str) -> Tuple[int, int]:
+        if side > H or side > W:
+            raise ValueError(
+                f"sample {name!r} of size {(H, W)} is smaller than the crop {side}x{side}; "
+                "use a smaller crop (nothing is resized or padded silently)"
+            )
+        if self.random_crop:
+            return int(rng.integers(H - side + 1)), int(rng.integers(W - side + 1))
+        return (H - side) // 2, (W - side) // 2
+
+
+def _sample_rng(seed: int, key: SampleKey, length: int) -> Tuple[int, np.random.Generator]:
+    if isinstance(key, tuple):
+        if len(key) != 2:
+            raise TypeError(f"a dataset key is an index or a pair (index, sample_seed); got {key!r}")
+        index, sample_seed = key
+        index, sample_seed = _check_index(index, length), _check_seed(sample_seed)
+        return index, np.random.default_rng([seed, 1, sample_seed, index])
+    index = _check_index(key, length)
+    return index, np.random.default_rng([seed, 0, index])
+
+
+def _check_index(index: Any, length: int) -> int:
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"dataset index must be an integer; got {type(index).__name__}")
+    index = int(index)
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"index {index} out of range for a dataset of {length} samples")
+    return index
+
+
+# ==================================================================================================
+# Datasets on disk
+# ==================================================================================================
+@dataclass(frozen=True)
+class ImageRecord:
+    """Files of one sample: blurred centre ``input``, optional ``target``, ``left``, ``right``."""
+
+    name: str
+    input: Path
+    target: Optional[Path] = None
+    left: Optional[Path] = None
+    right: Optional[Path] = None
+
+
+Reader = Callable[[Path], np.ndarray]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    image, _ = read_image(path)
+    return image
+
+
+def _read_pixel4_raw(path: Path) -> np.ndarray:
+    """Pixel 4 dual-pixel raw PNG (14 bit, black level 1024) to [0, 1], as Xin et al.'s code.
+
+    ``(v - 1024) / (2**14 - 1)`` with values below the black level set to 0 (the authors'
+    preprocessing, ``code/util.py``), replicated to 3 channels.
+    """
+    from optics.image_io import read_png
+
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"Pixel 4 dual-pixel view {str(path)!r} must be a 16-bit PNG")
+    if not path.is_file():
+        raise FileNotFoundError(f"input image {str(path)!r} does not exist")
+    raw = read_png(path)
+    if raw.dtype != np.uint16 or raw.ndim != 2:
+        raise ValueError(
+            f"Pixel 4 dual-pixel view {str(path)!r} must be a single-channel 16-bit PNG (raw green channel); "
+            f"got dtype {raw.dtype} and shape {raw.shape}"
+        )
+    if int(raw.max()) > PIXEL4_BLACK_LEVEL + PIXEL4_WHITE:
+        raise ValueError(f"{str(path)!r} has values above 14 bits + black level ({int(raw.max())}); not Pixel 4 raw data")
+    values = np.maximum(raw.astype(np.float32) - PIXEL4_BLACK_LEVEL, 0.0) / PIXEL4_WHITE
+    return np.repeat(values[:, :, None], 3, axis=2)
+
+
+class FileDataset(Dataset):
+    """Samples read from :class:`ImageRecord` files, cropped and augmented on access.
+
+    Parameters
+    ----------
+    records : sequence of ImageRecord
+        Non-empty.
+    crop : int or None
+        Side of square crops (None: whole images).
+    augment : bool
+        Random flips / rotations by 90 degrees (see the module docstring).
+    seed : int
+        Seeds every random choice (see the module docstring).
+    random_crop : bool
+        Random crop positions (default) or centred crops.
+    ifan_augment : IFANAugmentation, True or None
+    readers : mapping, optional
+        Per view ('input', 'target', 'left', 'right') a function ``Path -> (H, W, 3) float32``;
+        default :func:`learned.io.read_image`.
+    centre_from_views : bool
+        The blurred input is ``(left + right) / 2`` (for sets that store only the two views).
+    description : str
+        Used in error messages (e.g. ``'dpdd:/data/dpdd test'``).
+    """
+
+    def __init__(self, records: Sequence[ImageRecord], *, crop: Optional[int] = None, augment: bool = False,
+                 seed: int = 0, random_crop: bool = True, ifan_augment: Optional[IFANAugmentation] = None,
+                 readers: Optional[Mapping[str, Reader]] = None, centre_from_views: bool = False,
+                 description: str = "dataset") -> None:
+        records = list(records)
+        if not records:
+            raise ValueError(f"{description}: no samples")
+        for r in records:
+            if not isinstance(r, ImageRecord):
+                raise TypeError(f"records must be ImageRecord objects; got {type(r).__name__}")
+        names = [r.name for r in records]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"{description}: duplicate sample names {dup[:10]}")
+        self.records = records
+        self.seed = _check_seed(seed)
+        self.description = description
+        self.centre_from_views = bool(centre_from_views)
+        self.readers: Dict[str, Reader] = {k: _read_rgb for k in _VIEW_ORDER}
+        self.readers.update(dict(readers or {}))
+        self._sampler = _Sampler(crop, augment, random_crop, ifan_augment)
+
+    @property
+    def has_target(self) -> bool:
+        return all(r.target is not None for r in self.records)
+
+    @property
+    def has_dual_pixel(self) -> bool:
+        return all(r.left is not None and r.right is not None for r in self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def sample_name(self, index: int) -> str:
+        """Name of sample ``index`` (the file stem)."""
+        return self.records[_check_index(index, len(self))].name
+
+    def load(self, index: int) -> Dict[str, np.ndarray]:
+        """The full-size (H, W, 3) float32 arrays of sample ``index`` (no crop, no augmentation)."""
+        record = self.records[_check_index(index, len(self))]
+        arrays: Dict[str, np.ndarray] = {}
+        for key in _VIEW_ORDER:
+            path = getattr(record, key)
+            if path is None:
+                continue
+            if key == "input" and self.centre_from_views:
+                continue
+            try:
+                arrays[key] = self.readers[key](path)
+            except (ValueError, FileNotFoundError, OSError) as err:
+                raise type(err)(f"{self.description}, sample {record.name!r} ({key}): {err}") from err
+        if self.centre_from_views:
+            arrays["input"] = 0.5 * (arrays["left"] + arrays["right"])
+        shapes = {k: v.shape[:2] for k, v in arrays.items()}
+        if len(set(shapes.values())) != 1:
+            files = {k: str(getattr(record, k)) for k in arrays if getattr(record, k) is not None}
+            raise ValueError(f"{self.description}, sample {record.name!r}: image sizes differ {shapes} (files {files})")
+        return arrays
+
+    def __getitem__(self, key: SampleKey) -> dict:
+        index, rng = _sample_rng(self.seed, key, len(self))
+        return self._sampler(self.load(index), self.records[index].name, rng)
+
+
+def _images_in(folder: Path, what: str) -> Dict[str, Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = {}
+    others = []
+    for p in files:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in images:
+                raise ValueError(f"{what}: two images with the stem {p.stem!r} in {str(folder)!r}: "
+                                 f"{images[p.stem].name}, {p.name}")
+            images[p.stem] = p
+        elif p.name != "Thumbs.db":
+            others.append(p.name)
+    if not images:
+        raise ValueError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder {str(folder)!r}"
+                         + (f"; found {others[:5]}" if others else " (it is empty)"))
+    if others:
+        raise ValueError(f"{what}: files that are not images in {str(folder)!r}: {others[:10]}")
+    return images
+
+
+def _match(groups: Mapping[str, Mapping[str, Path]], what: str) -> List[str]:
+    """Names present in every group, or a ValueError listing the unmatched names per group."""
+    all_names = set().union(*[set(g) for g in groups.values()])
+    problems = []
+    for label, g in groups.items():
+        missing = sorted(all_names - set(g))
+        if missing:
+            problems.append(f"{len(missing)} missing in {label}: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+    if problems:
+        raise ValueError(f"{what}: unmatched files; " + "; ".join(problems))
+    return sorted(all_names)
+
+
+def _first_existing(root: Path, names: Sequence[str]) -> Optional[Path]:
+    for n in names:
+        if (root / n).is_dir():
+            return root / n
+    return None
+
+
+def _dpdd_records(root: Path, split: str) -> List[ImageRecord]:
+    what = f"dpdd:{root} {split}"
+    source, target = root / f"{split}_c" / "source", root / f"{split}_c" / "target"
+    groups = {f"{split}_c/source": _images_in(source, what), f"{split}_c/target": _images_in(target, what)}
+    left_dir, right_dir = root / f"{split}_l" / "source", root / f"{split}_r" / "source"
+    if left_dir.is_dir() != right_dir.is_dir():
+        missing = right_dir if left_dir.is_dir() else left_dir
+        raise FileNotFoundError(f"{what}: dual-pixel views need both {split}_l and {split}_r; {str(missing)!r} is missing")
+    dual = left_dir.is_dir()
+    if dual:
+        groups[f"{split}_l/source"] = _images_in(left_dir, what)
+        groups[f"{split}_r/source"] = _images_in(right_dir, what)
+    names = _match(groups, what)
+    g = list(groups.values())
+    return [ImageRecord(n, g[0][n], g[1][n], g[2][n] if dual else None, g[3][n] if dual else None) for n in names]
+
+
+def _lfdof_records(root: Path, split: str) -> List[ImageRecord]:
+    what = f"lfdof:{root} {split}"
+    base = root / f"{split}_data"
+    inputs_dir, gt_dir = base / "input", base / "ground_truth"
+    if not inputs_dir.is_dir():
+        raise FileNotFoundError(f"{what}: folder {str(inputs_dir)!r} does not exist")
+    truths = _images_in(gt_dir, what)
+    records: List[ImageRecord] = []
+    unmatched: List[str] = []
+    scene_dirs = sorted(p for p in inputs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(p for p in inputs_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not scene_dirs and not loose:
+        raise ValueError(f"{what}: folder {str(inputs_dir)!r} is empty")
+    for d in scene_dirs:
+        for stem, path in _images_in(d, what).items():
+            if d.name in truths:
+                records.append(ImageRecord(f"{d.name}/{stem}", path, truths[d.name]))
+            else:
+                unmatched.append(f"{d.name}/{path.name}")
+    if loose:
+        for stem, path in _images_in(inputs_dir, what).items():
+            scene = stem.split("_ap")[0]
+            if scene in truths:
+                records.append(ImageRecord(stem, path, truths[scene]))
+            else:
+                unmatched.append(path.name)
+    if unmatched:
+        raise ValueError(f"{what}: {len(unmatched)} inputs have no ground_truth/SCENE image: {unmatched[:10]}")
+    used = {r.target for r in records}
+    unused = sorted(n for n, p in truths.items() if p not in used)
+    if unused:
+        raise ValueError(f"{what}: {len(unused)} ground-truth images have no input: {unused[:10]}")
+    return records
+
+
+def _pair_records(root: Path, input_names: Sequence[str], target_names: Sequence[str], what: str) -> List[ImageRecord]:
+    src = _first_existing(root, input_names)
+    tgt = _first_existing(root, target_names)
+    if src is None or tgt is None:
+        missing = [f"{root}/{'|'.join(n)}" for n, d in ((input_names, src), (target_names, tgt)) if d is None]
+        raise FileNotFoundError(f"{what}: missing folder(s) {missing}")
+    groups = {src.name: _images_in(src, what), tgt.name: _images_in(tgt, what)}
+    names = _match(groups, what)
+    g = list(groups.values())
+    return [ImageRecord(n, g[0][n], g[1][n]) for n in names]
+
+
+def _inputs_only(root: Path, subfolders: Sequence[str], what: str) -> Dict[str, Path]:
+    folder = _first_existing(root, subfolders) or root
+    return _images_in(folder, what)
+
+
+def _pixeldp_records(root: Path, what: str) -> Tuple[List[ImageRecord], bool]:
+    """Records and whether they are Xin et al.'s raw views (True) or IFAN's PixelDP set (False)."""
+    if (root / "test_c").is_dir():
+        groups = {}
+        for view in ("c", "l", "r"):
+            folder = root / f"test_{view}"
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist")
+            groups[f"test_{view}"] = _images_in(folder / "source" if (folder / "source").is_dir() else folder, what)
+        names = _match(groups, what)
+        g = list(groups.values())
+        return [ImageRecord(n, g[0][n], None, g[1][n], g[2][n]) for n in names], False
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what}: folder {str(root)!r} does not exist")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".png")
+    lefts = {p.name[: -len("_left.png")]: p for p in files if p.name.endswith("_left.png")}
+    rights = {p.name[: -len("_right.png")]: p for p in files if p.name.endswith("_right.png")}
+    if not lefts and not rights:
+        raise ValueError(f"{what}: neither test_c/test_l/test_r folders nor NNN_left.png / NNN_right.png files in {str(root)!r}")
+    truths = {}
+    gt_dir = root / "gt_all_in_focus_im"
+    if not gt_dir.is_dir():
+        raise FileNotFoundError(f"{what}: folder {str(gt_dir)!r} (all-in-focus ground truth) does not exist")
+    for stem, p in _images_in(gt_dir, what).items():
+        truths[stem[: -len("_gt")] if stem.endswith("_gt") else stem] = p
+    names = _match({"*_left.png": lefts, "*_right.png": rights, "gt_all_in_focus_im": truths}, what)
+    return [ImageRecord(n, lefts[n], truths[n], lefts[n], rights[n]) for n in names], True
+
+
+# ==================================================================================================
+# Synthetic data
+# ==================================================================================================
+_SYNTHETIC_ENTROPY = 0x5EED_DEF0C05
+_SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def _srgb_image(linear: np.ndarray, what: str) -> np.ndarray:
+    from optics.synthesize import srgb_encode
+
+    lo, hi = float(linear.min()), float(linear.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"{what}: rendered intensities must lie in [0, 1] up to FFT rounding; got [{lo}, {hi}]")
+    # clip only the FFT rounding (|excess| <= 1e-3, checked above), as optics.synthesize does
+    return srgb_encode(np.clip(linear.astype(np.float64), 0.0, 1.0)).astype(np.float32)
+
+
+class SyntheticDataset(Dataset):
+    """Dual-pixel scenes rendered on the fly by :func:`optics.synthesize.synthesize_scene`.
+
+    Parameters
+    ----------
+    split : {'train', 'val', 'test'}
+    size : int
+        Side of the rendered square scenes (default: ``crop`` for training, else 128).
+    count : int
+        Number of distinct scenes of the split (defaults: train 256, val 8, test 16).
+    seed : int
+        Selects the training scenes; val and test scenes do not depend on it (fixed held-out sets).
+    crop, augment, random_crop, ifan_augment
+        As :class:`FileDataset`.
+    max_coc : float
+        Largest |CoC| radius of a scene in pixels is drawn from [``min_coc``, ``max_coc``].
+    psf : {'random', 'half_disc', 'butterworth'}
+    cache : bool
+        Keep rendered scenes in memory (each DataLoader worker has its own cache).
+
+    Notes
+    -----
+    Scene ``i`` of split ``s`` is ``synthesize_scene(default_rng([E, id(s), seed', i]))`` with a
+    fixed entropy ``E``, ``id`` = 0/1/2 for train/val/test and ``seed' = seed`` for training, 0
+    otherwise, so training never draws a test scene's random stream. Training scenes are dead
+    leaves; every fourth val/test scene is a crop of scikit-image's Middlebury motorcycle (never
+    seen in training). Images are rendered on linear intensities and sRGB-encoded like DPDD's
+    (and like ``python -m optics.synthesize``'s PNGs).
+    """
+
+    DEFAULT_COUNTS = {"train": 256, "val": 8, "test": 16}
+
+    def __init__(self, split: str = "train", *, size: Optional[int] = None, count: Optional[int] = None,
+                 seed: int = 0, crop: Optional[int] = None, augment: bool = False, random_crop: bool = True,
+                 ifan_augment: Optional[IFANAugmentation] = None, max_coc: float = 8.0, min_coc: float = 1.0,
+                 psf: str = "random", cache: bool = True) -> None:
+        self.split = _check_split(split, SPLITS, "synthetic")
+        self.seed = _check_seed(seed)
+        crop = _check_crop(crop)
+        if size is None:
+            size = crop if (crop is not None and split == "train") else 128
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 32:
+            raise ValueError(f"synthetic size must be an integer >= 32; got {size!r}")
+        if crop is not None and crop > size:
+            raise ValueError(f"crop {crop} exceeds the synthetic scene size {size}; use 'synthetic:size={crop}'")
+        count = self.DEFAULT_COUNTS[split] if count is None else count
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            raise ValueError(f"synthetic count must be a positive integer; got {count!r}")
+        if not (isinstance(max_coc, numbers.Real) and isinstance(min_coc, numbers.Real) and 0 < min_coc <= max_coc):
+            raise ValueError(f"need 0 < min_coc <= max_coc; got min_coc={min_coc!r}, max_coc={max_coc!r}")
+        self.size, self.count = int(size), int(count)
+        self.max_coc, self.min_coc, self.psf = float(max_coc), float(min_coc), str(psf)
+        self.cache = bool(cache)
+        self._cache: Dict[int, Dict[str, np.ndarray]] = {}
+        self._sampler = _Sampler(crop, augment, random_crop, ifan_augment)
+        self.has_target = True
+        self.has_dual_pixel = True
+
+    def __len__(self) -> int:
+        return self.count
+
+    def scene_rng(self, index: int) -> np.random.Generator:
+        """The generator that draws scene ``index``."""
+        seed = self.seed if self.split == "train" else 0
+        return np.random.default_rng([_SYNTHETIC_ENTROPY, _SPLIT_IDS[self.split], seed, index])
+
+    def load(self, index: int) -> Dict[str, np.ndarray]:
+        """Full-size sRGB (H, W, 3) float32 arrays 'input', 'target', 'left', 'right' of scene ``index``."""
+        from optics.synthesize import synthesize_scene
+
+        index = _check_index(index, len(self))
+        if index in self._cache:
+            return self._cache[index]
+        source = "motorcycle" if (self.split != "train" and index % 4 == 3) else "dead_leaves"
+        scene = synthesize_scene(self.scene_rng(index), source=source, shape=(self.size, self.size),
+                                 max_coc=self.max_coc, min_coc=self.min_coc, psf_model=self.psf)
+        what = f"synthetic {self.split} scene {index}"
+        arrays = {"input": _srgb_image(scene.centre, what), "target": _srgb_image(scene.sharp, what),
+                  "left": _srgb_image(scene.left, what), "right": _srgb_image(scene.right, what)}
+        if self.cache:
+            self._cache[index] = arrays
+        return arrays
+
+    def sample_name(self, index: int) -> str:
+        """Name of scene ``index`` (``'test_00003'``)."""
+        return f"{self.split}_{_check_index(index, len(self)):05d}"
+
+    def __getitem__(self, key: SampleKey) -> dict:
+        index, rng = _sample_rng(self.seed, key, len(self))
+        return self._sampler(dict(self.load(index)), self.sample_name(index), rng)
+
+
+def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
+    parsed: dict = {}
+    for key, value in options.items():
+        try:
+            if key in ("size", "count", "val_count", "test_count"):
+                parsed[key] = int(value)
+            elif key in ("max_coc", "min_coc"):
+                parsed[key] = float(value)
+            elif key == "psf":
+                parsed[key] = value
+            elif key == "cache":
+                parsed[key] = value.lower() not in ("0", "false", "no", "off")
+            else:
+                raise KeyError(key)
+        except KeyError:
+            raise ValueError(f"unknown synthetic option {key!r}; known: size, count, val_count, test_count, "
+                             "max_coc, min_coc, psf, cache") from None
+        except ValueError as err:
+            raise ValueError(f"synthetic option {key}={value!r}: {err}") from None
+    counts = {"train": parsed.pop("count", None), "val": parsed.pop("val_count", None),
+              "test": parsed.pop("test_count", None)}
+    parsed["count"] = counts[split]
+    return parsed
+
+
+# ==================================================================================================
+# Entry point
+# ==================================================================================================
+def build_dataset(spec: str, split: str = "train", *, crop: Optional[int] = None, augment: bool = False,
+                  seed: int = 0, rng: Optional[np.random.Generator] = None, random_crop: Optional[bool] = None,
+                  ifan_augment: Optional[IFANAugmentation] = None) -> Dataset:
+    """Build the dataset named by ``spec`` (see the module docstring for the specs and layouts).
+
+    Parameters
+    ----------
+    spec : str
+        ``'synthetic[:options]'``, ``'dpdd:PATH'``, ``'lfdof:PATH'``, ``'realdof:PATH'``,
+        ``'rtf:PATH'``, ``'cuhk:PATH'``, ``'pixeldp:PATH'`` or ``'folder:PATH'``.
+    split : {'train', 'val', 'test'}
+    crop : int or None
+        Square crop side (None: whole images). Images smaller than the crop raise ``ValueError``.
+    augment : bool
+        Random flips / rotations by 90 degrees.
+    seed : int
+        Seeds crops and augmentation (and the synthetic training scenes).
+    rng : numpy.random.Generator, optional
+        Alternative to ``seed``: one integer is drawn from it as the seed.
+    random_crop : bool, optional
+        Random (default for 'train') or centred (default otherwise) crop positions.
+    ifan_augment : IFANAugmentation or True, optional
+        IFAN's noise / grayscale / rescale augmentation.
+
+    Returns
+    -------
+    torch.utils.data.Dataset
+        :class:`FileDataset` or :class:`SyntheticDataset`; ``has_target`` and
+        ``has_dual_pixel`` tell what its samples hold.
+    """
+    kind, root, options = parse_spec(spec)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    if rng is not None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+        seed = int(rng.integers(2**63))
+    seed = _check_seed(seed)
+    if random_crop is None:
+        random_crop = split == "train"
+    common = dict(crop=crop, augment=augment, seed=seed, random_crop=random_crop, ifan_augment=ifan_augment)
+    if kind == "synthetic":
+        return SyntheticDataset(split, **_synthetic_options(options, split), **common)
+    assert root is not None
+    what = f"{kind}:{root} {split}"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what}: dataset folder {str(root)!r} does not exist")
+    readers: Dict[str, Reader] = {}
+    centre_from_views = False
+    if kind == "dpdd":
+        records = _dpdd_records(root, _check_split(split, SPLITS, "DPDD"))
+    elif kind == "lfdof":
+        records = _lfdof_records(root, _check_split(split, ("train", "test"), "LFDOF"))
+    elif kind == "realdof":
+        _check_split(split, ("test",), "RealDOF")
+        records = _pair_records(root, ("source",), ("target",), what)
+    elif kind == "folder":
+        base = root / split if (root / split).is_dir() else root
+        records = _pair_records(base, ("input", "source"), ("target", "gt"), what)
+    elif kind == "rtf":
+        _check_split(split, ("test",), "RTF")
+        records = [ImageRecord(n, p) for n, p in _inputs_only(root, ("image", "input"), what).items()]
+    elif kind == "cuhk":
+        _check_split(split, ("test",), "CUHK")
+        images = _inputs_only(root, ("image",), what)
+        motion = sorted(n for n in images if n.lower().startswith("motion"))
+        if motion:
+            warnings.warn(f"{what}: left out {len(motion)} motion-blurred images (motion*); "
+                          f"{len(images) - len(motion)} defocus images remain", stacklevel=2)
+        records = [ImageRecord(n, p) for n, p in images.items() if n not in motion]
+        if not records:
+            raise ValueError(f"{what}: no defocus images (only motion* files)")
+    elif kind == "pixeldp":
+        _check_split(split, ("test",), "Pixel DP")
+        records, raw = _pixeldp_records(root, what)
+        if raw:
+            readers = {"left": _read_pixel4_raw, "right": _read_pixel4_raw}
+            centre_from_views = True
+    else:  # pragma: no cover - parse_spec rejects unknown kinds
+        raise ValueError(kind)
+    return FileDataset(records, readers=readers, centre_from_views=centre_from_views, description=what, **common)

