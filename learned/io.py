@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from optics.atomic import atomic_write_bytes
 from optics.image_io import png_bytes, read_png
 
 __all__ = ["read_image", "write_image", "atomic_save", "atomic_write_bytes"]
@@ -60,23 +60,6 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             + (" (RGBA: flatten the alpha channel onto a background first)" if channels == 4 else "")
         )
     return (img.astype(np.float32) / scale), depth
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) -> None:

@@ -44,15 +44,14 @@ import io
 import json
 import math
 import numbers
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .image_io import png_bytes
 from .render import render_coc_layers
 from .thin_lens import Camera
@@ -421,19 +420,6 @@ def synthesize_scene(
     )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _png16_bytes(linear: np.ndarray, allow_overshoot: bool = False) -> tuple[bytes, int]:
     """16-bit sRGB PNG of a linear image and the number of values clipped above 1 + 1e-4.
 
@@ -552,10 +538,10 @@ def write_dataset(
             (f"{split}_c/target", "sharp", scene.sharp),
         ):
             data, clipped[view] = _png16_bytes(array, allow_overshoot=not occlusion)
-            _atomic_write_bytes(out / folder / f"{name}.png", data)
-        _atomic_write_bytes(out / f"{split}_c" / "depth" / f"{name}.npy", _npy_bytes(scene.depth.astype(np.float32)))
-        _atomic_write_bytes(out / f"{split}_c" / "coc" / f"{name}.npy", _npy_bytes(scene.coc.astype(np.float32)))
-        _atomic_write_bytes(out / f"{split}_c" / "depth_valid" / f"{name}.npy", _npy_bytes(scene.depth_valid))
+            atomic_write_bytes(out / folder / f"{name}.png", data)
+        atomic_write_bytes(out / f"{split}_c" / "depth" / f"{name}.npy", _npy_bytes(scene.depth.astype(np.float32)))
+        atomic_write_bytes(out / f"{split}_c" / "coc" / f"{name}.npy", _npy_bytes(scene.coc.astype(np.float32)))
+        atomic_write_bytes(out / f"{split}_c" / "depth_valid" / f"{name}.npy", _npy_bytes(scene.depth_valid))
         manifest.append(
             dict(
                 name=name,
@@ -571,7 +557,7 @@ def write_dataset(
                 spawn_index=i,
             )
         )
-    _atomic_write_bytes(out / "scenes.json", json.dumps(manifest, indent=1).encode())
+    atomic_write_bytes(out / "scenes.json", json.dumps(manifest, indent=1).encode())
     return manifest
 
 

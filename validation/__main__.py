@@ -12,7 +12,9 @@ import importlib
 import time
 from pathlib import Path
 
-from ._report import markdown_table, write_json, _atomic_write
+from optics.atomic import atomic_write_bytes
+
+from ._report import markdown_table, write_json
 
 #: Explicit list of validation modules (no directory scanning). Modules that are not present in
 #: this checkout are reported as missing, never silently skipped.
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
         )
         print(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)")
     header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
-    _atomic_write(out / "report.md", (header + "\n".join(sections)).encode())
+    atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
     write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
     print(f"report: {(out / 'report.md').resolve()}")
     return 0 if all_ok else 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from optics.atomic import atomic_write_bytes
 
 __all__ = ["photos", "claim", "write_json", "write_markdown", "save_figure", "cli_main"]
 
@@ -38,21 +38,8 @@ def claim(name: str, paper: str, ours: str, tolerance: str, passed: bool, **extr
     return dict(claim=name, paper=paper, ours=ours, tolerance=tolerance, passed=bool(passed), **extra)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_json(path: Path, obj) -> None:
-    _atomic_write(Path(path), json.dumps(obj, indent=2, default=_json_default).encode())
+    atomic_write_bytes(Path(path), json.dumps(obj, indent=2, default=_json_default).encode())
 
 
 def _json_default(o):
@@ -77,24 +64,21 @@ def write_markdown(path: Path, title: str, rows: list[dict], preamble: str = "",
     text = f"# {title}\n\n{preamble}\n\n" + markdown_table(rows)
     for fig in figures:
         text += f"\n![{fig}]({fig})\n"
-    _atomic_write(Path(path), text.encode())
+    atomic_write_bytes(Path(path), text.encode())
 
 
 def save_figure(fig, path: Path) -> None:
-    """Save a matplotlib figure atomically (PNG) and close it."""
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv=None) -> int:
