@@ -345,7 +345,6 @@ def render_coc_layers(
     dt = image.dtype
     H, W = image.shape[:2]
     img = image if image.ndim == 3 else image[:, :, None]
-    C = img.shape[2]
     layer_index, layer_radii = quantize_coc(coc_radius, float(coc_step))
     kernels = [dual_pixel_psfs(float(r), model, dtype=dt, **opts).left for r in layer_radii]
     halves = [k.shape[0] // 2 for k in kernels]
