@@ -33,9 +33,9 @@ PAPER = {
     "ifan": PaperFigure("10.48 M", "362.9 G", "ptflops: convs 361.51 + biases 0.87 + LeakyReLU 0.52 G; IAC excluded"),
     "ifan_dual": PaperFigure("-", "-", "dual-pixel input variant of the released code"),
     "nrknet": PaperFigure("6.1 M", "553 G", "thop / 2 at 1280x720; thop counts transposed convs 4x; true MACs ~867.7 G"),
-    "k3dn_tiny": PaperFigure("3.0 M", "571 G flops", "K3DN Table 1, 'flops' at 1120x1680x3, convention not stated"),
-    "k3dn_light": PaperFigure("5.0 M", "1033 G flops", "K3DN Table 1, 'flops' at 1120x1680x3"),
-    "k3dn_large": PaperFigure("15.9 M", "3352 G flops", "K3DN Table 1, 'flops' at 1120x1680x3"),
+    "k3dn_tiny": PaperFigure("3.0 M", "571 G", "K3DN Table 1 'flops' at 1120x1680 (read as MACs); ours there: 525 G (docs/k3dn_design.md)"),
+    "k3dn_light": PaperFigure("5.0 M", "1033 G", "at 1120x1680; ours there: 925 G"),
+    "k3dn_large": PaperFigure("15.9 M", "3352 G", "at 1120x1680; ours there: 3405 G"),
 }
 
 
