@@ -150,3 +150,26 @@ def check_input(
     if not bool(finite.all()):
         n_bad = int((~finite).sum())
         raise ValueError(f"{name} must contain only finite values; got {n_bad} NaN or inf entries")
+
+
+def check_dual_pixel_inputs(
+    left: torch.Tensor, right: torch.Tensor, center: Optional[torch.Tensor], min_size: int
+) -> torch.Tensor:
+    """Check a dual-pixel pair (and the combined image); return ``center``.
+
+    ``center`` defaults to ``(left + right) / 2``, the dual-pixel image formation (K3DN Eq. 1-2):
+    the full-aperture image is the mean of the two half-aperture views.
+    """
+    check_input(left, "left", 3, min_size)
+    check_input(right, "right", 3, min_size)
+    if center is None:
+        if left.shape != right.shape:
+            raise ValueError(f"left and right must have the same shape; got {tuple(left.shape)} and {tuple(right.shape)}")
+        return (left + right) / 2
+    check_input(center, "center", 3, min_size)
+    if not (left.shape == right.shape == center.shape):
+        raise ValueError(
+            "left, right and center must have the same shape; got "
+            f"{tuple(left.shape)}, {tuple(right.shape)} and {tuple(center.shape)}"
+        )
+    return center

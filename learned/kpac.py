@@ -50,7 +50,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._padding import check_input, crop_to, pad_to_multiple
+from ._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
 
 __all__ = [
     "KPAC",
@@ -417,20 +417,9 @@ class KPACDual(KPAC):
         torch.Tensor
             (B, 3, H, W) deblurred images.
         """
-        if center is None:
-            check_input(left, "left", 3, self.min_size)
-            check_input(right, "right", 3, self.min_size)
-            if left.shape != right.shape:
-                raise ValueError(f"left and right must have the same shape; got {tuple(left.shape)} and {tuple(right.shape)}")
-            center = (left + right) / 2
+        center = check_dual_pixel_inputs(left, right, center, self.min_size)
         for x, name in ((left, "left"), (right, "right"), (center, "center")):
-            check_input(x, name, 3, self.min_size)
             self._check_dtype(x, name)
-        if not (left.shape == right.shape == center.shape):
-            raise ValueError(
-                "left, right and center must have the same shape; got "
-                f"{tuple(left.shape)}, {tuple(right.shape)} and {tuple(center.shape)}"
-            )
         views, size = pad_to_multiple(torch.cat([left, right], 1), self.multiple, self.pad_mode)
         center_padded, _ = pad_to_multiple(center, self.multiple, self.pad_mode)
         return self._finish(self._residual(views * 2.0 - 1.0) + (center_padded * 2.0 - 1.0), size, clip)
