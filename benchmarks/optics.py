@@ -20,12 +20,13 @@ import argparse
 import importlib
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from optics.atomic import atomic_write_bytes
 
 BINOMIAL = np.array([0.25, 0.5, 0.25])
 
@@ -74,18 +75,6 @@ def _mem_available() -> int:
     return 0
 
 
-def kernel_field(gamma: np.ndarray, atoms: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
-    """``K_p = sum_j gamma[j, p] A_j`` for every pixel, shape (H, W, S, S), built in row chunks."""
-    n_atoms, h, w = gamma.shape
-    s = atoms.shape[-1]
-    field = np.empty((h, w, s, s), dtype=gamma.dtype)
-    flat = atoms.reshape(n_atoms, s * s)
-    for r0 in range(0, h, rows_per_chunk):
-        r1 = min(h, r0 + rows_per_chunk)
-        field[r0:r1] = (gamma[:, r0:r1].reshape(n_atoms, -1).T @ flat).reshape(r1 - r0, w, s, s)
-    return field
-
-
 def bench_rkr_vs_direct(quick: bool, repeats: int = 3) -> list[dict]:
     """rkr_blur against the numba per-pixel operator at S = 39, J = 20 (same kernels)."""
     import optics
@@ -103,7 +92,7 @@ def bench_rkr_vs_direct(quick: bool, repeats: int = 3) -> list[dict]:
     optics.rkr_blur(image[:32, :32], np.ascontiguousarray(gamma[:, :32, :32]), taps)  # compile
     t_rkr = _best_time(lambda: optics.rkr_blur(image, gamma, taps, boundary="zero"), repeats + 2)
     fast = optics.rkr_blur(image, gamma, taps, boundary="zero")
-    field = kernel_field(gamma, atoms)
+    field = optics.rkr_kernel_field(gamma, atoms)
     optics.spatially_varying_blur(image[:8, :8], np.ascontiguousarray(field[:8, :8]), "zero")  # compile
     t_direct = _best_time(lambda: optics.spatially_varying_blur(image, field, "zero"), repeats)
     direct = optics.spatially_varying_blur(image, field, "zero")
@@ -218,19 +207,6 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.optics", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
@@ -245,7 +221,7 @@ def main(argv=None) -> int:
     print(table)
     if args.markdown is not None:
         command = "python -m benchmarks.optics" + (" --quick" if args.quick else "") + (" --no-render" if args.no_render else "")
-        _atomic_write(args.markdown, f"Command: `{command}`\n\n{header}\n{table}\n")
+        atomic_write_bytes(args.markdown, f"Command: `{command}`\n\n{header}\n{table}\n".encode())
     return 0
 
 

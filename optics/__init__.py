@@ -48,7 +48,7 @@ from . import fourier
 from .convolution import BOUNDARIES, Convolution, convolve, convolve_adjoint, nnls_blend, wiener_deconvolve
 from .kernel_ops import dilate, fourier_upsample, wiener_inverse
 from .psf import disc_psf, gaussian_psf
-from .rkr import rkr_atoms, rkr_blur, rkr_blur_adjoint, rkr_stack, rkr_stack_adjoint, symmetric_softmax_taps
+from .rkr import rkr_atoms, rkr_blur, rkr_blur_adjoint, rkr_kernel_field, rkr_stack, rkr_stack_adjoint, symmetric_softmax_taps
 from .spatially_varying import spatially_varying_blur, spatially_varying_blur_adjoint
 from .neumann import neumann_inverse, neumann_cross_scale, neumann_converges, neumann_contraction, NeumannDivergenceWarning
 from .thin_lens import Camera, depth_from_signed_coc, signed_coc_radius

@@ -96,19 +96,6 @@ def _mem_available_bytes() -> int:
     return 0
 
 
-def kernel_field(gamma: np.ndarray, atoms: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
-    """``K_p = sum_j gamma[j, p] A_j`` for every pixel: (H, W, S, S), built in row chunks."""
-    n_atoms, h, w = gamma.shape
-    s = atoms.shape[-1]
-    field = np.empty((h, w, s, s), dtype=gamma.dtype)
-    flat_atoms = atoms.reshape(n_atoms, s * s)
-    for r0 in range(0, h, rows_per_chunk):
-        r1 = min(h, r0 + rows_per_chunk)
-        block = gamma[:, r0:r1].reshape(n_atoms, -1).T @ flat_atoms
-        field[r0:r1] = block.reshape(r1 - r0, w, s, s)
-    return field
-
-
 def _best_time(fn, repeats: int) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -130,7 +117,7 @@ def speed_and_equality(side: int, n_atoms: int, rng: np.random.Generator, repeat
     optics.spatially_varying_blur(image[:8, :8], np.zeros((8, 8, s, s), np.float32), "zero")
     t_rkr = _best_time(lambda: optics.rkr_blur(image, gamma, taps, boundary="zero"), repeats)
     fast = optics.rkr_blur(image, gamma, taps, boundary="zero")
-    field = kernel_field(gamma, atoms)
+    field = optics.rkr_kernel_field(gamma, atoms)
     t_direct = _best_time(lambda: optics.spatially_varying_blur(image, field, "zero"), max(1, repeats - 1))
     direct = optics.spatially_varying_blur(image, field, "zero")
     del field
