@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.signal import convolve2d
 
+import optics
 from optics.rkr import (
     rkr_atoms,
     rkr_blur,
@@ -394,3 +395,19 @@ def test_stack_adjoint_needs_j_images():
     rng = np.random.default_rng(2)
     with pytest.raises(ValueError, match="J = a.shape"):
         rkr_stack_adjoint(rng.random((2, 5, 5)), random_taps(rng, (2,)))
+
+
+def test_kernel_field_mixes_atoms_per_pixel_and_matches_rkr_blur():
+    """K_p = sum_j Gamma_j(p) A_j; the per-pixel operator with it computes rkr_blur (Eq. 1 == Eq. 4)."""
+    rng = np.random.default_rng(4)
+    taps = np.tile([0.25, 0.5, 0.25], (2, 1))
+    atoms = optics.rkr_atoms(taps)
+    gamma = rng.random((3, 9, 8))
+    field = optics.rkr_kernel_field(gamma, atoms, rows_per_chunk=2)
+    np.testing.assert_allclose(field[3, 1], sum(gamma[j, 3, 1] * atoms[j] for j in range(3)), atol=1e-15)
+    image = rng.random((9, 8))
+    np.testing.assert_allclose(
+        optics.spatially_varying_blur(image, field, "zero"), optics.rkr_blur(image, gamma, taps, boundary="zero"), atol=1e-13
+    )
+    with pytest.raises(ValueError, match="atoms must be"):
+        optics.rkr_kernel_field(gamma, atoms[:2])

@@ -79,15 +79,6 @@ def test_atom_profiles_give_rkr_atoms():
     np.testing.assert_allclose(profiles[:, :, None] * profiles[:, None, :], optics.rkr_atoms(taps), atol=1e-15)
 
 
-def test_kernel_field_mixes_atoms_per_pixel():
-    rng = np.random.default_rng(4)
-    taps = np.tile([0.25, 0.5, 0.25], (2, 1))
-    atoms = optics.rkr_atoms(taps)
-    gamma = rng.random((3, 5, 4))
-    field = rk.kernel_field(gamma, atoms, rows_per_chunk=2)
-    np.testing.assert_allclose(field[3, 1], sum(gamma[j, 3, 1] * atoms[j] for j in range(3)), atol=1e-15)
-
-
 def test_fit_is_exact_for_the_atoms_themselves():
     taps = np.tile(rk.BINOMIAL, (5, 1))
     atoms = optics.rkr_atoms(taps)  # (6, 11, 11)
