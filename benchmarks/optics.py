@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from optics.atomic import atomic_write_bytes
+from validation._report import available_memory_bytes
 
 BINOMIAL = np.array([0.25, 0.5, 0.25])
 
@@ -64,17 +65,6 @@ def _row(benchmark: str, measured: str, target: str, passed: bool | None, notes:
     return dict(benchmark=benchmark, measured=measured, target=target, passed=passed, notes=notes)
 
 
-def _mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def bench_rkr_vs_direct(quick: bool, repeats: int = 3) -> list[dict]:
     """rkr_blur against the numba per-pixel operator at S = 39, J = 20 (same kernels)."""
     import optics
@@ -82,7 +72,7 @@ def bench_rkr_vs_direct(quick: bool, repeats: int = 3) -> list[dict]:
     n_atoms, s = 20, 39
     side = 256 if quick else 1024
     note = "--quick size" if quick else ""
-    if not quick and _mem_available() < 12 * 2**30:
+    if not quick and available_memory_bytes() < 12 * 2**30:
         side, note = 512, "512 x 512: less than 12 GiB free for the 6.4 GB kernel field of 1024 x 1024"
     rng = np.random.default_rng(0)
     image = rng.random((side, side, 3), dtype=np.float32)

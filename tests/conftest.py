@@ -53,3 +53,15 @@ def device(request):
     if request.param == "cuda" and not _cuda_available():
         pytest.skip("no CUDA device")
     return request.param
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One intra-op torch thread for a module of small-tensor tests (no OpenMP oversubscription on
+    a busy 2-core machine); use with ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

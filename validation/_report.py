@@ -11,10 +11,22 @@ import numpy as np
 
 from optics.atomic import atomic_write_bytes
 
-__all__ = ["photos", "claim", "write_json", "write_markdown", "save_figure", "cli_main"]
+__all__ = ["available_memory_bytes", "photos", "claim", "write_json", "write_markdown", "save_figure", "cli_main"]
 
 #: Photos bundled inside the scikit-image wheel (no download): name -> loader attribute.
 PHOTO_NAMES = ("camera", "astronaut", "coffee", "chelsea", "rocket")
+
+
+def available_memory_bytes() -> int:
+    """``MemAvailable`` from /proc/meminfo in bytes (0 where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def photos(names=PHOTO_NAMES, crop: int | None = None) -> dict[str, np.ndarray]:

@@ -32,7 +32,7 @@ import numpy as np
 import optics
 from optics.neumann import neumann_contraction, neumann_cross_scale, neumann_inverse
 
-from ._report import claim, cli_main, photos, save_figure, write_json, write_markdown
+from ._report import available_memory_bytes, claim, cli_main, photos, save_figure, write_json, write_markdown
 
 NAME = "recursive_kernels"
 BINOMIAL = np.array([0.25, 0.5, 0.25])
@@ -85,17 +85,6 @@ def atom_variance(taps: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # 2. equality and speed of Eq. 4-5 against the direct per-pixel operator
 # ---------------------------------------------------------------------------------------------
-def _mem_available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def _best_time(fn, repeats: int) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -455,7 +444,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
     )
 
     # 2. equality and speed
-    side = 256 if quick else (1024 if _mem_available_bytes() > 12 * 2**30 else 512)
+    side = 256 if quick else (1024 if available_memory_bytes() > 12 * 2**30 else 512)
     if not quick and side != 1024:
         notes.append(f"Speed measured at {side} x {side}: less than 12 GiB of memory was available for the "
                      "6.4 GB per-pixel kernel field of 1024 x 1024 at S = 39.")

@@ -20,12 +20,7 @@ PARITY = SHARED / "parity"
 needs_parity = pytest.mark.skipif(not PARITY.is_dir(), reason=f"parity vectors not found at {PARITY}")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PARITY = SHARED / "parity" / "ifan"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread avoids OpenMP oversubscription on a busy 2-core CI box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _random_inputs(b=1, n=2, c=2, k=3, h=5, w=6, dtype=torch.float64, seed=0, requires_grad=False):

@@ -24,13 +24,7 @@ needs_parity = pytest.mark.skipif(
 PARITY_ATOL = 1e-5  # README of the parity vectors: atol 1e-5, rtol 0, float32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread avoids OpenMP oversubscription on a busy 2-core CI box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -16,13 +16,7 @@ import torch.nn.functional as F
 from learned.kpac import KPAC, KPACDual, MODELS, SharedAtrousConv2d, TFSameConv2d, load_tensorflow_params
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread avoids OpenMP oversubscription on a busy 2-core CI box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def n_params(model: torch.nn.Module) -> int:
