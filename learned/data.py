@@ -660,7 +660,7 @@ class SyntheticDataset(Dataset):
     def __init__(self, split: str = "train", *, size: Optional[int] = None, count: Optional[int] = None,
                  seed: int = 0, crop: Optional[int] = None, augment: bool = False, random_crop: bool = True,
                  ifan_augment: Optional[IFANAugmentation] = None, max_coc: float = 8.0, min_coc: float = 1.0,
-                 psf: str = "random", cache: bool = True) -> None:
+                 psf: str = "random", cache: bool = True, photo_fraction: float = 0.0) -> None:
         self.split = _check_split(split, SPLITS, "synthetic")
         self.seed = _check_seed(seed)
         crop = _check_crop(crop)
@@ -676,6 +676,9 @@ class SyntheticDataset(Dataset):
         if not (isinstance(max_coc, numbers.Real) and isinstance(min_coc, numbers.Real) and 0 < min_coc <= max_coc):
             raise ValueError(f"need 0 < min_coc <= max_coc; got min_coc={min_coc!r}, max_coc={max_coc!r}")
         self.size, self.count = int(size), int(count)
+        if not (isinstance(photo_fraction, numbers.Real) and 0 <= photo_fraction <= 1):
+            raise ValueError(f"photo_fraction must be a number in [0, 1]; got {photo_fraction!r}")
+        self.photo_fraction = float(photo_fraction)
         self.max_coc, self.min_coc, self.psf = float(max_coc), float(min_coc), str(psf)
         self.cache = bool(cache)
         self._cache: Dict[int, Dict[str, np.ndarray]] = {}
@@ -691,6 +694,14 @@ class SyntheticDataset(Dataset):
         seed = self.seed if self.split == "train" else 0
         return np.random.default_rng([_SYNTHETIC_ENTROPY, _SPLIT_IDS[self.split], seed, index])
 
+    def scene_source(self, index: int) -> str:
+        """Source of scene ``index`` for :func:`optics.synthesize.synthesize_scene`."""
+        index = _check_index(index, len(self))
+        if self.split != "train":
+            return "motorcycle" if index % 4 == 3 else "dead_leaves"
+        f = self.photo_fraction  # spread evenly: scene i is a photo scene when floor(i f) steps up
+        return "photo_leaves" if math.floor((index + 1) * f) > math.floor(index * f) else "dead_leaves"
+
     def load(self, index: int) -> Dict[str, np.ndarray]:
         """Full-size sRGB (H, W, 3) float32 arrays 'input', 'target', 'left', 'right' of scene ``index``."""
         from optics.synthesize import synthesize_scene
@@ -698,7 +709,7 @@ class SyntheticDataset(Dataset):
         index = _check_index(index, len(self))
         if index in self._cache:
             return self._cache[index]
-        source = "motorcycle" if (self.split != "train" and index % 4 == 3) else "dead_leaves"
+        source = self.scene_source(index)
         scene = synthesize_scene(self.scene_rng(index), source=source, shape=(self.size, self.size),
                                  max_coc=self.max_coc, min_coc=self.min_coc, psf_model=self.psf)
         what = f"synthetic {self.split} scene {index}"
@@ -723,7 +734,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
         try:
             if key in ("size", "count", "val_count", "test_count"):
                 parsed[key] = int(value)
-            elif key in ("max_coc", "min_coc"):
+            elif key in ("max_coc", "min_coc", "photo_fraction"):
                 parsed[key] = float(value)
             elif key == "psf":
                 parsed[key] = value
@@ -733,7 +744,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
                 raise KeyError(key)
         except KeyError:
             raise ValueError(f"unknown synthetic option {key!r}; known: size, count, val_count, test_count, "
-                             "max_coc, min_coc, psf, cache") from None
+                             "max_coc, min_coc, psf, cache, photo_fraction") from None
         except ValueError as err:
             raise ValueError(f"synthetic option {key}={value!r}: {err}") from None
     counts = {"train": parsed.pop("count", None), "val": parsed.pop("val_count", None),

@@ -82,10 +82,12 @@ refuse such data. The ``source`` field of each recipe says where its numbers com
 Presets (:data:`PRESETS`)
 -------------------------
 ``paper`` (default): the recipe as above. ``cpu-smoke``: reduced widths (KPAC base 16, IFAN base 8
-with 4 IAC iterations, NRKNet base 16, K3DN widths (8, 16, 32)), 64x64 crops (48 for NRKNet),
-batch 4, LR 1e-3, a few thousand steps, scored on the 16 held-out synthetic test images at the
-end (``eval.json``). It is sized for <= 15 minutes on a 2-core CPU; on a machine shared with other
-jobs pass ``--threads 1`` (OpenMP threads spin-wait for a busy core and run ~10x slower).
+with 4 IAC iterations, NRKNet base 16, K3DN widths (8, 16, 32)), 64x64 crops (48 for NRKNet) of
+128x128 training scenes (``synthetic:size=128``: the test scenes' size, so leaf sizes relative to
+the blur match the test split), batch 4, LR 1e-3 with cosine decay to 0, a few
+thousand steps, scored on the 16 held-out synthetic test images at the end (``eval.json``). It is
+sized for <= 15 minutes on a 2-core CPU; on a machine shared with other jobs pass ``--threads 1``
+(OpenMP threads spin-wait for a busy core and run ~10x slower).
 """
 
 from __future__ import annotations
@@ -171,11 +173,24 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Step decay (``torch.optim.lr_scheduler.MultiStepLR``): the LR is multiplied by ``gamma`` at
-    each milestone, given as a fraction of the total number of steps (empty: constant LR)."""
+    """LR schedule, stepped once per optimisation step.
+
+    ``kind='multistep'`` (the papers'): step decay (``torch.optim.lr_scheduler.MultiStepLR``), the
+    LR is multiplied by ``gamma`` at each milestone, given as a fraction of the total number of
+    steps (empty: constant LR). ``kind='cosine'``: ``CosineAnnealingLR`` from the recipe's LR down
+    to ``final_fraction`` x LR at the last step (``milestones`` and ``gamma`` unused).
+    """
 
     milestones: Tuple[float, ...] = ()
     gamma: float = 0.5
+    kind: str = "multistep"
+    final_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("multistep", "cosine"):
+            raise ValueError(f"schedule kind must be 'multistep' or 'cosine'; got {self.kind!r}")
+        if not 0 <= self.final_fraction <= 1:
+            raise ValueError(f"final_fraction must lie in [0, 1]; got {self.final_fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -401,27 +416,30 @@ def _preset_paper(family: str) -> dict:
     return {}
 
 
-#: cpu-smoke: reduced widths (stated per family below), 64x64 crops (48 for NRKNet), batch 4,
-#: LR 1e-3 for every family (short runs), evaluation on the 16 held-out synthetic test images at
-#: the end. Sized to train in <= 15 minutes on a 2-core CPU with ``--threads 1``.
+#: cpu-smoke: reduced widths (stated per family below), 64x64 crops (48 for NRKNet) of 128x128
+#: training scenes (the size of the test scenes, so leaf sizes relative to the blur match), batch 4,
+#: cosine LR decay to 0, evaluation on the 16 held-out synthetic test images at the end. Sized to
+#: train in <= 15 minutes on a 2-core CPU with ``--threads 1`` and another job on the other core.
+_SMOKE_DATA = "synthetic:size=128"
 _SMOKE = {
     # KPAC: base width 16 instead of 48 (trunk 32); 3 levels, 2 KPAC blocks as in the paper.
-    "kpac": dict(model_overrides=dict(channels=16), steps=4000, batch_size=4, crop=64, lr=1e-3),
+    "kpac": dict(model_overrides=dict(channels=16), steps=5000, batch_size=4, crop=64, lr=1e-3),
     # IFAN: base width 8 instead of 32, 4 IAC iterations instead of 17.
-    "ifan": dict(model_overrides=dict(channels=8, iterations=4), steps=2500, batch_size=4, crop=64, lr=1e-3),
+    "ifan": dict(model_overrides=dict(channels=8, iterations=4), steps=4000, batch_size=4, crop=64, lr=1e-3),
     # NRKNet: U-Net base width 16 instead of 64; the 21 RKR atoms and 3 scales as in the paper.
     "nrknet": dict(model_overrides=dict(base_channels=16), steps=2000, batch_size=4, crop=48, lr=1e-3),
     # K3DN: widths (8, 16, 32) with 1/1/2 blocks, disparity width 8 / 16 channels, 32 kernels.
     "k3dn": dict(
         model_overrides=dict(widths=(8, 16, 32), encoder_blocks=(1, 1, 2), decoder_blocks=(1, 1, 2),
                              disparity_width=8, disparity_channels=16, num_kernels=32),
-        steps=900, batch_size=4, crop=64, lr=1e-3,
+        steps=1500, batch_size=4, crop=64, lr=1e-3,
     ),
 }
 
 
 def _preset_cpu_smoke(family: str) -> dict:
-    return dict(_SMOKE[family], eval_images=16, checkpoint_every=250)
+    return dict(_SMOKE[family], data=_SMOKE_DATA, eval_images=16, checkpoint_every=250,
+                schedule=ScheduleConfig(kind="cosine"))
 
 
 #: Presets: name -> function(family) -> changes (keys of :func:`make_config`).
@@ -432,7 +450,7 @@ def make_config(
     model: str,
     *,
     preset: str = "paper",
-    data: str = "synthetic",
+    data: Optional[str] = None,
     out: Optional[str] = None,
     seed: int = 0,
     steps: Optional[int] = None,
@@ -459,12 +477,13 @@ def make_config(
     overrides = dict(changes.pop("model_overrides", {}))
     overrides.update(model_overrides or {})
     recipe = RECIPES[family]
-    recipe_changes = {k: changes.pop(k) for k in ("steps", "batch_size", "crop") if k in changes}
+    recipe_changes = {k: changes.pop(k) for k in ("steps", "batch_size", "crop", "schedule") if k in changes}
     if "lr" in changes:
         recipe_changes["optimizer"] = replace(recipe.optimizer, lr=float(changes.pop("lr")))
     recipe = replace(recipe, **recipe_changes)
+    preset_data = changes.pop("data", "synthetic")
     return TrainConfig(
-        model=model, recipe=recipe, data=data, out=out or f"runs/{model}", seed=seed,
+        model=model, recipe=recipe, data=preset_data if data is None else data, out=out or f"runs/{model}", seed=seed,
         model_overrides=overrides, preset=preset, device=device, num_workers=num_workers, amp=amp,
         progress=progress, **changes,
     )
@@ -739,7 +758,12 @@ def build_optimizer(parameters, cfg: OptimizerConfig) -> torch.optim.Optimizer:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps: int):
-    """``MultiStepLR`` with milestones at ``round(fraction x steps)`` (stepped once per step)."""
+    """``MultiStepLR`` with milestones at ``round(fraction x steps)``, or ``CosineAnnealingLR``
+    over ``steps`` (stepped once per step)."""
+    if cfg.kind == "cosine":
+        lr = optimizer.param_groups[0]["lr"]
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps),
+                                                          eta_min=lr * cfg.final_fraction)
     milestones = sorted({max(1, round(f * steps)) for f in cfg.milestones})
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.gamma)
 
@@ -931,7 +955,8 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
 
     PSNR is computed per image and averaged (the papers' protocol); the network output is clipped
     to [0, 1] (as every paper's evaluation does). Returns ``{'images', 'input_psnr',
-    'output_psnr', 'gain_db', 'per_image': [...]}``.
+    'output_psnr', 'gain_db', 'per_image': [...]}``, plus ``'gain_db_by_source'`` (mean gain per
+    scene kind, e.g. dead leaves and motorcycle) for the synthetic dataset.
     """
     was_training = model.training
     model.eval()
@@ -952,11 +977,20 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
         else:
             out = model(x)
         out = out.clamp(0.0, 1.0)
-        rows.append({"name": str(sample.get("name", i)), "input_psnr": _psnr(x.clamp(0, 1), y), "output_psnr": _psnr(out, y)})
+        row = {"name": str(sample.get("name", i)), "input_psnr": _psnr(x.clamp(0, 1), y), "output_psnr": _psnr(out, y)}
+        if hasattr(dataset, "scene_source"):  # synthetic data: which kind of scene
+            row["source"] = dataset.scene_source(i)
+        rows.append(row)
     model.train(was_training)
     inp = float(np.mean([r["input_psnr"] for r in rows]))
     outp = float(np.mean([r["output_psnr"] for r in rows]))
-    return {"images": count, "input_psnr": inp, "output_psnr": outp, "gain_db": outp - inp, "per_image": rows}
+    result = {"images": count, "input_psnr": inp, "output_psnr": outp, "gain_db": outp - inp, "per_image": rows}
+    sources = sorted({r["source"] for r in rows if "source" in r})
+    if sources:
+        result["gain_db_by_source"] = {
+            s: float(np.mean([r["output_psnr"] - r["input_psnr"] for r in rows if r.get("source") == s])) for s in sources
+        }
+    return result
 
 
 # ==================================================================================================
@@ -1268,7 +1302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
     return make_config(
-        args.model, preset=args.preset or "paper", data=args.data or "synthetic", out=args.out,
+        args.model, preset=args.preset or "paper", data=args.data, out=args.out,
         seed=0 if args.seed is None else args.seed, steps=args.steps, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, device=args.device, model_overrides=_parse_model_args(args.model_arg),
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, amp=not args.no_amp,

@@ -40,6 +40,7 @@ disparity of the image. The filled pixels are marked ``False`` in ``depth_valid`
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
@@ -59,6 +60,7 @@ from .thin_lens import Camera
 __all__ = [
     "SyntheticScene",
     "dead_leaves_scene",
+    "TEXTURE_PHOTOS",
     "motorcycle_scene",
     "fill_missing_disparity",
     "synthesize_scene",
@@ -73,7 +75,7 @@ MOTORCYCLE_FOCAL_PX = 994.978
 MOTORCYCLE_BASELINE_M = 0.193001
 MOTORCYCLE_DOFFS_PX = 31.086
 
-SOURCES = ("dead_leaves", "motorcycle")
+SOURCES = ("dead_leaves", "photo_leaves", "motorcycle")
 PSF_CHOICES = ("half_disc", "butterworth", "random")
 
 
@@ -104,7 +106,9 @@ class SyntheticScene:
     depth_valid : ndarray of bool, (H, W)
         False where the depth was filled in (motorcycle disparities without ground truth).
     camera : Camera
-    source : {'dead_leaves', 'motorcycle'}
+    source : {'dead_leaves', 'photo_leaves', 'motorcycle'}
+        Procedural dead leaves, dead leaves textured with photos (:func:`dead_leaves_scene`), or
+        a crop of the Middlebury motorcycle (:func:`motorcycle_scene`).
     psf_model : {'half_disc', 'butterworth'}
     psf_options : dict
         Options passed to :func:`optics.dual_pixel_psfs`.
@@ -171,6 +175,48 @@ def _leaf_texture(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> n
     return c0 * (1 - t[..., None]) + c1 * t[..., None]
 
 
+#: scikit-image's bundled photos (no download) that texture ``textures='photos'`` leaves. The
+#: Middlebury motorcycle is excluded: it is the held-out natural test scene.
+TEXTURE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera")
+
+
+@functools.lru_cache(maxsize=None)
+def _texture_photo(name: str) -> np.ndarray:
+    """Linear-intensity float64 (h, w, 3) version of ``skimage.data.<name>()`` (grey repeated)."""
+    from skimage import data
+
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    out = srgb_decode(image[..., :3].astype(np.float64) / 255.0)
+    out.setflags(write=False)
+    return out
+
+
+def _photo_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A random (height, width, 3) crop of a random :data:`TEXTURE_PHOTOS` photo.
+
+    Random flips and transposition; a grey photo is tinted by a random colour; the photo is
+    mirrored periodically when the crop is larger than it.
+    """
+    photo = _texture_photo(TEXTURE_PHOTOS[int(rng.integers(0, len(TEXTURE_PHOTOS)))])
+    if rng.random() < 0.5:
+        photo = photo.transpose(1, 0, 2)
+    ph, pw = photo.shape[:2]
+    if height > ph or width > pw:
+        photo = np.pad(photo, ((0, max(height - ph, 0)), (0, max(width - pw, 0)), (0, 0)), mode="symmetric")
+        ph, pw = photo.shape[:2]
+    y0 = int(rng.integers(0, ph - height + 1))
+    x0 = int(rng.integers(0, pw - width + 1))
+    crop = photo[y0:y0 + height, x0:x0 + width]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if np.ptp(crop[..., 0] - crop[..., 1]) == 0 and np.ptp(crop[..., 1] - crop[..., 2]) == 0:
+        crop = crop * rng.uniform(0.3, 1.0, size=3)  # tint a grey photo
+    # keep intensities in (0, 1] like the procedural leaves
+    return np.maximum(crop, 1e-3)
+
+
 def dead_leaves_scene(
     rng: np.random.Generator,
     shape: tuple[int, int] = (480, 720),
@@ -179,8 +225,9 @@ def dead_leaves_scene(
     radius_range: tuple[float, float] | None = None,
     near_m: float = 1.0,
     far_m: float = 10.0,
+    textures: str = "procedural",
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""A procedural dead-leaves scene with a random depth per leaf and textured leaves.
+    r"""A dead-leaves scene with a random depth per leaf and textured leaves.
 
     Parameters
     ----------
@@ -196,6 +243,11 @@ def dead_leaves_scene(
     near_m, far_m : float
         Depth range in metres; leaf depths are uniform in inverse depth (so uniform in CoC), the
         background plane sits at ``far_m``.
+    textures : {'procedural', 'photos'}
+        ``'procedural'``: each leaf mixes two random colours by a sinusoidal grating, a linear
+        gradient or not at all. ``'photos'``: each leaf (and the background) shows a random crop
+        of one of scikit-image's bundled photos (:data:`TEXTURE_PHOTOS`; not the motorcycle),
+        so leaves carry natural textures.
 
     Returns
     -------
@@ -212,6 +264,8 @@ def dead_leaves_scene(
     rng = _check_rng(rng)
     H, W = _check_shape(shape)
     near_m, far_m = _check_depth_range(near_m, far_m)
+    if textures not in ("procedural", "photos"):
+        raise ValueError(f"textures must be 'procedural' or 'photos'; got {textures!r}")
     if n_leaves is None:
         n_leaves = max(50, H * W // 40)
     if isinstance(n_leaves, bool) or not isinstance(n_leaves, numbers.Integral) or n_leaves < 0:
@@ -220,7 +274,10 @@ def dead_leaves_scene(
     if not (0 < rmin < rmax):
         raise ValueError(f"radius_range must satisfy 0 < min < max; got {(rmin, rmax)}")
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
-    image = _leaf_texture(rng, yy, xx)  # background plane
+    if textures == "photos":
+        image = _photo_texture(rng, H, W).copy()  # background plane
+    else:
+        image = _leaf_texture(rng, yy, xx)
     depth = np.full((H, W), far_m)
     n = int(n_leaves)
     # inverse-CDF sampling of p(r) ~ r^-3 on [rmin, rmax]
@@ -244,7 +301,7 @@ def dead_leaves_scene(
         count = int(np.count_nonzero(visible))
         if count == 0:
             continue
-        tex = _leaf_texture(rng, ly, lx)
+        tex = _photo_texture(rng, y1 - y0, x1 - x0) if textures == "photos" else _leaf_texture(rng, ly, lx)
         image[y0:y1, x0:x1][visible] = tex[visible]
         depth[y0:y1, x0:x1][visible] = 1.0 / inv_depth[k]
         window &= ~visible
@@ -360,7 +417,9 @@ def synthesize_scene(
     Parameters
     ----------
     rng : numpy.random.Generator
-    source : {'dead_leaves', 'motorcycle'}
+    source : {'dead_leaves', 'photo_leaves', 'motorcycle'}
+        Procedural dead leaves, dead leaves textured with photos (:func:`dead_leaves_scene`), or
+        a crop of the Middlebury motorcycle (:func:`motorcycle_scene`).
     shape : (H, W)
         Output size (a crop for the motorcycle, which is 500 x 741).
     max_coc, min_coc : float
@@ -388,8 +447,12 @@ def synthesize_scene(
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64; got {dt}")
-    if source == "dead_leaves":
-        image, depth = dead_leaves_scene(rng, shape)
+    if source in ("dead_leaves", "photo_leaves"):
+        if source == "photo_leaves":  # fewer, larger leaves, so that the photos' texture shows
+            side = min(_check_shape(shape))
+            image, depth = dead_leaves_scene(rng, shape, textures="photos", radius_range=(side / 16, side / 2))
+        else:
+            image, depth = dead_leaves_scene(rng, shape)
         valid = np.ones(depth.shape, dtype=bool)
     else:
         image, depth, valid = motorcycle_scene(rng, shape)

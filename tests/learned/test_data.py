@@ -357,6 +357,22 @@ def test_synthetic_options_and_errors():
     assert isinstance(ds, SyntheticDataset) and ds.size == 40 and len(ds) == 3
 
 
+def test_synthetic_photo_fraction_spreads_photo_scenes_over_training_only():
+    train = build_dataset("synthetic:size=32,count=8,photo_fraction=0.5", "train")
+    sources = [train.scene_source(i) for i in range(8)]
+    assert sources.count("photo_leaves") == 4 and sources.count("dead_leaves") == 4
+    assert sources[:2] == ["dead_leaves", "photo_leaves"]  # evenly spread, not in a block
+    all_photos = build_dataset("synthetic:size=32,count=3,photo_fraction=1", "train")
+    assert [all_photos.scene_source(i) for i in range(3)] == ["photo_leaves"] * 3
+    default = build_dataset("synthetic:size=32,count=3", "train")
+    assert [default.scene_source(i) for i in range(3)] == ["dead_leaves"] * 3
+    test = build_dataset("synthetic:size=32,test_count=8,photo_fraction=1", "test")  # the test split never changes
+    assert [test.scene_source(i) for i in range(8)] == ["dead_leaves"] * 3 + ["motorcycle"] + ["dead_leaves"] * 3 + [
+        "motorcycle"]
+    with pytest.raises(ValueError, match="photo_fraction must be a number in"):
+        build_dataset("synthetic:photo_fraction=1.5", "train")
+
+
 def test_spec_errors():
     with pytest.raises(ValueError, match="unknown dataset kind 'dpd'"):
         parse_spec("dpd:/x")

@@ -19,6 +19,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -228,6 +229,21 @@ def test_evaluate_psnr_reference():
     assert e["per_image"][0]["input_psnr"] == pytest.approx(-10 * math.log10(mse), rel=1e-12)
 
 
+def test_evaluate_psnr_groups_synthetic_scenes_by_source():
+    from learned.data import build_dataset
+
+    class Halve(torch.nn.Module):
+        def forward(self, x):
+            return x * 0.5
+
+    ds = build_dataset("synthetic:size=32,test_count=4", "test")
+    e = evaluate_psnr(Halve(), "kpac", ds, torch.device("cpu"))
+    assert [r["source"] for r in e["per_image"]] == ["dead_leaves"] * 3 + ["motorcycle"]
+    gains = [r["output_psnr"] - r["input_psnr"] for r in e["per_image"]]
+    assert e["gain_db_by_source"]["dead_leaves"] == pytest.approx(np.mean(gains[:3]), rel=1e-12)
+    assert e["gain_db_by_source"]["motorcycle"] == pytest.approx(gains[3], rel=1e-12)
+
+
 def test_sampler_is_a_function_of_seed_and_step():
     a = lt.StepBatchSampler(7, 3, seed=1, start_step=0, stop_step=5)
     b = lt.StepBatchSampler(7, 3, seed=1, start_step=3, stop_step=5)
@@ -347,6 +363,26 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
     assert load_training_checkpoint(Path(cfg.out) / "checkpoint.pt")["training"]["step"] == 2
 
 
+def test_cosine_schedule_follows_the_closed_form():
+    from learned.train import ScheduleConfig
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    sched = lt.build_scheduler(opt, ScheduleConfig(kind="cosine", final_fraction=0.1), 10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    lrs.append(opt.param_groups[0]["lr"])
+    # lr_t = lr_min + (lr_0 - lr_min) (1 + cos(pi t / T)) / 2
+    expected = [0.2 + 1.8 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(11)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="schedule kind"):
+        ScheduleConfig(kind="linear")
+    with pytest.raises(ValueError, match="final_fraction"):
+        ScheduleConfig(kind="cosine", final_fraction=2.0)
+
+
 def test_recipes_presets_and_config_checks():
     ifan = make_config("ifan")
     assert (ifan.recipe.optimizer.name, ifan.recipe.optimizer.lr, ifan.recipe.optimizer.weight_decay) == ("radam", 1e-4, 0.01)
@@ -358,6 +394,7 @@ def test_recipes_presets_and_config_checks():
     smoke = make_config("kpac", preset="cpu-smoke", lr=5e-4)
     assert smoke.recipe.optimizer.lr == 5e-4 and smoke.model_overrides["channels"] == 16 and smoke.eval_images == 16
     assert TrainConfig.from_dict(smoke.to_dict()) == smoke
+    assert smoke.recipe.schedule.kind == "cosine" and make_config("kpac").recipe.schedule.kind == "multistep"
     with pytest.raises(ValueError, match="multiple of 16"):
         make_config("nrknet", crop=40)
     with pytest.raises(ValueError, match="unknown model"):

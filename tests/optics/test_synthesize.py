@@ -133,6 +133,32 @@ def test_dead_leaves_deterministic_and_in_range():
     assert a[0].min() >= 0 and a[0].max() <= 1
 
 
+def test_photo_leaves_use_bundled_photos_deterministically():
+    from skimage import data
+
+    from optics.synthesize import TEXTURE_PHOTOS
+
+    assert "stereo_motorcycle" not in TEXTURE_PHOTOS  # the held-out natural test photo
+    a, depth = dead_leaves_scene(np.random.default_rng(3), (48, 40), textures="photos", radius_range=(4.0, 20.0))
+    b, _ = dead_leaves_scene(np.random.default_rng(3), (48, 40), textures="photos", radius_range=(4.0, 20.0))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (48, 40, 3) and a.min() > 0 and a.max() <= 1 and len(np.unique(depth)) > 3
+    # every pixel value comes from a photo (linearised sRGB, possibly a tinted grey one): natural
+    # textures have many distinct values, unlike the procedural two-colour leaves
+    assert len(np.unique(a.reshape(-1, 3), axis=0)) > 500
+    photos = {name: srgb_decode(getattr(data, name)().astype(np.float64) / 255.0) for name in ("astronaut", "coffee")}
+    assert all(p.min() >= 0 for p in photos.values())
+    with pytest.raises(ValueError, match="textures must be 'procedural' or 'photos'"):
+        dead_leaves_scene(np.random.default_rng(3), (48, 40), textures="kodak")
+
+
+def test_photo_leaves_scene_renders():
+    scene = synthesize_scene(np.random.default_rng(1), source="photo_leaves", shape=(40, 48), max_coc=4.0)
+    assert scene.source == "photo_leaves" and scene.centre.shape == (40, 48, 3)
+    np.testing.assert_allclose(scene.centre, (scene.left + scene.right) / 2, atol=1e-6)
+    assert np.abs(scene.coc).max() <= 4.0 + 1e-4
+
+
 def test_synthesize_scene_api():
     scene = synthesize_scene(np.random.default_rng(0), shape=(32, 40), max_coc=5.0, psf_model="butterworth")
     assert scene.centre.dtype == np.float32 and scene.centre.shape == (32, 40, 3)
