@@ -63,7 +63,7 @@ def _torch_forward(image: Any, kernels: Any, radius: int, mode: str, xp: Any) ->
 
     import torch
 
-    h, w = int(image.shape[0]), int(image.shape[1])
+    h = int(image.shape[0])
     s = 2 * radius + 1
     padded = pad_image(image, radius, mode, xp)  # (H + 2R, W + 2R, C)
     # windows[a, p1, c, t] = padded[a, p1 + t, c]; tap v reads column p1 + 2R - v, i.e. t = 2R - v.

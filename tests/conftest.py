@@ -55,6 +55,15 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu)])
+def cuda_device(request):
+    """CUDA only, for tests that compare a GPU run with the CPU reference (a CPU instance would
+    compare CPU with CPU); skips cleanly when no GPU is present."""
+    if not _cuda_available():
+        pytest.skip("no CUDA device")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def single_torch_thread():
     """One intra-op torch thread for a module of small-tensor tests (no OpenMP oversubscription on

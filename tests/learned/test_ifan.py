@@ -279,22 +279,21 @@ def test_bad_inputs_raise():
 
 
 # --------------------------------------------------------------------------- devices
-def test_forward_on_device_matches_cpu(device):
+def test_forward_on_gpu_matches_cpu(cuda_device):
     torch.manual_seed(8)
     model = small_ifan().eval()
     x = torch.rand(1, 3, 13, 21)
     with torch.no_grad():
         ref = model(x, return_aux=True)
-        out = model.to(device)(x.to(device), return_aux=True)
+        out = model.to(cuda_device)(x.to(cuda_device), return_aux=True)
     for key in ("output", "disparity"):
-        assert out[key].device.type == device
+        assert out[key].device.type == cuda_device
         torch.testing.assert_close(out[key].cpu(), ref[key], rtol=1e-4, atol=1e-5)
 
 
 @needs_parity
-def test_output_parity_on_device(device, official_model):
-    if device == "cpu":
-        pytest.skip("covered by test_output_parity_with_authors_code")
+def test_output_parity_on_gpu(cuda_device, official_model):
+    device = cuda_device
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:

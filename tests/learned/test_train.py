@@ -194,7 +194,6 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = _config(tmp_path, steps=5, checkpoint_every=2)
-    before = None
     with pytest.raises(FloatingPointError, match=r"at step 3;.*step 2\) kept"):
         train(cfg, train_dataset=RandomPairs(nan_after=2))  # samples 1-2 fine (steps 1-2), step 3 NaN
     ckpt = load_training_checkpoint(Path(cfg.out) / "checkpoint.pt")
