@@ -632,7 +632,8 @@ class SyntheticDataset(Dataset):
     ----------
     split : {'train', 'val', 'test'}
     size : int
-        Side of the rendered square scenes (default: ``crop`` for training, else 128).
+        Side of the rendered square scenes (default 128, the held-out scenes' size; for training
+        ``max(128, crop)``: crops are drawn at random from the scenes).
     count : int
         Number of distinct scenes of the split (defaults: train 256, val 8, test 16).
     seed : int
@@ -644,14 +645,18 @@ class SyntheticDataset(Dataset):
     psf : {'random', 'half_disc', 'butterworth'}
     cache : bool
         Keep rendered scenes in memory (each DataLoader worker has its own cache).
+    photo_fraction : float in [0, 1]
+        Fraction of the *training* scenes that are dead leaves textured with scikit-image photos
+        (``source='photo_leaves'`` of :func:`optics.synthesize.synthesize_scene`), spread evenly
+        over the indices (:meth:`scene_source`); default 0. The val and test splits ignore it.
 
     Notes
     -----
     Scene ``i`` of split ``s`` is ``synthesize_scene(default_rng([E, id(s), seed', i]))`` with a
     fixed entropy ``E``, ``id`` = 0/1/2 for train/val/test and ``seed' = seed`` for training, 0
     otherwise, so training never draws a test scene's random stream. Training scenes are dead
-    leaves; every fourth val/test scene is a crop of scikit-image's Middlebury motorcycle (never
-    seen in training). Images are rendered on linear intensities and sRGB-encoded like DPDD's
+    leaves (a ``photo_fraction`` of them photo-textured); every fourth val/test scene is a crop
+    of scikit-image's Middlebury motorcycle (never seen in training). Images are rendered on linear intensities and sRGB-encoded like DPDD's
     (and like ``python -m optics.synthesize``'s PNGs).
     """
 
@@ -665,7 +670,9 @@ class SyntheticDataset(Dataset):
         self.seed = _check_seed(seed)
         crop = _check_crop(crop)
         if size is None:
-            size = crop if (crop is not None and split == "train") else 128
+            # training scenes at the test scenes' size (so leaf sizes relative to the blur match),
+            # or larger when the crop needs it
+            size = max(128, crop) if (crop is not None and split == "train") else 128
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 32:
             raise ValueError(f"synthetic size must be an integer >= 32; got {size!r}")
         if crop is not None and crop > size:

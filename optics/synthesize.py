@@ -1,4 +1,5 @@
-r"""Synthetic dual-pixel defocus data: dead-leaves scenes and the Middlebury motorcycle.
+r"""Synthetic dual-pixel defocus data: dead-leaves scenes (procedural or photo-textured) and the
+Middlebury motorcycle.
 
 Python API
 ----------

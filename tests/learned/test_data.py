@@ -354,7 +354,11 @@ def test_synthetic_options_and_errors():
     with pytest.raises(ValueError, match="exceeds the synthetic scene size"):
         build_dataset("synthetic:size=32", "train", crop=64)
     ds = build_dataset("synthetic:count=3", "train", crop=40)
-    assert isinstance(ds, SyntheticDataset) and ds.size == 40 and len(ds) == 3
+    # training scenes are rendered at the held-out scenes' size (128) and cropped, or at the crop
+    assert isinstance(ds, SyntheticDataset) and ds.size == 128 and len(ds) == 3
+    assert ds[(0, 0)]["input"].shape == (3, 40, 40)
+    assert build_dataset("synthetic:count=3", "train", crop=160).size == 160
+    assert build_dataset("synthetic", "test").size == 128
 
 
 def test_synthetic_photo_fraction_spreads_photo_scenes_over_training_only():
