@@ -656,8 +656,9 @@ class SyntheticDataset(Dataset):
     fixed entropy ``E``, ``id`` = 0/1/2 for train/val/test and ``seed' = seed`` for training, 0
     otherwise, so training never draws a test scene's random stream. Training scenes are dead
     leaves (a ``photo_fraction`` of them photo-textured); every fourth val/test scene is a crop
-    of scikit-image's Middlebury motorcycle (never seen in training). Images are rendered on linear intensities and sRGB-encoded like DPDD's
-    (and like ``python -m optics.synthesize``'s PNGs).
+    of scikit-image's Middlebury motorcycle (never seen in training). Images are rendered on
+    linear intensities and sRGB-encoded like DPDD's (and like ``python -m optics.synthesize``'s
+    PNGs).
     """
 
     DEFAULT_COUNTS = {"train": 256, "val": 8, "test": 16}

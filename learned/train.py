@@ -991,9 +991,8 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
     result = {"images": count, "input_psnr": inp, "output_psnr": outp, "gain_db": outp - inp, "per_image": rows}
     sources = sorted({r["source"] for r in rows if "source" in r})
     if sources:
-        result["gain_db_by_source"] = {
-            s: float(np.mean([r["output_psnr"] - r["input_psnr"] for r in rows if r.get("source") == s])) for s in sources
-        }
+        gains = {s: [r["output_psnr"] - r["input_psnr"] for r in rows if r.get("source") == s] for s in sources}
+        result["gain_db_by_source"] = {s: float(np.mean(g)) for s, g in gains.items()}
     return result
 
 
