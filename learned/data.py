@@ -13,28 +13,34 @@ spec                layout (``split`` in {'train', 'val', 'test'} unless said ot
 ``dpdd:PATH``       DPDD (Abuolaim & Brown, ECCV 2020) and ``python -m optics.synthesize``'s
                     output: ``PATH/{split}_c/source`` (blurred centre view),
                     ``PATH/{split}_c/target`` (all-in-focus), ``PATH/{split}_l/source`` and
-                    ``PATH/{split}_r/source`` (dual-pixel views; both or neither).
+                    ``PATH/{split}_r/source`` (dual-pixel views; both or neither). Paired by
+                    sorted order per folder, as the authors do (source and target of a DPDD
+                    scene are different frames, ``1P0A0917`` <-> ``1P0A0916``).
 ``lfdof:PATH``      LFDOF (Ruan et al., TCI 2021): ``PATH/{train,test}_data/input/SCENE/*.png``
                     (several renderings per scene; files directly in ``input/`` are matched by
                     the part of their stem before ``_ap``, as ``IMG_1275_ap1_00.png``) and
                     ``PATH/{split}_data/ground_truth/SCENE.png``. Splits train and test.
 ``realdof:PATH``    RealDOF (Lee et al., CVPR 2021): ``PATH/source``, ``PATH/target``. Test only.
-``rtf:PATH``        RTF (D'Andres et al., TIP 2016), blurred inputs only (its ground truth is a
-                    defocus map, not a sharp image): images in ``PATH/image``, ``PATH/input`` or
-                    ``PATH``. Test only.
+``rtf:PATH``        RTF (D'Andres et al., TIP 2016): ``PATH/image/0/image_NN.png`` with
+                    ``PATH/GT/sharp_NN.png``; without ``GT/``, inputs only. Test only.
 ``cuhk:PATH``       CUHK blur detection set (Shi et al., CVPR 2014), inputs only: images in
-                    ``PATH/image`` or ``PATH``; the motion-blurred ``motion*`` files are left
-                    out with a warning that counts them. Test only.
+                    ``PATH/image``, ``PATH/source`` or ``PATH``; the motion-blurred ``motion*``
+                    files are left out with a warning that counts them. Test only.
 ``pixeldp:PATH``    Pixel 4 dual-pixel data. Xin et al. (ICCV 2021) layout:
                     ``PATH/NNN_left.png``, ``PATH/NNN_right.png`` (raw green channel, 14 bit,
-                    black level 1024) and ``PATH/gt_all_in_focus_im/NNN_gt.png``; or
-                    Abuolaim & Brown's Pixel set as read by IFAN: ``PATH/test_{c,l,r}``
-                    (files directly there or in ``source/``), inputs only. Test only.
+                    black level 1024; cropped centrally to the ground truth's size) and
+                    ``PATH/gt_all_in_focus_im/NNN_gt.png``; or Abuolaim & Brown's Pixel set as
+                    read by IFAN: ``PATH/test_{c,l,r}`` (files directly there or in
+                    ``source/``), inputs only. Test only.
+``list:FILE``       ``input,target`` lines (NRKNet's ``Dataset_*`` files), paths relative to
+                    ``root=DIR`` (``list:FILE,root=DIR``; default the list's folder). Any split.
 ``folder:PATH``     any input/target pairs: ``PATH/input`` (or ``source``) and ``PATH/target``
                     (or ``gt``); with split subfolders ``PATH/{split}/input`` when they exist.
 ==================  ==========================================================================
 
-Files are matched by stem; a file without a partner, a missing folder, an empty folder, an
+The real datasets' layouts, naming and sources are in :mod:`learned.datasets` (``python -m
+learned.datasets check SPEC`` checks a download). ``folder:`` files are matched by stem (DPDD's by
+sorted order, see above); a file without a partner, a missing folder, an empty folder, an
 unreadable image, a 4-channel PNG or a pair of different sizes raises an error that names the
 files: nothing is skipped silently. 8- and 16-bit PNG (read losslessly with pypng), JPEG, BMP
 and TIFF are read by :func:`learned.io.read_image` and scaled to [0, 1] by their bit depth.
@@ -83,7 +89,7 @@ __all__ = [
     "ifan_grayscale",
 ]
 
-SPEC_KINDS = ("synthetic", "dpdd", "lfdof", "realdof", "rtf", "cuhk", "pixeldp", "folder")
+SPEC_KINDS = ("synthetic", "dpdd", "lfdof", "realdof", "rtf", "cuhk", "pixeldp", "folder", "list")
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: Pixel 4 dual-pixel raw data (Xin et al.): 14-bit values with a black level of 1024.
@@ -113,7 +119,13 @@ def parse_spec(spec: str) -> Tuple[str, Optional[Path], Dict[str, str]]:
             options[key.strip()] = value.strip()
         return kind, None, options
     if not sep or not rest:
-        raise ValueError(f"spec {spec!r} needs a folder: '{kind}:PATH'")
+        raise ValueError(f"spec {spec!r} needs a folder: '{kind}:PATH'" if kind != "list" else
+                         f"spec {spec!r} needs a list file: 'list:FILE[,root=DIR]'")
+    if kind == "list":
+        from .datasets import parse_list_spec
+
+        file, root = parse_list_spec(rest)
+        return kind, file, ({"root": str(root)} if root is not None else {})
     return kind, Path(rest).expanduser(), {}
 
 
@@ -510,58 +522,6 @@ def _first_existing(root: Path, names: Sequence[str]) -> Optional[Path]:
     return None
 
 
-def _dpdd_records(root: Path, split: str) -> List[ImageRecord]:
-    what = f"dpdd:{root} {split}"
-    source, target = root / f"{split}_c" / "source", root / f"{split}_c" / "target"
-    groups = {f"{split}_c/source": _images_in(source, what), f"{split}_c/target": _images_in(target, what)}
-    left_dir, right_dir = root / f"{split}_l" / "source", root / f"{split}_r" / "source"
-    if left_dir.is_dir() != right_dir.is_dir():
-        missing = right_dir if left_dir.is_dir() else left_dir
-        raise FileNotFoundError(f"{what}: dual-pixel views need both {split}_l and {split}_r; {str(missing)!r} is missing")
-    dual = left_dir.is_dir()
-    if dual:
-        groups[f"{split}_l/source"] = _images_in(left_dir, what)
-        groups[f"{split}_r/source"] = _images_in(right_dir, what)
-    names = _match(groups, what)
-    g = list(groups.values())
-    return [ImageRecord(n, g[0][n], g[1][n], g[2][n] if dual else None, g[3][n] if dual else None) for n in names]
-
-
-def _lfdof_records(root: Path, split: str) -> List[ImageRecord]:
-    what = f"lfdof:{root} {split}"
-    base = root / f"{split}_data"
-    inputs_dir, gt_dir = base / "input", base / "ground_truth"
-    if not inputs_dir.is_dir():
-        raise FileNotFoundError(f"{what}: folder {str(inputs_dir)!r} does not exist")
-    truths = _images_in(gt_dir, what)
-    records: List[ImageRecord] = []
-    unmatched: List[str] = []
-    scene_dirs = sorted(p for p in inputs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = sorted(p for p in inputs_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not scene_dirs and not loose:
-        raise ValueError(f"{what}: folder {str(inputs_dir)!r} is empty")
-    for d in scene_dirs:
-        for stem, path in _images_in(d, what).items():
-            if d.name in truths:
-                records.append(ImageRecord(f"{d.name}/{stem}", path, truths[d.name]))
-            else:
-                unmatched.append(f"{d.name}/{path.name}")
-    if loose:
-        for stem, path in _images_in(inputs_dir, what).items():
-            scene = stem.split("_ap")[0]
-            if scene in truths:
-                records.append(ImageRecord(stem, path, truths[scene]))
-            else:
-                unmatched.append(path.name)
-    if unmatched:
-        raise ValueError(f"{what}: {len(unmatched)} inputs have no ground_truth/SCENE image: {unmatched[:10]}")
-    used = {r.target for r in records}
-    unused = sorted(n for n, p in truths.items() if p not in used)
-    if unused:
-        raise ValueError(f"{what}: {len(unused)} ground-truth images have no input: {unused[:10]}")
-    return records
-
-
 def _pair_records(root: Path, input_names: Sequence[str], target_names: Sequence[str], what: str) -> List[ImageRecord]:
     src = _first_existing(root, input_names)
     tgt = _first_existing(root, target_names)
@@ -572,40 +532,6 @@ def _pair_records(root: Path, input_names: Sequence[str], target_names: Sequence
     names = _match(groups, what)
     g = list(groups.values())
     return [ImageRecord(n, g[0][n], g[1][n]) for n in names]
-
-
-def _inputs_only(root: Path, subfolders: Sequence[str], what: str) -> Dict[str, Path]:
-    folder = _first_existing(root, subfolders) or root
-    return _images_in(folder, what)
-
-
-def _pixeldp_records(root: Path, what: str) -> Tuple[List[ImageRecord], bool]:
-    """Records and whether they are Xin et al.'s raw views (True) or IFAN's PixelDP set (False)."""
-    if (root / "test_c").is_dir():
-        groups = {}
-        for view in ("c", "l", "r"):
-            folder = root / f"test_{view}"
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist")
-            groups[f"test_{view}"] = _images_in(folder / "source" if (folder / "source").is_dir() else folder, what)
-        names = _match(groups, what)
-        g = list(groups.values())
-        return [ImageRecord(n, g[0][n], None, g[1][n], g[2][n]) for n in names], False
-    if not root.is_dir():
-        raise FileNotFoundError(f"{what}: folder {str(root)!r} does not exist")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".png")
-    lefts = {p.name[: -len("_left.png")]: p for p in files if p.name.endswith("_left.png")}
-    rights = {p.name[: -len("_right.png")]: p for p in files if p.name.endswith("_right.png")}
-    if not lefts and not rights:
-        raise ValueError(f"{what}: neither test_c/test_l/test_r folders nor NNN_left.png / NNN_right.png files in {str(root)!r}")
-    truths = {}
-    gt_dir = root / "gt_all_in_focus_im"
-    if not gt_dir.is_dir():
-        raise FileNotFoundError(f"{what}: folder {str(gt_dir)!r} (all-in-focus ground truth) does not exist")
-    for stem, p in _images_in(gt_dir, what).items():
-        truths[stem[: -len("_gt")] if stem.endswith("_gt") else stem] = p
-    names = _match({"*_left.png": lefts, "*_right.png": rights, "gt_all_in_focus_im": truths}, what)
-    return [ImageRecord(n, lefts[n], truths[n], lefts[n], rights[n]) for n in names], True
 
 
 # ==================================================================================================
@@ -809,39 +735,36 @@ def build_dataset(spec: str, split: str = "train", *, crop: Optional[int] = None
         return SyntheticDataset(split, **_synthetic_options(options, split), **common)
     assert root is not None
     what = f"{kind}:{root} {split}"
-    if not root.is_dir():
+    if kind != "list" and not root.is_dir():
         raise FileNotFoundError(f"{what}: dataset folder {str(root)!r} does not exist")
     readers: Dict[str, Reader] = {}
     centre_from_views = False
+    from . import datasets as real
+
     if kind == "dpdd":
-        records = _dpdd_records(root, _check_split(split, SPLITS, "DPDD"))
+        records, _ = real.dpdd_records(root, _check_split(split, SPLITS, "DPDD"))
     elif kind == "lfdof":
-        records = _lfdof_records(root, _check_split(split, ("train", "test"), "LFDOF"))
+        records = real.lfdof_records(root, _check_split(split, ("train", "test"), "LFDOF"))
     elif kind == "realdof":
         _check_split(split, ("test",), "RealDOF")
-        records = _pair_records(root, ("source",), ("target",), what)
+        records = real.realdof_records(root)
     elif kind == "folder":
         base = root / split if (root / split).is_dir() else root
         records = _pair_records(base, ("input", "source"), ("target", "gt"), what)
     elif kind == "rtf":
         _check_split(split, ("test",), "RTF")
-        records = [ImageRecord(n, p) for n, p in _inputs_only(root, ("image", "input"), what).items()]
+        records = real.rtf_records(root)
     elif kind == "cuhk":
         _check_split(split, ("test",), "CUHK")
-        images = _inputs_only(root, ("image",), what)
-        motion = sorted(n for n in images if n.lower().startswith("motion"))
-        if motion:
-            warnings.warn(f"{what}: left out {len(motion)} motion-blurred images (motion*); "
-                          f"{len(images) - len(motion)} defocus images remain", stacklevel=2)
-        records = [ImageRecord(n, p) for n, p in images.items() if n not in motion]
-        if not records:
-            raise ValueError(f"{what}: no defocus images (only motion* files)")
+        records, _ = real.cuhk_records(root)
     elif kind == "pixeldp":
         _check_split(split, ("test",), "Pixel DP")
-        records, raw = _pixeldp_records(root, what)
+        records, raw = real.pixeldp_records(root)
         if raw:
-            readers = {"left": _read_pixel4_raw, "right": _read_pixel4_raw}
+            readers = {"left": real.read_pixel4_view, "right": real.read_pixel4_view}
             centre_from_views = True
+    elif kind == "list":
+        records = real.list_records(root, Path(options["root"]) if "root" in options else None)
     else:  # pragma: no cover - parse_spec rejects unknown kinds
         raise ValueError(kind)
     return FileDataset(records, readers=readers, centre_from_views=centre_from_views, description=what, **common)
