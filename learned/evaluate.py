@@ -19,20 +19,13 @@ model. It is printed as markdown and, with ``--out DIR``, written atomically to
 
 Protocols (``--protocol``)
 --------------------------
-``none`` (default)
-    Whole images; the model pads internally to its size multiple (each network as its authors
-    did) and the output is clipped to [0, 1]; metrics on float images.
-``ifan``
-    IFAN's ``eval.py``: every image (input, dual-pixel views, target) is first cropped at the
-    top-left corner to a multiple of 8 in height and width (``refine_image(val=8)``); then as
-    ``none``. The metrics are computed on the cropped images.
-``nrknet``
-    NRKNet's ``test.py``: inputs reflect-padded at the bottom and right to a multiple of 16 before
-    the network and the output cropped back (NRKNet pads so internally, so this changes only
-    models whose own padding differs), and the clipped output and the target quantised to 8 bits
-    (``round(255 x) / 255``, their PSNR/SSIM on uint8 images) before scoring; SSIM with the
-    Gaussian 11x11 window (sigma 1.5) of ``pytorch_msssim`` instead of scikit-image's 7x7
-    uniform default. The input and baseline rows are quantised the same way.
+Each paper's published evaluation, defined and sourced in :mod:`learned.protocols`: ``none``
+(default: images as stored, whole, float metrics), ``ifan`` (8-bit read, top-left crop to a
+multiple of 8), ``nrknet`` / ``nrknet_rtf`` (8-bit read, centred reflect padding to 16, output
+rounded to 8 bits, Gaussian SSIM, LPIPS in BGR order; on RTF the padding is removed before
+scoring), ``kpac`` (8-bit read, output rounded half up to 8 bits) and ``dpdnet`` (16-bit read,
+1680x1120 only). Without ``--model`` (and with ``--baseline none``) the table is the input row
+of the papers' tables: the blurred input scored under the protocol.
 
 LPIPS needs local weights (see :mod:`learned.metrics`; ``--lpips-weights FILE`` or
 ``$DEFOCUS_LPIPS_WEIGHTS``); ``--no-lpips`` leaves the column empty. Nothing is downloaded.
@@ -57,30 +50,20 @@ from . import DUAL_PIXEL, MODELS
 from . import metrics as M
 from .baseline import WienerBaseline, fit_wiener_baseline
 from .io import atomic_write_bytes
+from .protocols import NAMES as PROTOCOLS
+from .protocols import prepare as _prepare
+from .protocols import score as _protocol_score
 
 __all__ = ["PROTOCOLS", "METRICS", "apply_protocol_crop", "run_model", "score", "evaluate_dataset",
            "mean_rows", "format_markdown", "format_csv", "main"]
 
-PROTOCOLS = ("none", "ifan", "nrknet")
 METRICS = ("psnr", "ssim", "mae", "rmse_rel", "lpips")
 _VIEWS = ("input", "target", "left", "right")
 
 
 def apply_protocol_crop(arrays: Dict[str, np.ndarray], protocol: str) -> Dict[str, np.ndarray]:
-    """IFAN: crop every (H, W, 3) image at the top-left to multiples of 8; other protocols: unchanged."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
-    if protocol != "ifan":
-        return arrays
-    H, W = arrays["input"].shape[:2]
-    h, w = H - H % 8, W - W % 8
-    if h == 0 or w == 0:
-        raise ValueError(f"image {(H, W)} is smaller than 8 pixels; IFAN's protocol crops to a multiple of 8")
-    return {k: v[:h, :w] for k, v in arrays.items()}
-
-
-def _quantise8(image: np.ndarray) -> np.ndarray:
-    return (np.round(image.astype(np.float64) * 255.0) / 255.0).astype(image.dtype)
+    """Bit depth, crop and pad of ``protocol`` on every (H, W, 3) image (:func:`learned.protocols.prepare`)."""
+    return _prepare(arrays, protocol)
 
 
 def _takes_center(model: torch.nn.Module) -> bool:
@@ -105,7 +88,7 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
     tensors = [torch.from_numpy(np.ascontiguousarray(arrays[k].transpose(2, 0, 1)))[None].to(device, param.dtype)
                for k in names]
     H, W = tensors[0].shape[-2:]
-    if protocol == "nrknet":
+    if protocol.startswith("nrknet"):
         pad_h, pad_w = (-H) % 16, (-W) % 16
         if pad_h >= H or pad_w >= W:
             raise ValueError(f"image {(H, W)} is too small to reflect-pad to a multiple of 16")
@@ -117,18 +100,13 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
 
 
 def score(prediction: np.ndarray, target: np.ndarray, *, protocol: str = "none",
-          lpips_metric: Optional[Callable[[np.ndarray, np.ndarray], float]] = None) -> Dict[str, float]:
-    """PSNR, SSIM, MAE, RMSE_rel and (with ``lpips_metric``) LPIPS of one image under ``protocol``."""
-    if protocol == "nrknet":
-        prediction, target = _quantise8(prediction), _quantise8(target)
-    row = {
-        "psnr": M.psnr(prediction, target),
-        "ssim": M.ssim(prediction, target, gaussian=protocol == "nrknet"),
-        "mae": M.mae(prediction, target),
-        "rmse_rel": M.rmse_rel(prediction, target),
-        "lpips": lpips_metric(prediction, target) if lpips_metric is not None else math.nan,
-    }
-    return row
+          lpips_metric: Optional[Callable[[np.ndarray, np.ndarray], float]] = None,
+          original_size: Optional[tuple] = None) -> Dict[str, float]:
+    """PSNR, SSIM, MAE, RMSE_rel and (with ``lpips_metric``) LPIPS of one image under ``protocol``.
+
+    See :func:`learned.protocols.score`; ``original_size`` is the (H, W) before the protocol's padding.
+    """
+    return _protocol_score(prediction, target, protocol, lpips_metric=lpips_metric, original_size=original_size)
 
 
 def evaluate_dataset(
@@ -166,7 +144,8 @@ def evaluate_dataset(
         indices = tqdm(indices, desc="evaluate", unit="image")
     method_name = model_name or "model"
     for i in indices:
-        arrays = apply_protocol_crop(dataset.load(i), protocol)
+        loaded = dataset.load(i)
+        arrays = apply_protocol_crop(loaded, protocol)
         name = dataset.sample_name(i)
         target = arrays["target"]
         results = [("input", arrays["input"])]
@@ -176,7 +155,8 @@ def evaluate_dataset(
             results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device)))
         for method, image in results:
             rows.append({"image": name, "method": method, **score(image, target, protocol=protocol,
-                                                                  lpips_metric=lpips_metric)})
+                                                                  lpips_metric=lpips_metric,
+                                                                  original_size=loaded["input"].shape[:2])})
     return rows
 
 
@@ -274,7 +254,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
     parser.add_argument("--data", default="synthetic", help="dataset spec (default: synthetic); see learned.data")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--protocol", default="none", choices=PROTOCOLS)
+    parser.add_argument("--protocol", default="none", choices=PROTOCOLS,
+                        help="a paper's evaluation (see learned.protocols); default none")
     parser.add_argument("--out", type=Path, help="write metrics.csv and metrics.md here (atomically)")
     parser.add_argument("--limit", type=int, help="evaluate the first N images only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

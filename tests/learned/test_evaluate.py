@@ -26,7 +26,7 @@ RNG = np.random.default_rng(5)
 # Protocols
 # --------------------------------------------------------------------------------------------------
 def test_ifan_protocol_crops_top_left_to_multiples_of_8():
-    arrays = {k: RNG.random((37, 50, 3)) for k in ("input", "target", "left")}
+    arrays = {k: RNG.integers(0, 256, (37, 50, 3)) / 255.0 for k in ("input", "target", "left")}  # 8-bit values
     out = apply_protocol_crop(arrays, "ifan")
     for k in arrays:
         np.testing.assert_array_equal(out[k], arrays[k][:32, :48])
