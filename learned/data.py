@@ -33,7 +33,8 @@ spec                layout (``split`` in {'train', 'val', 'test'} unless said ot
                     read by IFAN: ``PATH/test_{c,l,r}`` (files directly there or in
                     ``source/``), inputs only. Test only.
 ``list:FILE``       ``input,target`` lines (NRKNet's ``Dataset_*`` files), paths relative to
-                    ``root=DIR`` (``list:FILE,root=DIR``; default the list's folder). Any split.
+                    ``root=DIR`` (``list:FILE,root=DIR``; default the list's folder). One split:
+                    ``split=NAME``, else the one its file name names, else test.
 ``folder:PATH``     any input/target pairs: ``PATH/input`` (or ``source``) and ``PATH/target``
                     (or ``gt``); with split subfolders ``PATH/{split}/input`` when they exist.
 ==================  ==========================================================================
@@ -124,8 +125,7 @@ def parse_spec(spec: str) -> Tuple[str, Optional[Path], Dict[str, str]]:
     if kind == "list":
         from .datasets import parse_list_spec
 
-        file, root = parse_list_spec(rest)
-        return kind, file, ({"root": str(root)} if root is not None else {})
+        return (kind, *parse_list_spec(rest))
     return kind, Path(rest).expanduser(), {}
 
 
@@ -764,6 +764,10 @@ def build_dataset(spec: str, split: str = "train", *, crop: Optional[int] = None
             readers = {"left": real.read_pixel4_view, "right": real.read_pixel4_view}
             centre_from_views = True
     elif kind == "list":
+        held = real.list_split(root, options)
+        if split != held:
+            raise ValueError(f"{what}: the list {root.name!r} holds the {held!r} split (from split= or its file name); "
+                             f"got split {split!r}; write list:FILE,split={split} if the list is meant for it")
         records = real.list_records(root, Path(options["root"]) if "root" in options else None)
     else:  # pragma: no cover - parse_spec rejects unknown kinds
         raise ValueError(kind)

@@ -55,7 +55,7 @@ of ``PATH/image/0``, ``PATH/image``, ``PATH/input`` or ``PATH`` are read as inpu
     PATH/{train,test}_data/ground_truth/IMG_1567.png
 
 train 11,261 inputs of 790 scenes, test 725 inputs of 50 scenes (NRKNet ``Dataset_train_LFDOF``
-/ ``Dataset_test_LFDOF``, whose paths use Windows separators inside ``input\\``). Loose files
+/ ``Dataset_test_LFDOF``, whose paths use Windows separators inside ``input\``). Loose files
 ``input/IMG_1275_ap1_00.png`` are matched by the stem before ``_ap``.
 
 **RealDOF** (Lee et al., CVPR 2021), spec ``realdof:PATH``, PATH = ``RealDOF``:
@@ -85,11 +85,13 @@ motion-blurred ``motion*.jpg``, left out here with a warning that counts them.
   ``(H - h) // 2``, ``(W - w) // 2``); the views are cropped the same way here, and the blurred
   input is their mean. (The authors' vignetting correction from ``calibration/`` is not applied.)
 
-**list:FILE[,root=DIR]**: ``input,target`` per line, paths relative to ``DIR`` (default: the
-folder of FILE), as NRKNet's ``Dataset_*`` files (relative to its ``data_offset``; Windows
-``\\`` separators are accepted; a line whose target equals its input is an input without ground
-truth). Missing files are reported by line number. Sample names are the input paths relative
-to the root, without suffix.
+**list:FILE[,root=DIR][,split=NAME]**: ``input,target`` per line, paths relative to ``DIR``
+(default: the folder of FILE), as NRKNet's ``Dataset_*`` files (relative to its ``data_offset``;
+Windows ``\`` separators are accepted; a line whose target equals its input is an input without
+ground truth). Missing files are reported by line number. Sample names are the input paths
+relative to the root, without suffix. A list is one split: ``split=``, else the one of train /
+val / test its file name names (``Dataset_train_DPDD``), else test; asking it for another split
+is an error, so a test list never serves as training data by accident.
 
 Sample names are file stems (DPDD: the blurred image's stem), ``SCENE/STEM`` for LFDOF.
 """
@@ -442,16 +444,30 @@ def pixeldp_records(root: Path) -> Tuple[list, bool]:
     return [d.ImageRecord(n, lefts[n], truths[n], lefts[n], rights[n]) for n in names], True
 
 
-def parse_list_spec(rest: str) -> Tuple[Path, Optional[Path]]:
-    """``'FILE[,root=DIR]'`` -> (FILE, DIR or None)."""
-    file, sep, root = rest.rpartition(",root=")
-    if not sep:
-        file, root = rest, ""
-    elif not root.strip():
-        raise ValueError(f"list spec 'list:{rest}': root= needs a folder, as 'list:FILE,root=DIR'")
-    if not file.strip():
-        raise ValueError("a list spec needs a file: 'list:FILE[,root=DIR]'")
-    return Path(file).expanduser(), (Path(root).expanduser() if root else None)
+def parse_list_spec(rest: str) -> Tuple[Path, Dict[str, str]]:
+    """``'FILE[,root=DIR][,split=NAME]'`` -> (FILE, options)."""
+    parts = rest.split(",")
+    options: Dict[str, str] = {}
+    while len(parts) > 1 and re.match(r"^\s*(root|split)=", parts[-1]):
+        key, _, value = parts.pop().partition("=")
+        if not value.strip():
+            raise ValueError(f"list spec 'list:{rest}': {key.strip()}= needs a value, as 'list:FILE,root=DIR,split=test'")
+        options[key.strip()] = value.strip()
+    file = ",".join(parts).strip()
+    if not file:
+        raise ValueError("a list spec needs a file: 'list:FILE[,root=DIR][,split=NAME]'")
+    split = options.get("split")
+    if split is not None and split not in ("train", "val", "test"):
+        raise ValueError(f"list spec 'list:{rest}': split must be train, val or test; got {split!r}")
+    return Path(file).expanduser(), options
+
+
+def list_split(file: Path, options: Dict[str, str]) -> str:
+    """The split a list holds: ``split=`` or the one of train / val / test its name says, else test."""
+    if "split" in options:
+        return options["split"]
+    found = set(re.findall(r"(?:^|[^a-z])(train|val|test)(?=[^a-z]|$)", file.name.lower()))
+    return found.pop() if len(found) == 1 else "test"
 
 
 def list_records(file: Path, root: Optional[Path] = None) -> list:
@@ -544,7 +560,11 @@ def _pair_text(record, root: Path) -> str:
     return text
 
 
-def _splits(kind: str) -> Tuple[str, ...]:
+def _splits(kind: str, root: Path, options: Dict[str, str]) -> Tuple[str, ...]:
+    if kind == "list":
+        return (list_split(root, options),)
+    if kind == "folder":
+        return tuple(s for s in ("train", "val", "test") if (root / s).is_dir()) or ("test",)
     return {"dpdd": ("train", "val", "test"), "lfdof": ("train", "test")}.get(kind, ("test",))
 
 
@@ -598,10 +618,10 @@ def check_split(spec: str, split: str) -> SplitReport:
 
 def check_dataset(spec: str) -> Tuple[List[SplitReport], List[str]]:
     """Reports of every split of ``spec`` and the list of problems (empty when all is well)."""
-    kind, root, _ = _data().parse_spec(spec)
+    kind, root, options = _data().parse_spec(spec)
     if kind == "synthetic":
         raise ValueError("synthetic data is rendered on the fly; there is nothing on disk to check")
-    reports = [check_split(spec, s) for s in _splits(kind)]
+    reports = [check_split(spec, s) for s in _splits(kind, root, options)]
     problems = [p for r in reports for p in r.problems]
     return reports, problems
 

@@ -253,3 +253,19 @@ def test_check_at_the_wrong_level_and_bad_specs(tmp_path, capsys):
     assert main(["check", "nonsense:/x"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown dataset kind")
     assert main(["check", "synthetic"]) == 2
+
+
+def test_a_list_is_one_split(tmp_path, capsys):
+    _make_dpdd(tmp_path, views=False)
+    listing = tmp_path / "Dataset_train_DPDD"  # a training list (its name says so)
+    listing.write_text("\n".join(DPDD_TEST_LINES))
+    assert len(build_dataset(f"list:{listing}", "train")) == 4
+    with pytest.raises(ValueError, match=r"holds the 'train' split.*got split 'test'"):
+        build_dataset(f"list:{listing}", "test")  # never evaluated on by accident
+    assert len(build_dataset(f"list:{listing},split=test", "test")) == 4
+    with pytest.raises(ValueError, match="split must be train, val or test"):
+        parse_spec(f"list:{listing},split=all")
+    assert main(["check", f"list:{listing}"]) == 1  # 4 lines, NRKNet's Dataset_train_DPDD has 350
+    out = capsys.readouterr().out
+    assert "train: 4 samples (published: 350)" in out
+    assert "first: dd_dp_dataset_png/test_c/source/1P0A0917: dd_dp_dataset_png/test_c/source/1P0A0917.png" in out
