@@ -287,6 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except FileNotFoundError as err:
             parser.error(f"{err} Or pass --no-lpips.")
     dataset = build_dataset(args.data, args.split, crop=None, augment=False)
+    if args.protocol == "nrknet" and args.data.partition(":")[0].strip().lower() == "rtf":
+        log("note: NRKNet scores RTF with its padding cropped off; --protocol nrknet_rtf reproduces its RTF columns")
     model = None
     if args.model is not None:
         from .deblur import load_any_checkpoint
