@@ -34,7 +34,8 @@ in IFAN's README)::
   the same, checks that the folders hold equally many images, and warns, naming the files, when
   a pair's frame numbers are not adjacent (a misplaced or missing file shifts every later pair).
   The names of the ``_l`` / ``_r`` files are in no published list; they are paired by sorted
-  order too and a warning names any whose frame number differs from the centre image's.
+  order too, and when their names carry the centre images' frame numbers, a warning names any
+  view that does not.
 - Bit depth: DPDNet trains and tests on the 16-bit files (``bit_depth=16``, ``cv2.imread(.., -1)``,
   ``/65535``); IFAN (``config.in_bit = 8``), NRKNet and KPAC read them with ``cv2.imread`` /
   ``scipy.misc.imread(mode='RGB')``, which keep the high byte of each 16-bit value (see
@@ -243,21 +244,31 @@ def dpdd_records(root: Path, split: str, *, warn: bool = True) -> Tuple[list, Li
                          + (f"; files with no neighbouring frame in the other folder: {orphans[:10]}" if orphans else ""))
     notes: List[str] = []
     records = []
+    unnumbered = 0
     for i, src in enumerate(files["source"]):
         tgt = files["target"][i]
         a, b = frame_number(src.stem), frame_number(tgt.stem)
-        if src.stem != tgt.stem and (src.stem, tgt.stem) not in DPDD_KNOWN_GAPS and (a is None or b is None or abs(a - b) != 1):
+        if src.stem == tgt.stem or (src.stem, tgt.stem) in DPDD_KNOWN_GAPS:
+            pass
+        elif a is None or b is None:
+            unnumbered += 1
+        elif abs(a - b) != 1:
             notes.append(f"pair {i + 1}: {split}_c/source/{src.name} <-> {split}_c/target/{tgt.name} are not adjacent frames")
-        views = {}
-        for k in ("left", "right"):
-            if k in files:
-                v = files[k][i]
-                c = frame_number(v.stem)
-                if v.stem != src.stem and (a is None or c != a):
-                    notes.append(f"pair {i + 1}: {split}_{k[0]}/source/{v.name} does not have the frame number of "
-                                 f"{split}_c/source/{src.name}")
-                views[k] = v
-        records.append(ImageRecord(src.stem, src, tgt, views.get("left"), views.get("right")))
+        records.append(ImageRecord(src.stem, src, tgt, files["left"][i] if "left" in files else None,
+                                   files["right"][i] if "right" in files else None))
+    for k in ("left", "right"):
+        if k not in files:
+            continue
+        # a view "carries" its centre image's frame when the centre's trailing digits are in its name
+        carries = [(_FRAME.search(r.input.stem) is not None and _FRAME.search(r.input.stem).group(1) in v.stem)
+                   for r, v in zip(records, files[k])]
+        if any(carries):  # the names follow the centre's numbering: name the views that break it
+            notes += [f"pair {i + 1}: {split}_{k[0]}/source/{v.name} does not carry the frame number of "
+                      f"{split}_c/source/{r.input.name}"
+                      for i, (r, v, ok) in enumerate(zip(records, files[k], carries)) if not ok]
+    if unnumbered:
+        notes.append(f"{unnumbered} source/target pairs have different names without frame numbers; their "
+                     "sorted-order pairing cannot be verified")
     if notes and warn:
         warnings.warn(f"{what}: {len(notes)} suspicious pairs (is a file misplaced or missing? every later pair "
                       f"shifts): " + "; ".join(notes[:5]) + (" ..." if len(notes) > 5 else ""), stacklevel=3)

@@ -269,3 +269,22 @@ def test_a_list_is_one_split(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "train: 4 samples (published: 350)" in out
     assert "first: dd_dp_dataset_png/test_c/source/1P0A0917: dd_dp_dataset_png/test_c/source/1P0A0917.png" in out
+
+
+def test_dpdd_view_names_are_checked_only_when_they_carry_frame_numbers(tmp_path):
+    _make_dpdd(tmp_path, views=False)
+    root = tmp_path / "dd_dp_dataset_png"
+    for v in ("l", "r"):  # views named after the centre image's frame, one of them misplaced
+        for stem in ("1P0A0917", "1P0A0933", "1P0A0984", "1P0A1990"):
+            _write(root / f"test_{v}/source/{stem}_{v.upper()}.png", _rgb16())
+    with pytest.warns(UserWarning, match=r"test_l/source/1P0A1990_L.png does not carry the frame number of "
+                                         r"test_c/source/1P0A1983.png"):
+        build_dataset(f"dpdd:{root}", "test")
+    for v in ("l", "r"):  # views numbered their own way: nothing to verify, no warning
+        for p in (root / f"test_{v}/source").iterdir():
+            p.unlink()
+        for k in range(4):
+            _write(root / f"test_{v}/source/view_{v}_{k}.png", _rgb16())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build_dataset(f"dpdd:{root}", "test").has_dual_pixel
