@@ -699,7 +699,8 @@ def build_dataset(spec: str, split: str = "train", *, crop: Optional[int] = None
     ----------
     spec : str
         ``'synthetic[:options]'``, ``'dpdd:PATH'``, ``'lfdof:PATH'``, ``'realdof:PATH'``,
-        ``'rtf:PATH'``, ``'cuhk:PATH'``, ``'pixeldp:PATH'`` or ``'folder:PATH'``.
+        ``'rtf:PATH'``, ``'cuhk:PATH'``, ``'pixeldp:PATH'``, ``'folder:PATH'`` or
+        ``'list:FILE[,root=DIR][,split=NAME]'``.
     split : {'train', 'val', 'test'}
     crop : int or None
         Square crop side (None: whole images). Images smaller than the crop raise ``ValueError``.

@@ -20,7 +20,8 @@ in IFAN's README)::
     PATH/{train,val,test}_l/source/*.png          left dual-pixel view
     PATH/{train,val,test}_r/source/*.png          right dual-pixel view
 
-- 350 / 74 / 76 scenes (train / val / test), 16-bit sRGB PNG, 1680x1120: DPDNet's README and
+- 350 / 74 / 76 scenes (train / val / test), 16-bit sRGB PNG, 1680x1120 (DPDNet ``config.py``
+  ``img_w, img_h = 1680, 1120``; KPAC's test graph is fixed at 1120x1680): DPDNet's README and
   ``DPDNet/file_names/{train,val,test}_{src,trg}.npy`` (Abdullah-Abuolaim/defocus-deblurring-
   dual-pixel [7ebf77e]), NRKNet's ``Dataset_train_DPDD`` (350 lines) and ``Dataset_test_DPDD``
   (76 lines) (csZcWu/NRKNet [90fad36]); the folder tree is DPDNet's ``figures/dataset_structure.png``.
@@ -38,8 +39,9 @@ in IFAN's README)::
   view that does not.
 - Bit depth: DPDNet trains and tests on the 16-bit files (``bit_depth=16``, ``cv2.imread(.., -1)``,
   ``/65535``); IFAN (``config.in_bit = 8``), NRKNet and KPAC read them with ``cv2.imread`` /
-  ``scipy.misc.imread(mode='RGB')``, which keep the high byte of each 16-bit value (see
-  :mod:`learned.protocols`).
+  ``scipy.misc.imread(mode='RGB')``, which keep the high byte of each 16-bit value (OpenCV's
+  ``grfmt_png.cpp`` calls libpng's ``png_set_strip_16`` when a 16-bit PNG is read into 8 bits;
+  Pillow does the same for 16-bit RGB; see :mod:`learned.protocols`).
 
 **RTF** (D'Andres et al., TIP 2016), spec ``rtf:PATH``, PATH = ``RTFDataset`` (shared by the
 authors on request, NRKNet's README)::
@@ -78,7 +80,7 @@ motion-blurred ``motion*.jpg``, left out here with a warning that counts them.
   counter-clockwise before its network and back after (``eval.py``).
 - Xin et al.'s Pixel 4 set (ICCV 2021, cmu-ci-lab/dual_pixel_defocus_estimation_deblurring
   [d6a9262], folder ``DP_data_pixel_4``): 17 scenes ``NNN_left.png`` / ``NNN_right.png``
-  (2016x1512 single-channel 16-bit raw green channel, 14 bit with black level 1024,
+  (2016x1512 single-channel 16-bit raw green channel (scene 001), 14 bit with black level 1024,
   normalised as ``max(v - 1024, 0) / (2**14 - 1)`` in ``code/util.py``),
   ``gt_all_in_focus_im/NNN_gt.png`` (1344x1008, 16-bit, ``im * 65535`` of the authors'
   result), ``gt_defocus_map/`` and ``calibration/``. The ground truth covers the central
@@ -605,18 +607,27 @@ def check_split(spec: str, split: str) -> SplitReport:
     report.dual_pixel = dataset.has_dual_pixel
     report.has_target = dataset.has_target
     report.first, report.last = _pair_text(records[0], base), _pair_text(records[-1], base)
+    header = {}
+
+    def shape_of(path: Path):
+        if path not in header:
+            header[path] = image_shape(path)
+        return header[path]
+
     for r in records:
         shapes = {}
         for key in ("input", "target", "left", "right"):
             path = getattr(r, key)
             if path is None or (key == "input" and dataset.centre_from_views):
                 continue
+            first = path not in header
             try:
-                h, w, c, bits = image_shape(path)
+                h, w, c, bits = shape_of(path)
             except ValueError as err:
                 report.problems.append(str(err))
                 continue
-            report.depths[bits] += 1
+            if first:  # each file once (LFDOF's ground truth serves up to 15 inputs)
+                report.depths[bits] += 1
             shapes[key] = (h, w)
             if key == "input":
                 report.sizes[f"{w}x{h}"] += 1

@@ -288,3 +288,15 @@ def test_dpdd_view_names_are_checked_only_when_they_carry_frame_numbers(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert build_dataset(f"dpdd:{root}", "test").has_dual_pixel
+
+
+def test_check_counts_each_lfdof_ground_truth_once(tmp_path, capsys):
+    root = tmp_path / "LFDOF"
+    for split in ("train", "test"):
+        _write(root / f"{split}_data/ground_truth/IMG_1275.png", RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+        for k in range(3):
+            _write(root / f"{split}_data/input/IMG_1275/IMG_1275_ap2_0{k}.png",
+                   RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    assert main(["check", f"lfdof:{root}"]) == 1  # 3 inputs, LFDOF has 11261 / 725
+    out = capsys.readouterr().out
+    assert out.count("bit depths: 8-bit (4 files)") == 2 and "test: 3 samples (published: 725)" in out
