@@ -549,6 +549,7 @@ class SplitReport:
     depths: Counter = field(default_factory=Counter)
     dual_pixel: bool = False
     has_target: bool = False
+    cropped: bool = False
     first: str = ""
     last: str = ""
     problems: List[str] = field(default_factory=list)
@@ -565,10 +566,11 @@ def _rel(path: Optional[Path], root: Path) -> str:
 
 
 def _pair_text(record, root: Path) -> str:
-    text = f"{record.name}: {_rel(record.input, root)}"
+    centre = "(left + right) / 2" if record.left is not None and record.left == record.input else _rel(record.input, root)
+    text = f"{record.name}: {centre}"
     if record.target is not None:
         text += f" -> {_rel(record.target, root)}"
-    if record.left is not None and record.left != record.input:
+    if record.left is not None:
         text += f" (views {_rel(record.left, root)}, {_rel(record.right, root)})"
     return text
 
@@ -605,6 +607,7 @@ def check_split(spec: str, split: str) -> SplitReport:
         report.problems.append(f"{split}: {report.count} samples, but the published {kind} {split} split has "
                                f"{report.published}")
     report.dual_pixel = dataset.has_dual_pixel
+    report.cropped = dataset.centre_from_views
     report.has_target = dataset.has_target
     report.first, report.last = _pair_text(records[0], base), _pair_text(records[-1], base)
     header = {}
@@ -629,7 +632,7 @@ def check_split(spec: str, split: str) -> SplitReport:
             if first:  # each file once (LFDOF's ground truth serves up to 15 inputs)
                 report.depths[bits] += 1
             shapes[key] = (h, w)
-            if key == "input":
+            if key == ("target" if dataset.centre_from_views else "input"):
                 report.sizes[f"{w}x{h}"] += 1
         if dataset.centre_from_views and "target" in shapes:
             shapes = {"target": shapes["target"]}  # the views are cropped to the ground truth
@@ -656,7 +659,8 @@ def format_report(spec: str, reports: Sequence[SplitReport]) -> str:
         if r.count:
             sizes = ", ".join(f"{s} ({n})" for s, n in r.sizes.most_common(4)) + (" ..." if len(r.sizes) > 4 else "")
             depths = ", ".join(f"{b}-bit ({n} files)" for b, n in sorted(r.depths.items()))
-            lines += [f"  sizes: {sizes}", f"  bit depths: {depths}",
+            lines += [f"  sizes: {sizes}" + (" (the views cropped to the ground truth's window)" if r.cropped else ""),
+                      f"  bit depths: {depths}",
                       f"  ground truth: {'yes' if r.has_target else 'no (inputs only)'}",
                       f"  dual-pixel views: {'yes' if r.dual_pixel else 'no'}",
                       f"  first: {r.first}", f"  last:  {r.last}"]
