@@ -34,7 +34,8 @@ spec                layout (``split`` in {'train', 'val', 'test'} unless said ot
                     ``source/``), inputs only. Test only.
 ``list:FILE``       ``input,target`` lines (NRKNet's ``Dataset_*`` files), paths relative to
                     ``root=DIR`` (``list:FILE,root=DIR``; default the list's folder). One split:
-                    ``split=NAME``, else the one its file name names, else test.
+                    ``split=NAME``, else the one its file name names, else test; other splits
+                    from the sibling list named for them (``Dataset_test_DPDD``).
 ``folder:PATH``     any input/target pairs: ``PATH/input`` (or ``source``) and ``PATH/target``
                     (or ``gt``); with split subfolders ``PATH/{split}/input`` when they exist.
 ==================  ==========================================================================
@@ -765,11 +766,8 @@ def build_dataset(spec: str, split: str = "train", *, crop: Optional[int] = None
             readers = {"left": real.read_pixel4_view, "right": real.read_pixel4_view}
             centre_from_views = True
     elif kind == "list":
-        held = real.list_split(root, options)
-        if split != held:
-            raise ValueError(f"{what}: the list {root.name!r} holds the {held!r} split (from split= or its file name); "
-                             f"got split {split!r}; write list:FILE,split={split} if the list is meant for it")
-        records = real.list_records(root, Path(options["root"]) if "root" in options else None)
+        records = real.list_records(real.list_for_split(root, options, split),
+                                    Path(options["root"]) if "root" in options else None)
     else:  # pragma: no cover - parse_spec rejects unknown kinds
         raise ValueError(kind)
     return FileDataset(records, readers=readers, centre_from_views=centre_from_views, description=what, **common)

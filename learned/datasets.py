@@ -93,8 +93,9 @@ motion-blurred ``motion*.jpg``, left out here with a warning that counts them.
 Windows ``\`` separators are accepted; a line whose target equals its input is an input without
 ground truth). Missing files are reported by line number. Sample names are the input paths
 relative to the root, without suffix. A list is one split: ``split=``, else the one of train /
-val / test its file name names (``Dataset_train_DPDD``), else test; asking it for another split
-is an error, so a test list never serves as training data by accident.
+val / test its file name names (``Dataset_train_DPDD``), else test. Another split is read from
+the sibling list named for it (``Dataset_test_DPDD`` beside ``Dataset_train_DPDD``, as NRKNet
+ships them) and is an error when there is none, so a list never serves as another split's data.
 
 Sample names are file stems (DPDD: the blurred image's stem), ``SCENE/STEM`` for LFDOF.
 """
@@ -475,6 +476,26 @@ def parse_list_spec(rest: str) -> Tuple[Path, Dict[str, str]]:
     return Path(file).expanduser(), options
 
 
+def list_for_split(file: Path, options: Dict[str, str], split: str) -> Path:
+    """The list file that holds ``split``: ``file`` itself, or its sibling named for that split.
+
+    NRKNet ships its lists in pairs (``Dataset_train_DPDD`` / ``Dataset_test_DPDD``), so a
+    ``list:`` spec naming the training list finds the test list beside it, and the other way
+    round. Any other split is an error (never the training list as test data).
+    """
+    held = list_split(file, options)
+    if split == held:
+        return file
+    if "split" not in options:
+        m = re.search(rf"(?:^|(?<=[^a-z])){held}(?=[^a-z]|$)", file.name.lower())
+        if m is not None:
+            sibling = file.with_name(file.name[: m.start()] + split + file.name[m.end():])
+            if sibling.is_file():
+                return sibling
+    raise ValueError(f"list:{file}: the list {file.name!r} holds the {held!r} split (from split= or its file name) "
+                     f"and no list for the {split!r} split lies beside it; got split {split!r}")
+
+
 def list_split(file: Path, options: Dict[str, str]) -> str:
     """The split a list holds: ``split=`` or the one of train / val / test its name says, else test."""
     if "split" in options:
@@ -575,9 +596,17 @@ def _pair_text(record, root: Path) -> str:
     return text
 
 
+def _has_list(file: Path, options: Dict[str, str], split: str) -> bool:
+    try:
+        list_for_split(file, options, split)
+        return True
+    except ValueError:
+        return False
+
+
 def _splits(kind: str, root: Path, options: Dict[str, str]) -> Tuple[str, ...]:
     if kind == "list":
-        return (list_split(root, options),)
+        return tuple(s for s in ("train", "val", "test") if _has_list(root, options, s))
     if kind == "folder":
         return tuple(s for s in ("train", "val", "test") if (root / s).is_dir()) or ("test",)
     return {"dpdd": ("train", "val", "test"), "lfdof": ("train", "test")}.get(kind, ("test",))
@@ -602,7 +631,7 @@ def check_split(spec: str, split: str) -> SplitReport:
     report.count = len(records)
     report.published = PUBLISHED_COUNTS.get("pixel4" if kind == "pixeldp" and dataset.centre_from_views else kind, {}).get(split)
     if kind == "list":
-        report.published = PUBLISHED_LIST_COUNTS.get(root.name)
+        report.published = PUBLISHED_LIST_COUNTS.get(list_for_split(root, options, split).name)
     if report.published is not None and report.count != report.published:
         report.problems.append(f"{split}: {report.count} samples, but the published {kind} {split} split has "
                                f"{report.published}")

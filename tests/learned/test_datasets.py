@@ -300,3 +300,17 @@ def test_check_counts_each_lfdof_ground_truth_once(tmp_path, capsys):
     assert main(["check", f"lfdof:{root}"]) == 1  # 3 inputs, LFDOF has 11261 / 725
     out = capsys.readouterr().out
     assert out.count("bit depths: 8-bit (4 files)") == 2 and "test: 3 samples (published: 725)" in out
+
+
+def test_a_list_finds_its_sibling_for_the_other_split(tmp_path, capsys):
+    _make_dpdd(tmp_path, views=False)
+    train, test = tmp_path / "Dataset_train_DPDD", tmp_path / "Dataset_test_DPDD"
+    train.write_text("\n".join(DPDD_TEST_LINES[:3]))
+    test.write_text("\n".join(DPDD_TEST_LINES[3:]))  # NRKNet ships its lists in such pairs
+    assert len(build_dataset(f"list:{train}", "train")) == 3
+    assert build_dataset(f"list:{train}", "test").sample_name(0) == "dd_dp_dataset_png/test_c/source/1P0A1983"
+    with pytest.raises(ValueError, match="no list for the 'val' split"):
+        build_dataset(f"list:{train}", "val")
+    assert main(["check", f"list:{train}"]) == 1
+    out = capsys.readouterr().out
+    assert "train: 3 samples (published: 350)" in out and "test: 1 samples (published: 76)" in out
