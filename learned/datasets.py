@@ -109,7 +109,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
     "PUBLISHED_COUNTS",
@@ -121,9 +121,15 @@ __all__ = [
     "realdof_records",
     "cuhk_records",
     "pixeldp_records",
+    "read_pixel4_view",
     "list_records",
     "parse_list_spec",
+    "list_split",
+    "list_for_split",
+    "suggest_level",
+    "image_shape",
     "check_dataset",
+    "format_report",
     "main",
 ]
 
@@ -142,8 +148,6 @@ PUBLISHED_LIST_COUNTS: Dict[str, int] = {
 }
 #: DPDD (source, target) pairs two frames apart in the authors' own lists (DPDNet and NRKNet).
 DPDD_KNOWN_GAPS = frozenset({("1P0A2027", "1P0A2029"), ("1P0A1983", "1P0A1985")})
-#: Xin et al.: patch size 168, 6 rows, 8 columns of patches in ``code/run.py``.
-PIXEL4_GT_SHAPE = (6 * 168, 8 * 168)
 
 _FRAME = re.compile(r"(\d+)$")
 
@@ -288,6 +292,9 @@ def rtf_records(root: Path) -> list:
     what = f"rtf:{root} test"
     gt_dir = root / "GT"
     if not gt_dir.is_dir():
+        hint = suggest_level(root, ["GT/sharp_01.png"])
+        if hint is not None:  # pointed into (or above) a tree with ground truth: do not drop it
+            raise _wrong_level("rtf", root, ["GT/sharp_01.png"], what)
         if (root / "image").is_dir() or any(p.suffix.lower() in d.IMAGE_SUFFIXES for p in root.iterdir() if p.is_file()):
             folder = d._first_existing(root, ("image/0", "image", "input")) or root
             return [d.ImageRecord(n, p) for n, p in d._images_in(folder, what).items()]

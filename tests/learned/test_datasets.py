@@ -136,6 +136,9 @@ def test_rtf_pairs_images_with_their_sharp_ground_truth(tmp_path):
                      _write(root / f"GT/sharp_{n}.png", RNG.integers(0, 256, (9, 9, 3), dtype=np.uint8)))
     ds = build_dataset(f"rtf:{root}", "test")
     assert ds.has_target and [ds.sample_name(i) for i in range(3)] == ["image_01", "image_02", "image_10"]
+    for wrong in (root / "image" / "0", tmp_path):  # never inputs only when the ground truth is near
+        with pytest.raises(FileNotFoundError, match=f"point rtf: at the folder that does: rtf:{root}$"):
+            build_dataset(f"rtf:{wrong}", "test")
     np.testing.assert_array_equal(ds.load(2)["target"], _as_float(stored["10"][1]))
     np.testing.assert_array_equal(ds.load(2)["input"], _as_float(stored["10"][0]))
     (root / "GT/sharp_10.png").unlink()
