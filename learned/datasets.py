@@ -682,6 +682,8 @@ def check_dataset(spec: str) -> Tuple[List[SplitReport], List[str]]:
     kind, root, options = _data().parse_spec(spec)
     if kind == "synthetic":
         raise ValueError("synthetic data is rendered on the fly; there is nothing on disk to check")
+    if not root.exists():
+        raise ValueError(f"{'list file' if kind == 'list' else 'dataset folder'} {str(root)!r} does not exist")
     reports = [check_split(spec, s) for s in _splits(kind, root, options)]
     problems = [p for r in reports for p in r.problems]
     return reports, problems

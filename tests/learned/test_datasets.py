@@ -256,6 +256,9 @@ def test_check_at_the_wrong_level_and_bad_specs(tmp_path, capsys):
     assert main(["check", "nonsense:/x"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown dataset kind")
     assert main(["check", "synthetic"]) == 2
+    capsys.readouterr()
+    assert main(["check", f"dpdd:{tmp_path / 'missing'}"]) == 2
+    assert capsys.readouterr().err == f"error: dataset folder '{tmp_path / 'missing'}' does not exist\n"
 
 
 def test_a_list_is_one_split(tmp_path, capsys):
