@@ -37,8 +37,10 @@ Protocols
     the target ``* 2 - 1``, in BGR channel order. NRKNet Table 1 (DPDD, RealDOF) and Table 2
     (LFDOF). NRKNet's ``test.py`` never calls ``.eval()`` (see ``learned.nrknet``).
 ``nrknet_rtf``
-    ``nrknet`` for RTF: ``test.py`` crops ``[4:364, 4:364]`` before every metric, which for
-    RTF's 360x360 images removes exactly the padding; here the padding is removed for any size.
+    ``nrknet`` for RTF: ``test.py`` crops ``[4:364, 4:364]`` before every metric, which removes
+    exactly the padding of a 360x360 image (4 pixels a side up to 368; the crop implies RTF's
+    images are 360x360, which we could not check without the data); here the padding is
+    removed for any size.
     NRKNet Tables 1 and 2, RTF columns (input 24.200 / 0.717 / 0.248).
 ``kpac``
     KPAC's ``main_eval_3level.py`` (HyeongseokSon1/KPAC [8603ec3]): ``test_c/source`` images
