@@ -499,6 +499,7 @@ def fit_dual_pixel_field(
     degree: int = 2,
     max_nfev: int = 40,
     cell_fits: list | None = None,
+    smoothness: float = 1e-3,
 ) -> DPFieldFit:
     r"""Fit a :class:`DualPixelField` to measured kernel pairs at known image positions.
 
@@ -516,6 +517,11 @@ def fit_dual_pixel_field(
         Function evaluations of the joint refinement.
     cell_fits : list of DPFit, optional
         Calibrated fits of the same pairs (computed when not given).
+    smoothness : float >= 0
+        Weight :math:`\lambda` of a ridge penalty :math:`\lambda^2 \sum (a_{pj} / \Delta_p)^2`
+        on the non-constant coefficients (:math:`\Delta_p` the width of parameter p's bounds),
+        added to the kernels' squared residuals. It keeps parameters that the kernels barely
+        determine (the rim exponent where the rim is flat) from swinging across the field.
 
     Returns
     -------
@@ -547,7 +553,14 @@ def fit_dual_pixel_field(
     X, Y = probe.normalised(pos[:, 0], pos[:, 1])
     A = _monomials(X, Y, int(degree))
     V = np.array([[abs(f.params["coc_radius"])] + [f.params[k] for k in _SHAPE_NAMES] for f in cell_fits])
-    coefs0, *_ = np.linalg.lstsq(A, V, rcond=None)  # (T, 1 + P)
+    if isinstance(smoothness, bool) or not isinstance(smoothness, numbers.Real) or not smoothness >= 0:
+        raise ValueError(f"smoothness must be a real number >= 0; got {smoothness!r}")
+    widths = np.array([_RADIUS_BOUNDS[1] - _RADIUS_BOUNDS[0]] + [PARAM_BOUNDS[k][1] - PARAM_BOUNDS[k][0] for k in _SHAPE_NAMES])
+    # per-parameter ridge fit of the per-pair values (the constant term is not penalised)
+    coefs0 = np.empty((T, 1 + len(_SHAPE_NAMES)))
+    ridge = np.diag([0.0] + [1.0] * (T - 1)) * 0.1 * len(pairs)
+    for j in range(coefs0.shape[1]):
+        coefs0[:, j] = np.linalg.solve(A.T @ A + ridge, A.T @ V[:, j])
     n = pairs[0][0].shape[0]
     measured = [np.concatenate([m_l.ravel(), m_r.ravel()]) for m_l, m_r in pairs]
 
@@ -557,6 +570,8 @@ def fit_dual_pixel_field(
         for (pl, pr), m in zip(preds, measured):
             p = np.concatenate([pl.ravel(), pr.ravel()])
             out.append((float(p @ m) / float(p @ p)) * p - m)
+        coefs = flat.reshape(1 + len(_SHAPE_NAMES), T)
+        out.append(float(smoothness) * (coefs[:, 1:] / widths[:, None]).ravel())
         return np.concatenate(out)
 
     x0 = coefs0.T.ravel()

@@ -277,7 +277,7 @@ def render_coc_layers(
     workers: int = -1,
     psf_field: Any = None,
     field_origin: tuple[float, float] = (0.0, 0.0),
-    tile: int = 64,
+    tile: int = 128,
 ) -> DefocusRendering:
     r"""Render dual-pixel views from an all-in-focus image and a signed CoC radius map.
 
@@ -385,8 +385,8 @@ def render_coc_layers(
         from .render_field import field_kernels
 
         origin, tile = _check_field(psf_field, field_origin, tile, opts)
-        kernels, tile_rows, tile_cols = field_kernels(psf_field, layer_radii, (H, W), tile, origin, dt)
-        halves = [k[0].shape[0] // 2 for k in kernels.values()] + [k[1].shape[0] // 2 for k in kernels.values()]
+        kernels = field_kernels(psf_field, layer_radii, (H, W), tile, origin, dt)
+        halves = [kernels.max_half]
     else:
         if psf_field is not None:
             raise ValueError(f"psf_field is used by model='calibrated' only; got model {model!r}")
@@ -412,7 +412,7 @@ def render_coc_layers(
     if model == "calibrated":
         from .render_field import blur_layers_field
 
-        views, transmit = blur_layers_field(img_cf, idx_p, boxes, kernels, tile_rows, tile_cols, pad, (H, W), occlusion, workers)
+        views, transmit = blur_layers_field(img_cf, idx_p, boxes, kernels, pad, (H, W), occlusion, workers)
     elif occlusion:
         views, transmit = _composite_occlusion(img_cf, idx_p, boxes, kernels, pad, (H, W), workers)
     else:
@@ -450,7 +450,7 @@ def render_defocus(
     workers: int = -1,
     psf_field: Any = None,
     field_origin: tuple[float, float] = (0.0, 0.0),
-    tile: int = 64,
+    tile: int = 128,
 ) -> DefocusRendering:
     r"""Render the centre, left and right dual-pixel views of a scene seen by a thin-lens camera.
 

@@ -19,10 +19,11 @@ import math
 
 import numpy as np
 
+from .dp_calibrated import calibrated_dual_pixel_psfs, calibrated_half_size
 from .dp_fit import DualPixelField
 from .render import _axis_window, _irfft2_rows, _rfft2
 
-__all__ = ["tile_bounds", "field_kernels", "blur_layers_field"]
+__all__ = ["tile_bounds", "FieldKernels", "field_kernels", "blur_layers_field"]
 
 
 def tile_bounds(n: int, tile: int) -> list[tuple[int, int]]:
@@ -32,26 +33,48 @@ def tile_bounds(n: int, tile: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def field_kernels(field: DualPixelField, layer_radii, shape, tile: int, origin, dtype):
-    """Left/right kernels per (layer, tile) and the tiles: ``({(i, ty, tx): (left, right)}, rows, cols)``."""
-    H, W = shape
-    rows, cols = tile_bounds(H, tile), tile_bounds(W, tile)
-    kernels = {}
-    for ty, (y0, y1) in enumerate(rows):
-        for tx, (x0, x1) in enumerate(cols):
-            xc = origin[0] + (x0 + x1 - 1) / 2
-            yc = origin[1] + (y0 + y1 - 1) / 2
-            for i, c in enumerate(layer_radii):
-                k = field.psfs(float(c), xc, yc, dtype=dtype)
-                kernels[(i, ty, tx)] = (k.left, k.right)
-    return kernels, rows, cols
+class FieldKernels:
+    """Left/right kernels per (layer, tile), made when first asked for.
+
+    ``max_half`` is the largest kernel half side over every (layer, tile), from the parameters
+    alone (:func:`optics.dp_calibrated.calibrated_half_size`).
+    """
+
+    def __init__(self, field: DualPixelField, layer_radii, shape, tile: int, origin, dtype):
+        H, W = shape
+        self.rows, self.cols = tile_bounds(H, tile), tile_bounds(W, tile)
+        self.radii = [float(c) for c in layer_radii]
+        self.dtype = dtype
+        self.field = field
+        self._params = {}
+        for ty, (y0, y1) in enumerate(self.rows):
+            for tx, (x0, x1) in enumerate(self.cols):
+                r, p = field.params_at(origin[0] + (x0 + x1 - 1) / 2, origin[1] + (y0 + y1 - 1) / 2)
+                self._params[(ty, tx)] = (r, p)
+        self.max_half = max(
+            calibrated_half_size(c * r / field.centre_radius, p) for c in self.radii for r, p in self._params.values()
+        )
+        self._cache: dict = {}
+
+    def __getitem__(self, key):
+        if key not in self._cache:
+            i, ty, tx = key
+            r, p = self._params[(ty, tx)]
+            k = calibrated_dual_pixel_psfs(self.radii[i] * r / self.field.centre_radius, p, dtype=self.dtype)
+            self._cache[key] = (k.left, k.right)
+        return self._cache[key]
+
+
+def field_kernels(field: DualPixelField, layer_radii, shape, tile: int, origin, dtype) -> FieldKernels:
+    """The (lazy) kernels of every (layer, tile) for :func:`blur_layers_field`."""
+    return FieldKernels(field, layer_radii, shape, tile, origin, dtype)
 
 
 def _padded_extent(a: int, b: int, first: bool, last: bool, pad: int, n: int) -> tuple[int, int]:
     return (0 if first else a + pad), (n + 2 * pad if last else b + pad)
 
 
-def blur_layers_field(img_cf, idx_p, boxes, kernels, rows, cols, pad, shape, occlusion, workers):
+def blur_layers_field(img_cf, idx_p, boxes, kernels, pad, shape, occlusion, workers):
     """Blur every layer tile by tile and composite (occlusion) or sum the layers, per view.
 
     Returns the views (C, H, W) and the final transmittances (H, W) (ones for the naive sum).
@@ -61,6 +84,7 @@ def blur_layers_field(img_cf, idx_p, boxes, kernels, rows, cols, pad, shape, occ
     dt = img_cf.dtype
     one = dt.type(1)
     names = ("left", "right")
+    rows, cols = kernels.rows, kernels.cols
     views = {v: np.zeros((C, H, W), dtype=dt) for v in names}
     transmit = {v: np.ones((H, W), dtype=dt) for v in names}
     for i, box in enumerate(boxes):

@@ -314,3 +314,41 @@ def test_monomials_graded_order():
     X, Y = np.float64(2.0), np.float64(3.0)
     np.testing.assert_array_equal(_monomials(X, Y, 2), [1, 2, 3, 4, 6, 9])
     assert math.isclose(float(_monomials(X, Y, 0)[0]), 1.0)
+
+
+# ----------------------------------------------------------------------------------------- synthesis
+def test_synthesize_scene_with_the_pixel4_field():
+    from optics.dp_pixel4 import pixel4_dual_pixel_field
+    from optics.synthesize import synthesize_scene
+
+    scene = synthesize_scene(np.random.default_rng(0), shape=(40, 56), max_coc=4.0, psf_model="calibrated")
+    assert scene.psf_model == "calibrated" and scene.psf_options["field"] == "pixel4"
+    x0, y0 = scene.psf_options["field_origin"]
+    H, W = pixel4_dual_pixel_field().image_shape
+    assert 0 <= x0 <= W - 56 and 0 <= y0 <= H - 40
+    for view in (scene.centre, scene.left, scene.right):
+        assert view.shape == (40, 56, 3) and view.dtype == np.float32 and np.all(np.isfinite(view))
+        assert view.min() >= -1e-4 and view.max() <= 1 + 1e-4
+    # the dual-pixel views differ (asymmetric pair) and average to the centre view
+    assert np.abs(scene.left - scene.right).max() > 1e-3
+    np.testing.assert_allclose(scene.centre, (scene.left + scene.right) / 2, atol=1e-6)
+
+
+def test_synthesize_scene_field_argument_checks():
+    from optics.synthesize import synthesize_scene
+
+    with pytest.raises(ValueError, match="psf_field"):
+        synthesize_scene(np.random.default_rng(0), shape=(16, 16), psf_model="half_disc", psf_field=_field())
+    with pytest.raises(TypeError, match="psf_field"):
+        synthesize_scene(np.random.default_rng(0), shape=(16, 16), psf_model="calibrated", psf_field="pixel4")
+
+
+def test_existing_models_draw_the_same_scenes():
+    # psf_model='random' must not consume extra random numbers (datasets stay identical)
+    from optics.synthesize import PSF_CHOICES, _draw_psf
+
+    assert PSF_CHOICES[:3] == ("half_disc", "butterworth", "random")
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    _draw_psf(a, "random")
+    _draw_psf(b, "random")
+    assert a.random() == b.random()
