@@ -219,8 +219,10 @@ def format_table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="420 x 280 frame (smoke run, no targets)")
+    parser.add_argument("--calibrated-only", action="store_true",
+                        help="only the calibrated field model against the symmetric models (bench_calibrated)")
     args = parser.parse_args(argv)
-    print(format_table(run(args.quick)))
+    print(format_table(bench_calibrated(args.quick) if args.calibrated_only else run(args.quick)))
     return 0
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "DualPixelField",
     "fit_dual_pixel_psfs",
     "fit_dual_pixel_field",
+    "score_dual_pixel_field",
     "FIT_MODELS",
     "BUTTERWORTH_PAPER_GRID",
 ]
