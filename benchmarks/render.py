@@ -14,6 +14,9 @@ Measured:
    kernel array at 1680 x 1120 would take 12.6 GB in float32, so it runs on a crop and its time
    is scaled by the pixel count (its cost is linear in pixels); the crop's output is checked
    against the renderer's. Target: the renderer >= 10x faster.
+3. The calibrated, field-varying dual-pixel model (``model='calibrated'`` with the Pixel 4 field)
+   against ``half_disc`` and ``butterworth`` on the same scene, occlusion-aware, float32, timed
+   in one run (:func:`bench_calibrated`). No target.
 
 Timings are wall-clock best-of-``repeats`` with the process CPU time of that run (all threads;
 on an idle 2-core machine the wall time approaches CPU / 2 for the FFT-bound parts). They depend
@@ -153,10 +156,55 @@ def bench_direct(render_rows: list[dict], quick: bool = False, crop: int | None 
     ]
 
 
+def bench_calibrated(quick: bool = False, repeats: int = 1, tile: int = 128) -> list[dict]:
+    """Render cost of the calibrated field model against the symmetric models, in one run.
+
+    ``render_defocus`` (occlusion-aware, float32, C+L+R) of the same scene with ``half_disc``,
+    ``butterworth`` (paper settings) and ``calibrated`` (the Pixel 4 field of
+    :mod:`optics.dp_pixel4`, one PSF pair per ``tile`` x ``tile`` tile, the image centred on the
+    calibrated 1008 x 1344 frame); the rows give each time and the calibrated model's ratio to the
+    others. No target: the field-varying model is expected to cost more (per-tile FFTs, and
+    left/right transforms that are not mirror images of each other).
+    """
+    from optics import render_defocus
+    from optics.dp_pixel4 import pixel4_dual_pixel_field
+
+    shape = (280, 420) if quick else (1120, 1680)
+    image, depth, camera = _scene(shape)
+    img = image.astype(np.float32)
+    field = pixel4_dual_pixel_field()
+    Hc, Wc = field.image_shape
+    origin = ((Wc - shape[1]) / 2, (Hc - shape[0]) / 2)  # image centred on the calibrated frame
+    settings = {
+        "half_disc": dict(model="half_disc"),
+        "butterworth": dict(model="butterworth"),
+        "calibrated": dict(model="calibrated", psf_field=field, field_origin=origin, tile=tile),
+    }
+    times, rows = {}, []
+    for name, kwargs in settings.items():
+        seconds, out, cpu = _best_time(lambda kwargs=kwargs: render_defocus(img, depth, camera, **kwargs), repeats)
+        times[name] = seconds
+        tiles = f", {tile} px tiles" if name == "calibrated" else ""
+        rows.append(dict(
+            benchmark=f"render_defocus {shape[1]}x{shape[0]} RGB C+L+R, occlusion, float32, {name}{tiles}",
+            measured=f"{seconds:.2f} s wall ({cpu:.1f} s CPU)", seconds=seconds, cpu_seconds=cpu, target="-",
+            passed=None, notes=f"{len(out.layer_coc_radii)} layers; {machine()}",
+        ))
+    rows.append(dict(
+        benchmark="cost of the calibrated field model relative to the symmetric models (same run)",
+        measured=f"{times['calibrated'] / times['half_disc']:.1f}x half_disc, "
+        f"{times['calibrated'] / times['butterworth']:.1f}x butterworth",
+        seconds=None, target="-", passed=None,
+        notes="per (layer, tile): its own FFT window and separate left/right kernel transforms",
+    ))
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
-    """All rows of this benchmark: rendering times and the direct-operator comparison."""
+    """All rows of this benchmark: rendering times, the direct-operator comparison, the calibrated model."""
     rows = bench_render(quick)
     rows += bench_direct(rows, quick)
+    rows += bench_calibrated(quick)
     return rows
 
 
@@ -171,8 +219,10 @@ def format_table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="420 x 280 frame (smoke run, no targets)")
+    parser.add_argument("--calibrated-only", action="store_true",
+                        help="only the calibrated field model against the symmetric models (bench_calibrated)")
     args = parser.parse_args(argv)
-    print(format_table(run(args.quick)))
+    print(format_table(bench_calibrated(args.quick) if args.calibrated_only else run(args.quick)))
     return 0
 
 

@@ -568,7 +568,10 @@ class SyntheticDataset(Dataset):
         As :class:`FileDataset`.
     max_coc : float
         Largest |CoC| radius of a scene in pixels is drawn from [``min_coc``, ``max_coc``].
-    psf : {'random', 'half_disc', 'butterworth'}
+    psf : {'random', 'half_disc', 'butterworth', 'calibrated'}
+        Dual-pixel PSF model (``psf_model`` of :func:`optics.synthesize.synthesize_scene`);
+        ``'calibrated'`` renders with the field-varying PSF pairs fitted to the Pixel 4
+        calibration (:func:`optics.dp_pixel4.pixel4_dual_pixel_field`).
     cache : bool
         Keep rendered scenes in memory (each DataLoader worker has its own cache).
     photo_fraction : float in [0, 1]
@@ -613,6 +616,10 @@ class SyntheticDataset(Dataset):
         if not (isinstance(photo_fraction, numbers.Real) and 0 <= photo_fraction <= 1):
             raise ValueError(f"photo_fraction must be a number in [0, 1]; got {photo_fraction!r}")
         self.photo_fraction = float(photo_fraction)
+        from optics.synthesize import PSF_CHOICES
+
+        if psf not in PSF_CHOICES:
+            raise ValueError(f"synthetic psf must be one of {PSF_CHOICES}; got {psf!r}")
         self.max_coc, self.min_coc, self.psf = float(max_coc), float(min_coc), str(psf)
         self.cache = bool(cache)
         self._cache: Dict[int, Dict[str, np.ndarray]] = {}

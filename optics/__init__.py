@@ -54,3 +54,5 @@ from .neumann import neumann_inverse, neumann_cross_scale, neumann_converges, ne
 from .thin_lens import Camera, depth_from_signed_coc, signed_coc_radius
 from .dual_pixel import DualPixelPSFs, dual_pixel_psfs, full_aperture_psf
 from .render import DefocusRendering, render_coc_layers, render_defocus
+from .dp_calibrated import CalibratedDPParams, calibrated_dual_pixel_psfs
+from .dp_fit import DPFieldFit, DPFit, DualPixelField, fit_dual_pixel_field, fit_dual_pixel_psfs

@@ -327,3 +327,9 @@ def dual_pixel_psfs(
     left[:, half] = full[:, half]  # w = 1/2 on the centre column: K exactly
     right = np.ascontiguousarray(left[:, ::-1])
     return DualPixelPSFs(left, right)
+
+
+# The calibrated, field-varying model (fitted to measured kernels) lives in its own modules; it is
+# re-exported here so that every dual-pixel PSF model is reachable from ``optics.dual_pixel``.
+from .dp_calibrated import CalibratedDPParams, calibrated_dual_pixel_psfs  # noqa: E402
+from .dp_fit import DualPixelField, fit_dual_pixel_field, fit_dual_pixel_psfs  # noqa: E402

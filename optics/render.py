@@ -34,9 +34,13 @@ from .convolution import BOUNDARIES
 from .dual_pixel import DP_MODELS, dual_pixel_psfs
 from .thin_lens import Camera
 
-__all__ = ["DefocusRendering", "render_defocus", "render_coc_layers", "quantize_coc"]
+__all__ = ["DefocusRendering", "render_defocus", "render_coc_layers", "quantize_coc", "RENDER_MODELS"]
 
 _PSF_OPTIONS = ("order", "beta", "cutoff_factor", "kappa", "vignetting")
+
+#: Models accepted by the renderer: those of :func:`optics.dual_pixel_psfs` and ``'calibrated'``
+#: (a fitted :class:`optics.DualPixelField`, given as ``psf_field``).
+RENDER_MODELS = DP_MODELS + ("calibrated",)
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,8 @@ def _check_numpy_float(x: Any, name: str) -> None:
 
 
 def _check_options(model: str, coc_step: Any, boundary: str, psf_options: Mapping[str, Any] | None) -> dict:
-    if model not in DP_MODELS:
-        raise ValueError(f"model must be one of {DP_MODELS}; got {model!r}")
+    if model not in RENDER_MODELS:
+        raise ValueError(f"model must be one of {RENDER_MODELS}; got {model!r}")
     if isinstance(coc_step, bool) or not isinstance(coc_step, numbers.Real) or not math.isfinite(coc_step) or coc_step <= 0:
         raise ValueError(f"coc_step must be a finite number > 0 (pixels); got {coc_step!r}")
     if boundary not in BOUNDARIES:
@@ -105,6 +109,24 @@ def _check_options(model: str, coc_step: Any, boundary: str, psf_options: Mappin
     if unknown:
         raise ValueError(f"psf_options accepts keys {_PSF_OPTIONS}; got unknown keys {unknown}")
     return opts
+
+
+def _check_field(psf_field: Any, field_origin: Any, tile: Any, opts: dict) -> tuple[tuple[float, float], int]:
+    from .dp_fit import DualPixelField
+
+    if not isinstance(psf_field, DualPixelField):
+        raise TypeError(f"psf_field must be an optics.DualPixelField for model='calibrated'; got {type(psf_field).__name__}")
+    if opts:
+        raise ValueError(f"psf_options do not apply to model='calibrated' (its shape comes from psf_field); got {sorted(opts)}")
+    try:
+        origin = (float(field_origin[0]), float(field_origin[1]))
+    except (TypeError, IndexError, ValueError):
+        raise TypeError(f"field_origin must be a pair of numbers (x, y); got {field_origin!r}") from None
+    if len(field_origin) != 2 or not all(math.isfinite(v) for v in origin):
+        raise ValueError(f"field_origin must be a finite pair (x, y); got {field_origin!r}")
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 8:
+        raise ValueError(f"tile must be an integer >= 8 (pixels); got {tile!r}")
+    return origin, int(tile)
 
 
 def _right_otf_from_left(otf_left: np.ndarray, n: int, grid: tuple[int, int]) -> np.ndarray:
@@ -253,6 +275,9 @@ def render_coc_layers(
     normalize_coverage: bool = False,
     psf_options: Mapping[str, Any] | None = None,
     workers: int = -1,
+    psf_field: Any = None,
+    field_origin: tuple[float, float] = (0.0, 0.0),
+    tile: int = 128,
 ) -> DefocusRendering:
     r"""Render dual-pixel views from an all-in-focus image and a signed CoC radius map.
 
@@ -263,8 +288,10 @@ def render_coc_layers(
     coc_radius : ndarray, shape (H, W), float
         Signed CoC radius in pixels of every pixel (:meth:`optics.Camera.coc_radius` of the depth).
         Ascending signed CoC is taken as near-to-far order, as for any thin lens.
-    model : {'half_disc', 'butterworth'}
-        Dual-pixel PSF model (:func:`optics.dual_pixel_psfs`).
+    model : {'half_disc', 'butterworth', 'calibrated'}
+        Dual-pixel PSF model (:func:`optics.dual_pixel_psfs`), or ``'calibrated'``: the PSF pair
+        of a fitted camera, ``psf_field``, which varies across the image (see
+        :mod:`optics.render_field`).
     occlusion : bool
         ``True``: occlusion-aware front-to-back compositing of blurred premultiplied layers.
         ``False``: the naive sum of blurred layers (K3DN Eq. 5); next to depth edges the blurs of
@@ -285,6 +312,14 @@ def render_coc_layers(
         ``cutoff_factor``, ``kappa``, ``vignetting``).
     workers : int
         ``scipy.fft`` worker threads (-1: all cores).
+    psf_field : optics.DualPixelField, optional
+        The fitted camera; required for ``model='calibrated'`` (and only allowed with it). The
+        CoC map gives the radius at the field's centre; the field scales and shapes it per tile.
+    field_origin : (float, float)
+        ``'calibrated'`` only: pixel coordinates (x, y) in the field's calibrated frame of the
+        image's top-left pixel (default (0, 0); a crop of the frame has its offset here).
+    tile : int >= 8
+        ``'calibrated'`` only: side in pixels of the tiles with one PSF pair each.
 
     Returns
     -------
@@ -346,8 +381,17 @@ def render_coc_layers(
     H, W = image.shape[:2]
     img = image if image.ndim == 3 else image[:, :, None]
     layer_index, layer_radii = quantize_coc(coc_radius, float(coc_step))
-    kernels = [dual_pixel_psfs(float(r), model, dtype=dt, **opts).left for r in layer_radii]
-    halves = [k.shape[0] // 2 for k in kernels]
+    if model == "calibrated":
+        from .render_field import field_kernels
+
+        origin, tile = _check_field(psf_field, field_origin, tile, opts)
+        kernels = field_kernels(psf_field, layer_radii, (H, W), tile, origin, dt)
+        halves = [kernels.max_half]
+    else:
+        if psf_field is not None:
+            raise ValueError(f"psf_field is used by model='calibrated' only; got model {model!r}")
+        kernels = [dual_pixel_psfs(float(r), model, dtype=dt, **opts).left for r in layer_radii]
+        halves = [k.shape[0] // 2 for k in kernels]
     pad = max(halves)
 
     # Extend image and layer map beyond the border (same rule for both).
@@ -365,7 +409,11 @@ def render_coc_layers(
     img_cf = np.ascontiguousarray(np.moveaxis(img_p, 2, 0))  # (C, Hp, Wp)
     boxes = scipy.ndimage.find_objects(idx_p + 1, max_label=len(layer_radii))
 
-    if occlusion:
+    if model == "calibrated":
+        from .render_field import blur_layers_field
+
+        views, transmit = blur_layers_field(img_cf, idx_p, boxes, kernels, pad, (H, W), occlusion, workers)
+    elif occlusion:
         views, transmit = _composite_occlusion(img_cf, idx_p, boxes, kernels, pad, (H, W), workers)
     else:
         views = _sum_naive(img_cf, idx_p, boxes, kernels, pad, (H, W), workers)
@@ -400,6 +448,9 @@ def render_defocus(
     normalize_coverage: bool = False,
     psf_options: Mapping[str, Any] | None = None,
     workers: int = -1,
+    psf_field: Any = None,
+    field_origin: tuple[float, float] = (0.0, 0.0),
+    tile: int = 128,
 ) -> DefocusRendering:
     r"""Render the centre, left and right dual-pixel views of a scene seen by a thin-lens camera.
 
@@ -413,6 +464,9 @@ def render_defocus(
         Lens and sensor; ``camera.coc_radius(depth)`` gives the signed CoC map.
     model, occlusion, coc_step, boundary, normalize_coverage, psf_options, workers
         See :func:`render_coc_layers`.
+    psf_field, field_origin, tile
+        The fitted camera of ``model='calibrated'`` (:class:`optics.DualPixelField`), see
+        :func:`render_coc_layers`.
 
     Returns
     -------
@@ -467,4 +521,7 @@ def render_defocus(
         normalize_coverage=normalize_coverage,
         psf_options=psf_options,
         workers=workers,
+        psf_field=psf_field,
+        field_origin=field_origin,
+        tile=tile,
     )

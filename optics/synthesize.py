@@ -77,7 +77,7 @@ MOTORCYCLE_BASELINE_M = 0.193001
 MOTORCYCLE_DOFFS_PX = 31.086
 
 SOURCES = ("dead_leaves", "photo_leaves", "motorcycle")
-PSF_CHOICES = ("half_disc", "butterworth", "random")
+PSF_CHOICES = ("half_disc", "butterworth", "random", "calibrated")
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
@@ -110,9 +110,10 @@ class SyntheticScene:
     source : {'dead_leaves', 'photo_leaves', 'motorcycle'}
         Procedural dead leaves, dead leaves textured with photos (:func:`dead_leaves_scene`), or
         a crop of the Middlebury motorcycle (:func:`motorcycle_scene`).
-    psf_model : {'half_disc', 'butterworth'}
+    psf_model : {'half_disc', 'butterworth', 'calibrated'}
     psf_options : dict
-        Options passed to :func:`optics.dual_pixel_psfs`.
+        Options passed to :func:`optics.dual_pixel_psfs`; for ``'calibrated'`` the field's name
+        and ``field_origin``, the position of the image's top-left pixel in the calibrated frame.
     """
 
     sharp: np.ndarray
@@ -387,9 +388,20 @@ def motorcycle_scene(
     return np.ascontiguousarray(image), np.ascontiguousarray(depth), np.ascontiguousarray(valid)
 
 
+def _draw_field_origin(rng: np.random.Generator, field, shape: tuple[int, int]) -> tuple[float, float]:
+    """A random position of an (H, W) image inside the field's calibrated frame (centred if larger)."""
+    Hc, Wc = field.image_shape
+    H, W = shape
+    x0 = float(rng.integers(0, Wc - W + 1)) if W <= Wc else -(W - Wc) / 2
+    y0 = float(rng.integers(0, Hc - H + 1)) if H <= Hc else -(H - Hc) / 2
+    return x0, y0
+
+
 def _draw_psf(rng: np.random.Generator, psf_model: str) -> tuple[str, dict]:
     if psf_model not in PSF_CHOICES:
         raise ValueError(f"psf_model must be one of {PSF_CHOICES}; got {psf_model!r}")
+    if psf_model == "calibrated":
+        return "calibrated", {}
     model = psf_model if psf_model != "random" else ("half_disc", "butterworth")[int(rng.integers(0, 2))]
     if model == "butterworth":  # the paper's grid of settings
         opts = dict(
@@ -412,6 +424,7 @@ def synthesize_scene(
     psf_model: str = "random",
     occlusion: bool = True,
     dtype: Any = np.float32,
+    psf_field: Any = None,
 ) -> SyntheticScene:
     """Draw and render one synthetic dual-pixel scene.
 
@@ -426,15 +439,20 @@ def synthesize_scene(
     max_coc, min_coc : float
         The scene's largest ``|CoC|`` (pixels) is drawn uniformly from ``[min_coc, max_coc]``;
         the focus distance uniformly in inverse depth over the scene's depth range.
-    psf_model : {'half_disc', 'butterworth', 'random'}
+    psf_model : {'half_disc', 'butterworth', 'random', 'calibrated'}
         ``'random'`` picks a model per scene and, for Butterworth, the paper's order (3/6/9),
-        cut-off factor (2.5/2) and beta (0.1/0.2).
+        cut-off factor (2.5/2) and beta (0.1/0.2). ``'calibrated'``: the field-varying PSF pairs
+        of a fitted camera (``psf_field``; default the Pixel 4 fit of
+        :func:`optics.dp_pixel4.pixel4_dual_pixel_field`), the scene placed at a random position
+        of its calibrated frame.
     occlusion : bool
         Occlusion-aware rendering with normalised coverage (default; ``normalize_coverage=True``
         of :func:`optics.render_coc_layers`, which avoids dark fringes behind sharp foreground
         edges) or the naive layered sum.
     dtype : float32 or float64
         Dtype of the rendered arrays.
+    psf_field : optics.DualPixelField, optional
+        The camera of ``psf_model='calibrated'`` (not allowed with the other models).
 
     Returns
     -------
@@ -464,10 +482,27 @@ def synthesize_scene(
     camera = Camera.for_coc_range(near, far, focus, float(rng.uniform(min_coc, max_coc)))
     model, opts = _draw_psf(rng, psf_model)
     coc = camera.coc_radius(depth)
+    field_args: dict = {}
+    if model == "calibrated":
+        from .dp_fit import DualPixelField
+        from .dp_pixel4 import pixel4_dual_pixel_field
+
+        if psf_field is None:
+            psf_field, field_name = pixel4_dual_pixel_field(), "pixel4"
+        elif not isinstance(psf_field, DualPixelField):
+            raise TypeError(f"psf_field must be an optics.DualPixelField; got {type(psf_field).__name__}")
+        else:
+            field_name = "user"
+        origin = _draw_field_origin(rng, psf_field, image.shape[:2])
+        field_args = dict(psf_field=psf_field, field_origin=origin)
+        opts = dict(field=field_name, field_origin=list(origin))
+    elif psf_field is not None:
+        raise ValueError(f"psf_field needs psf_model='calibrated'; got psf_model={psf_model!r}")
     # normalised coverage: no dark fringe where a blurred layer lacks the pixels hidden behind a
     # nearer sharp one (the all-in-focus image does not contain them)
     views = render_coc_layers(
-        image.astype(dt), coc, model=model, occlusion=occlusion, normalize_coverage=occlusion, psf_options=opts
+        image.astype(dt), coc, model=model, occlusion=occlusion, normalize_coverage=occlusion,
+        psf_options=opts if model != "calibrated" else None, **field_args
     )
     return SyntheticScene(
         sharp=image.astype(dt),

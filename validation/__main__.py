@@ -23,6 +23,7 @@ VALIDATIONS = [
     "dual_pixel",
     "recursive_kernels",
     "iac_receptive_field",
+    "dual_pixel_calibration",  # needs the Pixel 4 kernels (--kernels); here it reports 'needs data'
 ]
 
 

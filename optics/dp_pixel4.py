@@ -1,0 +1,58 @@
+r"""The calibrated dual-pixel field of a Google Pixel 4, fitted to Xin et al.'s published kernels.
+
+:func:`pixel4_dual_pixel_field` returns the :class:`optics.DualPixelField` (degree-2 polynomials
+in the normalised position) fitted by :func:`optics.fit_dual_pixel_field` to all 48 left/right
+kernel pairs of ``DP_data_pixel_4/calibration/blur_kernels_{left,right}.npy`` (Xin et al.,
+ICCV 2021, github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring): a 6 x 8 grid of
+168 px cells over the central 1008 x 1344 crop, green channel, one defocus (radius about 12 px).
+Only the fitted coefficients are stored here (measured numbers, 90 of them); the kernels are not
+included (no licence is published with them).
+
+Reproduce: ``python -m validation.dual_pixel_calibration --kernels DIR`` writes the same fit to
+``validation_report/dual_pixel_calibration/pixel4_dual_pixel_field.json`` (``DIR`` holding the
+two ``.npy`` files); these coefficients are that file's, rounded to 6 significant digits. Median
+relative L2 error of the 48 pairs (gain free): 0.096, largest 0.156.
+
+References
+----------
+.. [1] S. Xin, N. Wadhwa, T. Xue, J. T. Barron, P. P. Srinivasan, J. Chen, I. Gkioulekas, R. Garg,
+   "Defocus Map Estimation and Deblurring from a Single Dual-Pixel Image", ICCV 2021.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .dp_fit import DualPixelField
+
+__all__ = ["pixel4_dual_pixel_field", "PIXEL4_FRAME"]
+
+#: (H, W) of the calibrated frame: the central crop of Xin et al.'s Pixel 4 data.
+PIXEL4_FRAME = (1008, 1344)
+
+# rows: radius (pixels) and the CalibratedDPParams fields; columns: 1, X, Y, X^2, XY, Y^2
+_COEFFICIENTS = (
+    (10.5581, -0.351502, 0.259828, 1.62202, 0.317452, 0.924684),  # radius
+    (0.319924, -0.00724896, -0.000308887, -0.00180418, -0.0307934, 0.0034575),  # edge
+    (0.879229, -0.0411184, -0.035015, -0.452786, -0.0441166, -0.256528),  # rim_beta
+    (0.997667, 0.103816, -0.246634, -0.33551, -0.473862, -0.671601),  # rim_power
+    (-0.0174539, 0.00252387, -0.314997, -0.00494577, -0.0324624, -0.0962813),  # split_angle
+    (-1.29112, -0.832658, 0.0479985, 1.01776, 0.0510536, 0.887322),  # split_offset
+    (0.391148, -0.0091295, 0.0390758, 0.0273815, 0.0692802, 0.0988481),  # split_softness
+    (0.685807, 1.83564, -0.0308697, -0.940826, -0.0279348, -0.256457),  # tilt_left_x
+    (0.0170681, -0.045415, 1.07111, 0.0168078, -0.258947, 0.0928183),  # tilt_left_y
+    (1.13705, 1.95714, -0.264147, -0.611346, -0.377094, -0.982995),  # tilt_right_x
+    (-0.0374321, -0.00622793, 0.444896, 0.00978271, -0.208386, -0.00440865),  # tilt_right_y
+    (0.14642, -0.304779, -0.0609783, -0.0263141, -0.0204787, 0.00194103),  # shift_x
+    (0.0849835, 0.071297, -0.395502, 0.00106472, -0.00896396, -0.00605337),  # shift_y
+    (0.0280316, 0.00180257, -0.00104301, -0.14299, -0.000403209, 0.0658879),  # ellipse_c
+    (0.000543404, 0.00590882, 0.0102655, 0.00294346, -0.211245, 0.00478588),  # ellipse_s
+)
+
+
+@functools.lru_cache(maxsize=1)
+def pixel4_dual_pixel_field() -> DualPixelField:
+    """The Pixel 4 field (:mod:`optics.dp_pixel4`); calibration CoC sign -1."""
+    return DualPixelField(np.array(_COEFFICIENTS, dtype=np.float64), 2, PIXEL4_FRAME, -1.0)
