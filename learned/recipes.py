@@ -56,6 +56,7 @@ __all__ = [
     "OPTIMIZER_NAMES",
     "model_family",
     "make_config",
+    "describe_recipe",
 ]
 
 #: Optimiser names of :class:`OptimizerConfig` (``torch.optim`` Adam, RAdam, AdamW).
@@ -399,3 +400,30 @@ def make_config(
         model_overrides=overrides, preset=preset, device=device, num_workers=num_workers, amp=amp,
         progress=progress, **changes,
     )
+
+
+def describe_recipe(recipe: Recipe, world_size: int = 1) -> str:
+    """One line with the resolved training settings of ``recipe`` (after presets and flags).
+
+    Optimiser, LR, betas, weight decay, gradient clip, batch size (per process and global), crop,
+    steps and the LR schedule with its milestones in steps (as :func:`learned.train.build_scheduler`
+    places them), e.g. ``"radam lr 0.0001 betas (0.9, 0.999) wd 0.01 (decoupled) clip 0.5, batch 8
+    (global 8), crop 256, 600000 steps, multistep x0.5 at steps [500000, 550000]"``.
+    """
+    opt = recipe.optimizer
+    text = f"{opt.name} lr {opt.lr:g} betas {tuple(opt.betas)}"
+    if opt.weight_decay:
+        text += f" wd {opt.weight_decay:g}" + (" (decoupled)" if opt.decoupled_weight_decay or opt.name == "adamw" else "")
+    if opt.grad_clip_norm is not None:
+        text += f" clip {opt.grad_clip_norm:g}"
+    text += (f", batch {recipe.batch_size} (global {recipe.batch_size * world_size}), crop {recipe.crop}, "
+             f"{recipe.steps} steps, ")
+    sched = recipe.schedule
+    if sched.kind == "cosine":
+        text += f"cosine decay to {sched.final_fraction:g} x lr"
+    elif sched.milestones:
+        milestones = sorted({max(1, round(f * recipe.steps)) for f in sched.milestones})
+        text += f"multistep x{sched.gamma:g} at steps {milestones}"
+    else:
+        text += "constant lr"
+    return text

@@ -100,6 +100,7 @@ from .losses import (
     nrknet_loss,
 )
 from .recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
+    OPTIMIZER_NAMES,
     PRESETS,
     RECIPES,
     AugmentConfig,
@@ -109,6 +110,7 @@ from .recipes import (  # re-exported: the recipes, presets and configs live in 
     ScheduleConfig,
     TrainConfig,
     _plain,
+    describe_recipe,
     make_config,
     model_family,
 )
@@ -767,9 +769,10 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                         dynamic_ncols=True)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        log.info("training %s (%s preset) on %s for %d steps on %s (world size %d, AMP %s); recipe: %s",
-                 config.model, config.preset, config.data, recipe.steps, device, ctx.world_size,
-                 use_amp, recipe.source)
+        log.info("training %s (%s preset) on %s on %s (world size %d, AMP %s): %s",
+                 config.model, config.preset, config.data, device, ctx.world_size,
+                 str(amp_dtype).replace("torch.", "") if use_amp else "off", describe_recipe(recipe, ctx.world_size))
+        log.debug("recipe source: %s", recipe.source)
 
     trainer.train()
     last: Dict[str, float] = {}
