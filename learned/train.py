@@ -99,6 +99,7 @@ from .losses import (
     mse_loss,
     nrknet_loss,
 )
+from .precision import amp_dtype as precision_amp_dtype
 from .recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
     OPTIMIZER_NAMES,
     PRESETS,
@@ -728,7 +729,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     optimizer = build_optimizer(trainer.parameters(), recipe.optimizer)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.steps)
     use_amp = bool(config.amp and recipe.amp and device.type == "cuda")
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = precision_amp_dtype(device) if use_amp else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     start_step = 0
