@@ -198,3 +198,43 @@ def test_cuda_train_loop_with_amp(name, cuda_device, tmp_path):
                       model_overrides=TINY[name], out=str(tmp_path / name), progress=False)
     result = train(cfg, train_dataset=Pairs())
     assert result.step == 2 and np.isfinite(result.losses["total"])
+
+
+# ------------------------------------------------------------------------------------------------
+# --amp on the inference CLIs (CPU: bfloat16 autocast)
+# ------------------------------------------------------------------------------------------------
+def test_deblur_image_amp_is_close_to_float32_and_tiles_blend_in_float32():
+    from learned.deblur import deblur_image
+
+    torch.manual_seed(0)
+    net = build_model("ifan", **TINY["ifan"]).eval()
+    image = np.random.default_rng(0).random((40, 48, 3), dtype=np.float32)
+    reference = deblur_image(net, image)
+    mixed = deblur_image(net, image, amp=True)
+    tiled = deblur_image(net, image, amp=True, tile=32, overlap=16)
+    assert mixed.dtype == tiled.dtype == np.float32
+    assert 0 < np.abs(mixed - reference).max() < 0.05 and np.abs(tiled - reference).max() < 0.05
+
+
+def test_evaluate_and_deblur_cli_take_amp(tmp_path, capsys):
+    from learned import save_checkpoint
+    from learned.deblur import main as deblur_main
+    from learned.evaluate import main as evaluate_main
+    from learned.io import write_image
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "kpac.pt"
+    save_checkpoint(build_model("kpac", **TINY["kpac"]), "kpac", checkpoint, dict(TINY["kpac"]))
+    spec = "synthetic:size=32,test_count=1,count=1"
+    argv = ["--model", "kpac", "--checkpoint", str(checkpoint), "--data", spec, "--no-lpips", "--baseline", "none",
+            "--device", "cpu"]
+    assert evaluate_main(argv) == 0
+    plain = capsys.readouterr().out
+    assert evaluate_main(argv + ["--amp"]) == 0
+    mixed = capsys.readouterr().out
+    assert "autocast bfloat16" in mixed and "autocast" not in plain
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    write_image(src, np.random.default_rng(1).random((24, 32, 3)), 8)
+    assert deblur_main([str(src), str(dst), "--model", "kpac", "--checkpoint", str(checkpoint), "--device", "cpu",
+                        "--amp"]) == 0
+    assert dst.is_file()
