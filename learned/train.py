@@ -13,8 +13,9 @@ Usage
     python -m learned.train --out runs/ifan --resume
     # two seconds on a CPU: a smoke test of the whole pipeline
     python -m learned.train --model k3dn_tiny --steps 2 --crop 32 --batch-size 1 --out /tmp/smoke
-    # a small model that beats its blurred input on the synthetic test set within 15 CPU minutes
+    # smoke tests: reduced widths on a CPU (gain > 0 dB), paper widths on a GPU (>= +1 dB in 5 minutes)
     python -m learned.train --model kpac --preset cpu-smoke --out runs/kpac-smoke
+    python -m learned.train --model nrknet --preset gpu-smoke --out runs/nrknet-gpu-smoke
 
 Multi-GPU and multi-node training use ``torch.distributed`` (DDP) launched by ``torchrun``::
 
@@ -725,6 +726,10 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
 
     torch.manual_seed(config.seed)  # model initialisation (every rank identical)
     model = build_model(config.model, **dict(config.model_overrides))
+    if recipe.identity_start:  # learned.warmstart: D_t ~ I (values only; resumed weights replace them)
+        from .warmstart import identity_start_
+
+        identity_start_(model, config.model)
     trainer = TrainingStep(model, config.model, recipe.loss).to(device)
     optimizer = build_optimizer(trainer.parameters(), recipe.optimizer)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.steps)
@@ -868,7 +873,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the recipe's)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order, augmentation (0)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="'paper' (default) or 'cpu-smoke'")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="'paper' (default), 'cpu-smoke' or 'gpu-smoke' (learned.recipes)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: the recipe's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument("--crop", type=int, default=None, help="square training crop side (default: the recipe's, 256)")
