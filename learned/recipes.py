@@ -414,6 +414,7 @@ def make_config(
     amp: bool = True,
     eval_images: Optional[int] = None,
     progress: bool = True,
+    identity_start: Optional[bool] = None,
 ) -> TrainConfig:
     """Build a :class:`TrainConfig`: the family's :data:`RECIPES` entry, then the preset, then
     the explicit arguments (None keeps the preset's / recipe's value)."""
@@ -422,7 +423,7 @@ def make_config(
         raise ValueError(f"preset must be one of {sorted(PRESETS)}; got {preset!r}")
     changes = dict(PRESETS[preset](family))
     explicit = dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
-                    eval_images=eval_images)
+                    eval_images=eval_images, identity_start=identity_start)
     changes.update({k: v for k, v in explicit.items() if v is not None})
     overrides = dict(changes.pop("model_overrides", {}))
     overrides.update(model_overrides or {})

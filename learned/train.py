@@ -881,6 +881,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (1000)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--no-identity-start", action="store_true",
+                   help="NRKNet: start from the authors' initialisation even where the preset uses the "
+                   "identity-preserving start (learned.warmstart)")
     p.add_argument("--eval-images", type=int, default=None, help="score N held-out test images at the end")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor override, VALUE a Python literal (repeatable), e.g. "
@@ -968,6 +971,7 @@ def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
         crop=args.crop, lr=args.lr, device=args.device, model_overrides=_parse_model_args(args.model_arg),
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, amp=not args.no_amp,
         eval_images=args.eval_images, progress=not args.no_progress,
+        identity_start=False if args.no_identity_start else None,
     )
 
 

@@ -78,3 +78,14 @@ def test_training_starts_from_the_identity(tmp_path):
     result.model.train()
     with torch.no_grad():
         assert float((result.model(x) - x).abs().max()) < 0.05
+
+
+def test_explicit_identity_start_overrides_the_preset():
+    from learned.train import _make_cli_config, _parser
+
+    assert not make_config("nrknet", preset="cpu-smoke", identity_start=False).recipe.identity_start
+    assert make_config("nrknet", identity_start=True).recipe.identity_start
+    args = _parser().parse_args(["--model", "nrknet", "--preset", "cpu-smoke", "--no-identity-start"])
+    assert not _make_cli_config(args).recipe.identity_start
+    args = _parser().parse_args(["--model", "nrknet", "--preset", "cpu-smoke"])
+    assert _make_cli_config(args).recipe.identity_start
