@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from benchmarks._report import emit, refuse_existing
+
 #: Columns of :func:`run`'s rows.
 COLUMNS = ("model", "images", "max_abs_diff", "psnr_bf16_vs_fp32", "delta_psnr_db", "seconds")
 
@@ -78,15 +80,6 @@ def format_markdown(rows: Sequence[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_new(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically; an existing file is an error (never overwritten)."""
-    from learned.io import atomic_write_bytes
-
-    if path.exists():
-        raise FileExistsError(f"--out {str(path)!r} exists; choose another path (results are never overwritten)")
-    atomic_write_bytes(path, text.encode())
-
-
 def _checkpoint_arg(text: str) -> tuple:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
@@ -111,8 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for flag, value in (("--size", args.size), ("--images", args.images), ("--threads", args.threads)):
         if value < 1:
             parser.error(f"{flag} must be >= 1; got {value}")
-    if args.out is not None and args.out.exists():
-        parser.error(f"--out {str(args.out)!r} exists; choose another path (results are never overwritten)")
+    refuse_existing(parser, args.out)
     torch.set_num_threads(args.threads)
     checkpoints = dict(args.checkpoint)
     rows = run(args.models, size=args.size, images=args.images, seed=args.seed, checkpoints=checkpoints)
@@ -120,10 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"paper widths, torch.manual_seed({args.seed}) weights"
     title = (f"bf16 autocast vs fp32 on the CPU: {args.images} synthetic test scenes of {args.size} px, "
              f"{weights}, torch {torch.__version__}")
-    text = format_markdown(rows, title)
-    print(text)
-    if args.out is not None:
-        write_new(args.out, text)
+    emit(format_markdown(rows, title), args.out)
     return 0
 
 

@@ -23,7 +23,9 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
+
+from benchmarks._report import emit, refuse_existing
 
 #: Target gain (dB) and wall-time budget (s, None: none) of each preset.
 TARGETS = {"cpu-smoke": (0.0, None), "gpu-smoke": (1.0, 300.0), "paper": (None, None)}
@@ -142,8 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
-    if args.out is not None and args.out.exists():
-        parser.error(f"--out {str(args.out)!r} exists; choose another path (results are never overwritten)")
+    refuse_existing(parser, args.out)
     import logging
 
     import torch
@@ -167,12 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: no finished runs in {str(args.runs)!r}", file=sys.stderr)
         return 2
     title = f"{args.preset} on the held-out synthetic split; machine at start: {started}; at the end: load {_load()}"
-    text = format_markdown(rows, summarise(rows, args.preset, args.seeds), title)
-    print(text)
-    if args.out is not None:
-        from benchmarks.precision import write_new
-
-        write_new(args.out, text)
+    emit(format_markdown(rows, summarise(rows, args.preset, args.seeds), title), args.out)
     return 0
 
 

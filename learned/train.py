@@ -101,6 +101,7 @@ from .losses import (
     nrknet_loss,
 )
 from .precision import amp_dtype as precision_amp_dtype
+from . import recipes as _recipes
 from .recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
     OPTIMIZER_NAMES,
     PRESETS,
@@ -118,16 +119,7 @@ from .recipes import (  # re-exported: the recipes, presets and configs live in 
 )
 
 __all__ = [
-    "OptimizerConfig",
-    "ScheduleConfig",
-    "LossConfig",
-    "AugmentConfig",
-    "Recipe",
-    "TrainConfig",
-    "RECIPES",
-    "PRESETS",
-    "model_family",
-    "make_config",
+    *_recipes.__all__,  # re-exported
     "TrainingStep",
     "StepBatchSampler",
     "train",

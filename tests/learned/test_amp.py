@@ -21,19 +21,13 @@ from learned.iac import iterative_adaptive_convolution
 from learned.k3dn import horizontal_correlation, local_attention_scores, psf_deblur
 from learned.precision import amp_dtype, autocast, upcast_low_precision
 from learned.train import TrainingStep, build_optimizer, make_config
+from test_train import TINY as ALL_TINY  # tests/learned/test_train.py
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
-#: Tiny widths: the point is the dtype path, not the size.
-TINY = {
-    "kpac": dict(channels=8),
-    "kpac_dual": dict(channels=8),
-    "ifan": dict(channels=4, iterations=2),
-    "ifan_dual": dict(channels=4, iterations=2),
-    "nrknet": dict(base_channels=4, num_kernels=3),
-    "k3dn_tiny": dict(widths=(4, 8, 8), encoder_blocks=(1, 1, 1), decoder_blocks=(1, 1, 1), disparity_width=4,
-                      disparity_channels=4, num_kernels=4, kernel_size=3),
-}
+#: Tiny widths (those of test_train): the point is the dtype path, not the size. One model per
+#: family and the dual-pixel variants.
+TINY = {name: ALL_TINY[name] for name in ("kpac", "kpac_dual", "ifan", "ifan_dual", "nrknet", "k3dn_tiny")}
 BF16 = torch.bfloat16
 
 
