@@ -349,8 +349,8 @@ def _preset_paper(family: str) -> dict:
 #: and textures; without them the models learn the procedural leaves' colour statistics and darken
 #: natural photos), batch 4, cosine LR decay to 0, NRKNet from its identity-preserving start
 #: (:mod:`learned.warmstart`), evaluation on the 16 held-out synthetic test images at the end (the
-#: test split does not depend on these options). Sized for about 2-5 minutes per family on an idle
-#: CPU core (``--threads 1``); several times that on a shared machine.
+#: test split does not depend on these options). Measured at 3-12 minutes per run with
+#: ``--threads 1`` on a 2-core machine shared with other jobs (README, ``benchmarks.training``).
 _SMOKE_DATA = "synthetic:size=128,photo_fraction=0.5"
 _SMOKE = {
     # KPAC: base width 16 instead of 48 (trunk 32); 3 levels, 2 KPAC blocks as in the paper.
