@@ -167,7 +167,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not rows:
         print(f"error: no finished runs in {str(args.runs)!r}", file=sys.stderr)
         return 2
-    title = f"{args.preset} on the held-out synthetic split; machine at start: {started}; at the end: load {_load()}"
+    if args.collect:
+        title = (f"{args.preset} on the held-out synthetic split; runs collected from {str(args.runs)!r} "
+                 f"(the load average after each run is in its {RESULT_NAME})")
+    else:
+        title = f"{args.preset} on the held-out synthetic split; machine at start: {started}; at the end: load {_load()}"
     emit(format_markdown(rows, summarise(rows, args.preset, args.seeds), title), args.out)
     return 0
 
