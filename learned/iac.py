@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .precision import upcast_low_precision
+
 __all__ = [
     "iterative_adaptive_convolution",
     "separable_adaptive_filter",
@@ -155,7 +157,9 @@ def iterative_adaptive_convolution(
     Parameters
     ----------
     features : torch.Tensor
-        Input features, shape (B, C, H, W), float32 or float64.
+        Input features, shape (B, C, H, W), float32 or float64; float16 / bfloat16 inputs (any of
+        the four, as under ``torch.autocast``) are cast to float32 at entry and the result is
+        returned in their promoted dtype (:func:`learned.precision.upcast_low_precision`).
     kernels_v, kernels_h : torch.Tensor
         Per-pixel vertical and horizontal taps for each iteration, shape (B, N, C, k, H, W) with
         ``k`` odd; tap ``t`` weights the neighbour at offset ``t - (k - 1) / 2``.
@@ -173,12 +177,13 @@ def iterative_adaptive_convolution(
     Returns
     -------
     torch.Tensor
-        Filtered features, shape (B, C, H, W), dtype of ``features``.
+        Filtered features, shape (B, C, H, W), dtype of ``features`` (the promoted dtype of the
+        four inputs when some are 16-bit).
 
     Raises
     ------
     TypeError
-        For non-tensor or non-floating inputs, or mixed dtypes.
+        For non-tensor or non-floating inputs, or mixed float32 / float64 dtypes.
     ValueError
         For inconsistent shapes, an even or zero tap count, or mixed devices.
 
@@ -206,6 +211,8 @@ def iterative_adaptive_convolution(
     .. [1] J. Lee, H. Son, J. Rim, S. Cho, S. Lee, "Iterative Filter Adaptive Network for Single
        Image Defocus Deblurring", CVPR 2021, Sec. 3.1, Eq. 1.
     """
+    # float16 / bfloat16 inputs (autocast): accumulate in float32, return the promoted dtype
+    (features, kernels_v, kernels_h, bias), result_dtype = upcast_low_precision(features, kernels_v, kernels_h, bias)
     n_iterations, _ = _check_iac_arguments(features, kernels_v, kernels_h, bias)
     out = features
     for i in range(n_iterations):
@@ -215,7 +222,7 @@ def iterative_adaptive_convolution(
         out = out + bias[:, i]
         if i < n_iterations - 1 or activate_last:
             out = F.leaky_relu(out, negative_slope)
-    return out
+    return out.to(result_dtype)
 
 
 def split_filter_prediction(

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
 from ._padding import check_input, crop_to, pad_to_multiple
+from .precision import upcast_low_precision
 
 __all__ = [
     "K3DN",
@@ -168,8 +169,9 @@ def cellwise_depthwise_convolution(features: torch.Tensor, cell_kernels: torch.T
     ----------
     .. [1] Yang et al., "K3DN", CVPR 2023, Eq. 10 and Eq. 17.
     """
+    (features, cell_kernels), result_dtype = upcast_low_precision(features, cell_kernels)  # autocast: float32
     _cell_size(features, cell_kernels)
-    return _CellwiseDepthwiseConvolution.apply(features, cell_kernels)
+    return _CellwiseDepthwiseConvolution.apply(features, cell_kernels).to(result_dtype)
 
 
 class _CellwiseDepthwiseConvolution(torch.autograd.Function):
@@ -255,6 +257,7 @@ def wiener_inverse_kernels(cell_kernels: torch.Tensor, inverse_size: int, eps: f
     """
     if not isinstance(cell_kernels, torch.Tensor):
         raise TypeError(f"cell_kernels must be a torch.Tensor of shape (..., k, k); got {type(cell_kernels).__name__}")
+    (cell_kernels,), result_dtype = upcast_low_precision(cell_kernels)  # FFTs in float32 under autocast
     if cell_kernels.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"cell_kernels must be float32 or float64; got {cell_kernels.dtype}")
     if cell_kernels.ndim < 2:
@@ -266,7 +269,7 @@ def wiener_inverse_kernels(cell_kernels: torch.Tensor, inverse_size: int, eps: f
     if m < k:
         raise ValueError(f"inverse_size must be >= the kernel side {k}; got {m}")
     otf = psf_to_otf(cell_kernels, (m, m))
-    return otf_to_psf(wiener_filter(otf, eps), m)
+    return otf_to_psf(wiener_filter(otf, eps), m).to(result_dtype)
 
 
 def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_size: int, eps: float) -> torch.Tensor:
@@ -302,6 +305,7 @@ def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_si
     ----------
     .. [1] Yang et al., "K3DN", CVPR 2023, Eq. 10.
     """
+    (features, cell_kernels), result_dtype = upcast_low_precision(features, cell_kernels)  # FFTs in float32
     _cell_size(features, cell_kernels)
     B, C, Hd, Wd = cell_kernels.shape[:4]
     m = _check_odd(inverse_size, "inverse_size")
@@ -314,7 +318,7 @@ def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_si
     for start in range(0, C, chunk):
         inverse = wiener_inverse_kernels(cell_kernels[:, start : start + chunk], m, eps)
         outputs.append(cellwise_depthwise_convolution(features[:, start : start + chunk], inverse))
-    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+    return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)).to(result_dtype)
 
 
 def psf_reblur(features: torch.Tensor, cell_kernels: torch.Tensor) -> torch.Tensor:
@@ -354,6 +358,7 @@ def horizontal_correlation(left: torch.Tensor, right: torch.Tensor, max_disparit
         ``out[:, d + D, y, x] = mean_c left[:, c, y, x] * right[:, c, y, x - d]``, zero where
         ``x - d`` falls outside the map.
     """
+    (left, right), result_dtype = upcast_low_precision(left, right)  # autocast: accumulate in float32
     _check_float_tensor(left, "left", 4, "(B, C, H, W)")
     _check_float_tensor(right, "right", 4, "(B, C, H, W)")
     if left.shape != right.shape:
@@ -366,7 +371,7 @@ def horizontal_correlation(left: torch.Tensor, right: torch.Tensor, max_disparit
         # right[x - d] = padded[x - d + D]
         shifted = padded[..., D - d : D - d + W]
         costs.append((left * shifted).mean(dim=1))
-    return torch.stack(costs, dim=1)
+    return torch.stack(costs, dim=1).to(result_dtype)
 
 
 def local_attention_scores(query: torch.Tensor, key: torch.Tensor, window: int) -> torch.Tensor:
@@ -399,6 +404,7 @@ def local_attention_scores(query: torch.Tensor, key: torch.Tensor, window: int) 
     .. [1] Yang et al., "K3DN", CVPR 2023, Eq. 11-13.
     .. [2] Vaswani et al., "Attention is all you need", NeurIPS 2017.
     """
+    (query, key), result_dtype = upcast_low_precision(query, key)  # autocast: accumulate in float32
     _check_float_tensor(query, "query", 4, "(B, C, H, W)")
     _check_float_tensor(key, "key", 4, "(B, C, H, W)")
     if query.shape != key.shape:
@@ -417,7 +423,7 @@ def local_attention_scores(query: torch.Tensor, key: torch.Tensor, window: int) 
     logits = torch.stack(scores, dim=1)
     valid = torch.stack(masks, dim=1) > 0
     logits = logits.masked_fill(~valid, float("-inf"))
-    return torch.softmax(logits, dim=1)
+    return torch.softmax(logits, dim=1).to(result_dtype)
 
 
 # ----------------------------------------------------------------------------------------------

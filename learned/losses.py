@@ -66,9 +66,10 @@ def check_pair(prediction: torch.Tensor, target: torch.Tensor, names: Tuple[str,
 
 
 def _promoted(prediction: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Both tensors in their common (wider) dtype: a bfloat16 network output under autocast is
-    compared with a float32 target in float32; float32 and float64 pairs are left as they are."""
-    dtype = torch.promote_types(prediction.dtype, target.dtype)
+    """Both tensors in their common (wider) dtype, at least float32: a bfloat16 network output under
+    autocast is compared with its target in float32 (losses never accumulate in 16 bits); float32
+    and float64 pairs are left as they are."""
+    dtype = torch.promote_types(torch.promote_types(prediction.dtype, target.dtype), torch.float32)
     return prediction.to(dtype), target.to(dtype)
 
 

@@ -389,9 +389,17 @@ class NRKNet(nn.Module):
         return self.Decoder[2](z + res1)
 
     def blur(self, y: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-        """RKR blur operator ``D_t(y)`` (Eq. 11): (B, 3, h, w) with (B, J, h, w) coefficients."""
-        stack = self.GCM(y)
-        return self.SummationLayer(stack * torch.repeat_interleave(coefficients, y.shape[1], dim=1))
+        """RKR blur operator ``D_t(y)`` (Eq. 11): (B, 3, h, w) with (B, J, h, w) coefficients.
+
+        The RKR recursion and the weighted sum of the atoms run in the parameters' dtype even under
+        ``torch.autocast`` (16-bit inputs are cast at entry): the Neumann series subtracts
+        ``D_t(y)`` from ``y``, nearly equal images, which 16-bit arithmetic would not resolve.
+        """
+        dtype = self.SummationLayer.conv.weight.dtype
+        with torch.autocast(device_type=y.device.type, enabled=False):
+            y, coefficients = y.to(dtype), coefficients.to(dtype)
+            stack = self.GCM(y)
+            return self.SummationLayer(stack * torch.repeat_interleave(coefficients, y.shape[1], dim=1))
 
     def _run(
         self, x_bgr: torch.Tensor, sharp_bgr: Optional[torch.Tensor] = None, all_scales: bool = False

@@ -1,16 +1,24 @@
-"""``python -m learned.summary``: parameters, MACs and CPU latency of every model in the zoo.
+"""``python -m learned.summary``: parameters, MACs and latency (CPU, or CUDA) of every model in the zoo.
 
 MACs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, transposed
 convolutions and matrix products; a MAC is 2 FLOPs). Element-wise work (activations, biases, IAC's
 per-pixel filtering, RKR's recursion, FFTs) is not counted, so these are *true convolution MACs*,
 comparable across models but not identical to the papers' counters (see ``PAPER``).
+
+``--device cuda`` times each model on the GPU with CUDA events: ``warmup`` untimed passes, then
+the median of ``repeats`` (10) timed passes, in three modes: fp32 (TF32 off), TF32 (TF32 matrix
+products and cuDNN convolutions on) and bf16 (``torch.autocast`` bfloat16, the models' float32
+boundaries in :mod:`learned.precision`), with the peak GPU memory allocated over the three
+(``torch.cuda.max_memory_allocated``). On the CPU the latency is one timed pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import dataclass
+from typing import Callable, Dict
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -68,25 +76,100 @@ def latency(model: torch.nn.Module, inputs) -> float:
         return time.perf_counter() - t0
 
 
+#: CUDA timing modes: name -> (TF32 allowed, autocast dtype or None).
+CUDA_MODES = {"fp32": (False, None), "tf32": (True, None), "bf16": (False, torch.bfloat16)}
+
+
+def median_time_ms(run: Callable[[], None], timer: Callable[[Callable[[], None]], float], warmup: int = 3,
+                   repeats: int = 10) -> float:
+    """Median over ``repeats`` of ``timer(run)`` (milliseconds) after ``warmup`` untimed calls of ``run``."""
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"warmup must be >= 0 and repeats >= 1; got {warmup}, {repeats}")
+    for _ in range(warmup):
+        run()
+    return statistics.median(timer(run) for _ in range(repeats))
+
+
+def cuda_event_timer(run: Callable[[], None]) -> float:
+    """Milliseconds of one call of ``run`` between two CUDA events (synchronised)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    run()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end)
+
+
+def cuda_latency(model: torch.nn.Module, inputs, warmup: int = 3, repeats: int = 10) -> Dict[str, float]:
+    """Median CUDA-event latency (ms) per mode of :data:`CUDA_MODES` and ``'peak_gib'``, the peak GPU
+    memory allocated (GiB, weights and inputs included) over them. ``model`` and ``inputs`` must be on
+    the same CUDA device."""
+    device = inputs[0].device
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    result: Dict[str, float] = {}
+    try:
+        for mode, (tf32, dtype) in CUDA_MODES.items():
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+
+            def run(dtype=dtype) -> None:
+                with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.bfloat16,
+                                                            enabled=dtype is not None):
+                    model(*inputs)
+
+            result[mode] = median_time_ms(run, cuda_event_timer, warmup, repeats)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+    result["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return result
+
+
+def _check_device(parser: argparse.ArgumentParser, request: str) -> torch.device:
+    try:
+        device = torch.device(request)
+    except RuntimeError:
+        parser.error(f"--device must be cpu, cuda or cuda:N; got {request!r}")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu, cuda or cuda:N; got {request!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {request}: CUDA is not available on this machine")
+    return device
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m learned.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of learned.MODELS")
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
-    parser.add_argument("--no-latency", action="store_true", help="skip the (slow) CPU timing")
+    parser.add_argument("--no-latency", action="store_true", help="skip the (slow) timing")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default: one timed pass) or cuda / cuda:N (CUDA events, median of 10, fp32 / TF32 / "
+                        "bf16, peak GPU memory)")
     args = parser.parse_args(argv)
+    device = _check_device(parser, args.device)
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     width, height = (int(v) for v in args.size.lower().split("x"))
-    print(f"Models at {width}x{height}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
-    print("| model | params (ours) | params (paper) | MACs (ours, flop_counter) | paper figure | latency CPU | note |")
-    print("|---|---|---|---|---|---|---|")
+    cuda = device.type == "cuda"
+    where = (f"{torch.cuda.get_device_name(device)} (CUDA events, median of 10 after 3 warm-up passes)" if cuda
+             else f"{torch.get_num_threads()} CPU threads")
+    print(f"Models at {width}x{height}, torch {torch.__version__}, {where}\n")
+    timing = "latency fp32 / TF32 / bf16 | peak GPU memory" if cuda else "latency CPU"
+    print(f"| model | params (ours) | params (paper) | MACs (ours, flop_counter) | paper figure | {timing} | note |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
     for name in args.models:
         torch.manual_seed(0)
         model = build_model(name).eval()
         inputs = example_inputs(name, height, width)
         macs = count_macs(model, inputs)
-        lat = "-" if args.no_latency else f"{latency(model, inputs):.1f} s"
+        if args.no_latency:
+            lat = "- | -" if cuda else "-"
+        elif cuda:
+            t = cuda_latency(model.to(device), [x.to(device) for x in inputs])
+            lat = f"{t['fp32']:.1f} / {t['tf32']:.1f} / {t['bf16']:.1f} ms | {t['peak_gib']:.2f} GiB"
+        else:
+            lat = f"{latency(model, inputs):.1f} s"
         paper = PAPER.get(name, PaperFigure("-", "-", ""))
         print(f"| {name} | {count_parameters(model):,} | {paper.params} | {macs / 1e9:.1f} G | {paper.macs} | {lat} | {paper.note} |", flush=True)
     return 0

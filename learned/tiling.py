@@ -83,11 +83,12 @@ def tiled_apply(
     for r0, c0 in jobs:
         h, w = min(tile, H - r0), min(tile, W - c0)
         y = fn(*[x[..., r0 : r0 + h, c0 : c0 + w] for x in inputs])
-        if out is None:
-            out = torch.zeros((*y.shape[:-2], H, W), dtype=y.dtype, device=y.device)
-            weight_sum = torch.zeros((H, W), dtype=y.dtype, device=y.device)
+        if out is None:  # blend in float32 at least (a bfloat16 output under autocast, too)
+            dtype = torch.promote_types(y.dtype, torch.float32)
+            out = torch.zeros((*y.shape[:-2], H, W), dtype=dtype, device=y.device)
+            weight_sum = torch.zeros((H, W), dtype=dtype, device=y.device)
         t = np.outer(trust_weights(r0, h, H, overlap), trust_weights(c0, w, W, overlap))
-        t = torch.from_numpy(t).to(dtype=y.dtype, device=y.device)
+        t = torch.from_numpy(t).to(dtype=out.dtype, device=y.device)
         out[..., r0 : r0 + h, c0 : c0 + w] += y * t
         weight_sum[r0 : r0 + h, c0 : c0 + w] += t
     return out / weight_sum

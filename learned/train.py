@@ -13,8 +13,9 @@ Usage
     python -m learned.train --out runs/ifan --resume
     # two seconds on a CPU: a smoke test of the whole pipeline
     python -m learned.train --model k3dn_tiny --steps 2 --crop 32 --batch-size 1 --out /tmp/smoke
-    # a small model that beats its blurred input on the synthetic test set within 15 CPU minutes
+    # smoke tests: reduced widths on a CPU (gain > 0 dB), paper widths on a GPU (>= +1 dB in 5 minutes)
     python -m learned.train --model kpac --preset cpu-smoke --out runs/kpac-smoke
+    python -m learned.train --model nrknet --preset gpu-smoke --out runs/nrknet-gpu-smoke
 
 Multi-GPU and multi-node training use ``torch.distributed`` (DDP) launched by ``torchrun``::
 
@@ -60,35 +61,10 @@ record). The global RNG states are saved in the checkpoint as well. On CPU a run
 resumed ends with exactly the weights of an uninterrupted run (tested with ``torch.equal``);
 on GPU, cuDNN / atomics make runs reproducible only up to floating-point non-determinism.
 
-Recipes (:data:`RECIPES`, the default of each family; 256x256 crops, flips and rot90)
------------------------------------------------------------------------------------------
-=======  ==========================================================  ==============================
-family   loss (:mod:`learned.losses`)                                 optimiser, batch, schedule
-=======  ==========================================================  ==============================
-KPAC     MSE                                                          Adam 1e-4, batch 8
-IFAN     MSE + disparity loss (right view warped by the 1/8           RAdam 1e-4, decoupled wd 0.01,
-         disparity onto the left, ``grid_sample``) + reblurring       grad-norm clip 0.5, batch 8,
-         loss through :class:`learned.ifan.IFANReblurNetwork`         600k steps, x0.5 at 500k, 550k;
-         (weights 1, 1, 1)                                            noise/grayscale/rescale aug.
-NRKNet   Eq. 12-14: scale weights 1/.75/.5/.25 on MSE + 0.1 FFT-L1,   Adam 1e-4, batch 4, x0.5 at 1/2
-         + 0.1 x reblurring loss ``||D_t(X_t) - Y_t||^2``             and 3/4 of the run
-K3DN     Eq. 18: MSE(I_hat, I) + 0.1 MSE(B_hat, (B_L + B_R) / 2)      AdamW 3e-4, batch 4
-=======  ==========================================================  ==============================
-
-Losses that need dual-pixel views (IFAN's disparity loss) are skipped with a logged message when
-the data has none; models that take dual-pixel input (``kpac_dual``, ``ifan_dual``, ``k3dn_*``)
-refuse such data. The ``source`` field of each recipe says where its numbers come from.
-
-Presets (:data:`PRESETS`)
--------------------------
-``paper`` (default): the recipe as above. ``cpu-smoke``: reduced widths (KPAC base 16, IFAN base 8
-with 4 IAC iterations, NRKNet base 16, K3DN widths (8, 16, 32)), 64x64 crops (48 for NRKNet) of
-128x128 training scenes, half of them photo-textured (``synthetic:size=128,photo_fraction=0.5``;
-128 is the test scenes' size, so leaf sizes relative to the blur match the test split), batch 4,
-LR 1e-3 with cosine decay to 0, a few thousand steps, scored on the 16 held-out synthetic test
-images at the end (``eval.json``). It is sized for <= 15 minutes on a 2-core CPU; on a machine
-shared with other jobs pass ``--threads 1`` (OpenMP threads spin-wait for a busy core and run
-~10x slower). It does not reach +1 dB over the input for every family (see the README).
+Recipes and presets
+-------------------
+Each paper's recipe (:data:`RECIPES`), the presets (:data:`PRESETS`) and the typed configurations
+(:class:`TrainConfig`, :func:`make_config`) live in :mod:`learned.recipes`; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -104,7 +80,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -124,18 +100,26 @@ from .losses import (
     mse_loss,
     nrknet_loss,
 )
+from .precision import amp_dtype as precision_amp_dtype
+from . import recipes as _recipes
+from .recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
+    OPTIMIZER_NAMES,
+    PRESETS,
+    RECIPES,
+    AugmentConfig,
+    LossConfig,
+    OptimizerConfig,
+    Recipe,
+    ScheduleConfig,
+    TrainConfig,
+    _plain,
+    describe_recipe,
+    make_config,
+    model_family,
+)
 
 __all__ = [
-    "OptimizerConfig",
-    "ScheduleConfig",
-    "LossConfig",
-    "AugmentConfig",
-    "Recipe",
-    "TrainConfig",
-    "RECIPES",
-    "PRESETS",
-    "model_family",
-    "make_config",
+    *_recipes.__all__,  # re-exported
     "TrainingStep",
     "StepBatchSampler",
     "train",
@@ -152,345 +136,6 @@ LOG_NAME = "log.csv"
 PLOT_NAME = "loss.png"
 EVAL_NAME = "eval.json"
 TRAIN_FORMAT = "defocus-toolkit-train/1"
-
-
-# ==================================================================================================
-# Configuration
-# ==================================================================================================
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """Optimiser: ``name`` in {'adam', 'radam', 'adamw'} (``torch.optim``), learning rate, betas,
-    weight decay, whether it is decoupled (``p -= lr * wd * p``, as AdamW and as the RAdam of
-    ``torch_optimizer`` that IFAN's code uses) rather than an L2 term added to the gradient (torch's
-    default for Adam and RAdam), and the gradient-norm clip (None: no clipping)."""
-
-    name: str
-    lr: float
-    betas: Tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    decoupled_weight_decay: bool = False
-    grad_clip_norm: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """LR schedule, stepped once per optimisation step.
-
-    ``kind='multistep'`` (the papers'): step decay (``torch.optim.lr_scheduler.MultiStepLR``), the
-    LR is multiplied by ``gamma`` at each milestone, given as a fraction of the total number of
-    steps (empty: constant LR). ``kind='cosine'``: ``CosineAnnealingLR`` from the recipe's LR down
-    to ``final_fraction`` x LR at the last step (``milestones`` and ``gamma`` unused).
-    """
-
-    milestones: Tuple[float, ...] = ()
-    gamma: float = 0.5
-    kind: str = "multistep"
-    final_fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("multistep", "cosine"):
-            raise ValueError(f"schedule kind must be 'multistep' or 'cosine'; got {self.kind!r}")
-        if not 0 <= self.final_fraction <= 1:
-            raise ValueError(f"final_fraction must lie in [0, 1]; got {self.final_fraction!r}")
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Loss of a family; unused weights are ignored.
-
-    ``kind``: 'mse' (KPAC), 'ifan' (MSE + ``disparity_weight`` x disparity loss +
-    ``reblur_weight`` x reblurring loss), 'nrknet' (Eq. 12-14 with ``scale_weights``,
-    ``fft_weight`` = beta, ``reblur_weight`` = alpha), 'k3dn' (Eq. 18, ``reblur_weight`` =
-    lambda_1).
-    """
-
-    kind: str
-    reblur_weight: float = 0.0
-    disparity_weight: float = 0.0
-    fft_weight: float = 0.0
-    scale_weights: Tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Augmentation, done by the dataset (:func:`learned.data.build_dataset`): ``flips_rot90``
-    is its ``augment`` flag (flips and rotations by 90 degrees; for dual-pixel data only those
-    that keep the views horizontal), the other fields its ``ifan_augment``
-    (:class:`learned.data.IFANAugmentation`: Gaussian noise with probability ``noise_prob`` and
-    sigma ~ U(``noise_sigma``), grayscale with probability ``grayscale_prob``, rescaling by a
-    factor ~ U(``rescale_range``) with probability ``rescale_prob``); all probabilities 0 means
-    no IFAN augmentation.
-    """
-
-    flips_rot90: bool = True
-    noise_prob: float = 0.0
-    noise_sigma: Tuple[float, float] = (0.001, 0.0707)
-    grayscale_prob: float = 0.0
-    rescale_prob: float = 0.0
-    rescale_range: Tuple[float, float] = (0.7, 1.0)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A family's training recipe: optimiser, LR schedule, loss, augmentation, batch size
-    (per process), crop side, number of steps, whether AMP is allowed on CUDA, and the size
-    multiple crops must have (the network's padding multiple)."""
-
-    optimizer: OptimizerConfig
-    loss: LossConfig
-    schedule: ScheduleConfig = ScheduleConfig()
-    augment: AugmentConfig = AugmentConfig()
-    batch_size: int = 8
-    crop: int = 256
-    steps: int = 200_000
-    amp: bool = True
-    size_multiple: int = 16
-    source: str = ""
-
-
-#: Each paper's recipe, the default of its model family.
-RECIPES: Dict[str, Recipe] = {
-    "kpac": Recipe(
-        optimizer=OptimizerConfig("adam", 1e-4),
-        loss=LossConfig("mse"),
-        batch_size=8,
-        steps=200_000,
-        size_multiple=8,
-        source="KPAC released config: Adam lr 1e-4, batch 8, MSE (no training code released; the "
-        "step count is ours).",
-    ),
-    "ifan": Recipe(
-        optimizer=OptimizerConfig("radam", 1e-4, (0.9, 0.999), weight_decay=0.01, decoupled_weight_decay=True,
-                                  grad_clip_norm=0.5),
-        loss=LossConfig("ifan", reblur_weight=1.0, disparity_weight=1.0),
-        schedule=ScheduleConfig(milestones=(500 / 600, 550 / 600), gamma=0.5),
-        augment=AugmentConfig(noise_prob=0.05, grayscale_prob=0.3, rescale_prob=0.5),
-        batch_size=8,
-        steps=600_000,
-        size_multiple=8,
-        source="IFAN released code: RAdam (torch_optimizer's, decoupled weight decay) 1e-4, wd 0.01, "
-        "clip 0.5, 600k iterations, x0.5 at 500k and "
-        "550k, batch 8, MSE + disparity + reblurring losses (weight 1 each).",
-    ),
-    "nrknet": Recipe(
-        optimizer=OptimizerConfig("adam", 1e-4),
-        loss=LossConfig("nrknet", reblur_weight=0.1, fft_weight=0.1),
-        schedule=ScheduleConfig(milestones=(0.5, 0.75), gamma=0.5),
-        batch_size=4,
-        steps=350_000,
-        size_multiple=16,
-        source="NRKNet paper Sec. 4.1: Adam 1e-4 fixed for the first half, then x0.5 every quarter "
-        "(4000 epochs of DPDD's 350 pairs at batch 4 = 350k steps), batch 4, Eq. 12-14 with "
-        "alpha = beta = 0.1.",
-    ),
-    "k3dn": Recipe(
-        optimizer=OptimizerConfig("adamw", 3e-4, weight_decay=0.01),
-        loss=LossConfig("k3dn", reblur_weight=0.1),
-        batch_size=4,
-        steps=200_000,
-        amp=False,
-        size_multiple=8,
-        source="K3DN paper Sec. 4: AdamW 3e-4, batch 4; L_deb, L_reb and lambda_1 are in the "
-        "unavailable supplementary: MSE, MSE, 0.1 here; weight decay 0.01 is torch's AdamW default; "
-        "no AMP (its PSF block runs FFTs, which cuFFT does not do in bfloat16).",
-    ),
-}
-
-
-def model_family(name: str) -> str:
-    """Family ('kpac', 'ifan', 'nrknet', 'k3dn') of a model name of :data:`learned.MODELS`."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-    for family in ("kpac", "ifan", "nrknet", "k3dn"):
-        if name.startswith(family):
-            return family
-    raise ValueError(f"model {name!r} belongs to no known family (kpac, ifan, nrknet, k3dn)")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on (stored in the checkpoint).
-
-    Attributes
-    ----------
-    model : str
-        Name in :data:`learned.MODELS`.
-    recipe : Recipe
-        Optimiser, loss, schedule, augmentation, batch size, crop, steps.
-    data : str
-        Dataset spec for :func:`learned.data.build_dataset` ('synthetic', 'dpdd:PATH', ...).
-    out : str
-        Output folder.
-    seed : int
-        Seeds model initialisation, sample order, crops and augmentation.
-    model_overrides : dict
-        Constructor arguments of the model (e.g. a reduced width).
-    preset : str
-        Name of the preset the config was made from (informational).
-    device : str
-        'auto' (CUDA if available, else CPU), 'cpu', 'cuda', 'cuda:1', ...
-    checkpoint_every : int
-        Steps between checkpoints (the last step is always saved).
-    num_workers : int
-        DataLoader worker processes (0: load in the main process).
-    amp : bool
-        Mixed precision (torch.autocast, bfloat16 where supported else float16 with a
-        GradScaler); effective on CUDA only and only if the recipe allows it.
-    eval_images : int
-        Held-out images of the 'test' split scored at the end (0: no evaluation).
-    progress : bool
-        Show a tqdm progress bar.
-    """
-
-    model: str
-    recipe: Recipe
-    data: str = "synthetic"
-    out: str = "runs/train"
-    seed: int = 0
-    model_overrides: Mapping[str, Any] = field(default_factory=dict)
-    preset: str = "paper"
-    device: str = "auto"
-    checkpoint_every: int = 1000
-    num_workers: int = 0
-    amp: bool = True
-    eval_images: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        family = model_family(self.model)
-        for name in ("batch_size", "crop", "steps"):
-            value = getattr(self.recipe, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
-        multiple = self.recipe.size_multiple
-        minimum = 32 if family == "nrknet" else multiple
-        if self.recipe.crop % multiple or self.recipe.crop < minimum:
-            raise ValueError(
-                f"crop must be a multiple of {multiple} and >= {minimum} for {self.model!r} (the network's "
-                f"size multiple; nothing is padded or cropped in training); got {self.recipe.crop}"
-            )
-        if self.recipe.optimizer.name not in _OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}; got {self.recipe.optimizer.name!r}")
-        if not (self.recipe.optimizer.lr > 0 and math.isfinite(self.recipe.optimizer.lr)):
-            raise ValueError(f"lr must be a positive finite number; got {self.recipe.optimizer.lr!r}")
-        if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1; got {self.checkpoint_every}")
-        if self.num_workers < 0 or self.eval_images < 0:
-            raise ValueError(f"num_workers and eval_images must be >= 0; got {self.num_workers}, {self.eval_images}")
-
-    @property
-    def family(self) -> str:
-        return model_family(self.model)
-
-    def to_dict(self) -> dict:
-        """Plain nested dict of built-in types (stored in the checkpoint, weights-only loadable)."""
-        return _plain(asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        d = dict(data)
-        r = dict(d.pop("recipe"))
-        recipe = Recipe(
-            optimizer=OptimizerConfig(**_tuples(r.pop("optimizer"))),
-            loss=LossConfig(**_tuples(r.pop("loss"))),
-            schedule=ScheduleConfig(**_tuples(r.pop("schedule"))),
-            augment=AugmentConfig(**_tuples(r.pop("augment"))),
-            **r,
-        )
-        d["model_overrides"] = _tuples(d.get("model_overrides", {}))
-        return cls(recipe=recipe, **d)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _tuples(d: Mapping[str, Any]) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-
-
-def _preset_paper(family: str) -> dict:
-    return {}
-
-
-#: cpu-smoke: reduced widths (stated per family below), 64x64 crops (48 for NRKNet) of 128x128
-#: training scenes (the size of the test scenes, so leaf sizes relative to the blur match), half of
-#: them dead leaves textured with scikit-image photos (natural colours and textures; without them
-#: the models learn the procedural leaves' colour statistics and darken natural photos), batch 4,
-#: cosine LR decay to 0, evaluation on the 16 held-out synthetic test images at the end (the test
-#: split does not depend on these options). Sized to train in <= 15 minutes on a 2-core CPU with
-#: ``--threads 1`` and another job on the other core.
-_SMOKE_DATA = "synthetic:size=128,photo_fraction=0.5"
-_SMOKE = {
-    # KPAC: base width 16 instead of 48 (trunk 32); 3 levels, 2 KPAC blocks as in the paper.
-    "kpac": dict(model_overrides=dict(channels=16), steps=5000, batch_size=4, crop=64, lr=1e-3),
-    # IFAN: base width 8 instead of 32, 4 IAC iterations instead of 17.
-    "ifan": dict(model_overrides=dict(channels=8, iterations=4), steps=4000, batch_size=4, crop=64, lr=1e-3),
-    # NRKNet: U-Net base width 16 instead of 64; the 21 RKR atoms and 3 scales as in the paper.
-    "nrknet": dict(model_overrides=dict(base_channels=16), steps=2000, batch_size=4, crop=48, lr=1e-3),
-    # K3DN: widths (8, 16, 32) with 1/1/2 blocks, disparity width 8 / 16 channels, 32 kernels.
-    "k3dn": dict(
-        model_overrides=dict(widths=(8, 16, 32), encoder_blocks=(1, 1, 2), decoder_blocks=(1, 1, 2),
-                             disparity_width=8, disparity_channels=16, num_kernels=32),
-        steps=1500, batch_size=4, crop=64, lr=1e-3,
-    ),
-}
-
-
-def _preset_cpu_smoke(family: str) -> dict:
-    return dict(_SMOKE[family], data=_SMOKE_DATA, eval_images=16, checkpoint_every=250,
-                schedule=ScheduleConfig(kind="cosine"))
-
-
-#: Presets: name -> function(family) -> changes (keys of :func:`make_config`).
-PRESETS = {"paper": _preset_paper, "cpu-smoke": _preset_cpu_smoke}
-
-
-def make_config(
-    model: str,
-    *,
-    preset: str = "paper",
-    data: Optional[str] = None,
-    out: Optional[str] = None,
-    seed: int = 0,
-    steps: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    crop: Optional[int] = None,
-    lr: Optional[float] = None,
-    device: str = "auto",
-    model_overrides: Optional[Mapping[str, Any]] = None,
-    checkpoint_every: Optional[int] = None,
-    num_workers: int = 0,
-    amp: bool = True,
-    eval_images: Optional[int] = None,
-    progress: bool = True,
-) -> TrainConfig:
-    """Build a :class:`TrainConfig`: the family's :data:`RECIPES` entry, then the preset, then
-    the explicit arguments (None keeps the preset's / recipe's value)."""
-    family = model_family(model)
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}; got {preset!r}")
-    changes = dict(PRESETS[preset](family))
-    explicit = dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
-                    eval_images=eval_images)
-    changes.update({k: v for k, v in explicit.items() if v is not None})
-    overrides = dict(changes.pop("model_overrides", {}))
-    overrides.update(model_overrides or {})
-    recipe = RECIPES[family]
-    recipe_changes = {k: changes.pop(k) for k in ("steps", "batch_size", "crop", "schedule") if k in changes}
-    if "lr" in changes:
-        recipe_changes["optimizer"] = replace(recipe.optimizer, lr=float(changes.pop("lr")))
-    recipe = replace(recipe, **recipe_changes)
-    preset_data = changes.pop("data", "synthetic")
-    return TrainConfig(
-        model=model, recipe=recipe, data=preset_data if data is None else data, out=out or f"runs/{model}", seed=seed,
-        model_overrides=overrides, preset=preset, device=device, num_workers=num_workers, amp=amp,
-        progress=progress, **changes,
-    )
 
 
 # ==================================================================================================
@@ -1073,11 +718,15 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
 
     torch.manual_seed(config.seed)  # model initialisation (every rank identical)
     model = build_model(config.model, **dict(config.model_overrides))
+    if recipe.identity_start:  # learned.warmstart: D_t ~ I (values only; resumed weights replace them)
+        from .warmstart import identity_start_
+
+        identity_start_(model, config.model)
     trainer = TrainingStep(model, config.model, recipe.loss).to(device)
     optimizer = build_optimizer(trainer.parameters(), recipe.optimizer)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.steps)
     use_amp = bool(config.amp and recipe.amp and device.type == "cuda")
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = precision_amp_dtype(device) if use_amp else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     start_step = 0
@@ -1118,9 +767,10 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                         dynamic_ncols=True)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        log.info("training %s (%s preset) on %s for %d steps on %s (world size %d, AMP %s); recipe: %s",
-                 config.model, config.preset, config.data, recipe.steps, device, ctx.world_size,
-                 use_amp, recipe.source)
+        log.info("training %s (%s preset) on %s on %s (world size %d, AMP %s): %s",
+                 config.model, config.preset, config.data, device, ctx.world_size,
+                 str(amp_dtype).replace("torch.", "") if use_amp else "off", describe_recipe(recipe, ctx.world_size))
+        log.debug("recipe source: %s", recipe.source)
 
     trainer.train()
     last: Dict[str, float] = {}
@@ -1215,7 +865,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the recipe's)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order, augmentation (0)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="'paper' (default) or 'cpu-smoke'")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="'paper' (default), 'cpu-smoke' or 'gpu-smoke' (learned.recipes)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: the recipe's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument("--crop", type=int, default=None, help="square training crop side (default: the recipe's, 256)")
@@ -1223,6 +873,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (1000)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--no-identity-start", action="store_true",
+                   help="NRKNet: start from the authors' initialisation even where the preset uses the "
+                   "identity-preserving start (learned.warmstart)")
     p.add_argument("--eval-images", type=int, default=None, help="score N held-out test images at the end")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor override, VALUE a Python literal (repeatable), e.g. "
@@ -1310,6 +963,7 @@ def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
         crop=args.crop, lr=args.lr, device=args.device, model_overrides=_parse_model_args(args.model_arg),
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, amp=not args.no_amp,
         eval_images=args.eval_images, progress=not args.no_progress,
+        identity_start=False if args.no_identity_start else None,
     )
 
 

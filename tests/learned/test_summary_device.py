@@ -1,0 +1,48 @@
+"""learned.summary: --device handling, the median-of-10 timing rule, and the CUDA path (gpu marker)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from learned import build_model, summary
+
+
+def test_median_time_skips_warmup_and_takes_the_median():
+    calls = []
+    times = iter([1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0, 100.0])
+
+    def timer(run):
+        run()
+        return next(times)
+
+    # 3 warm-up calls are not timed; the 10 timed values are 1..9 and 100 -> median 5.5
+    assert summary.median_time_ms(lambda: calls.append(1), timer, warmup=3, repeats=10) == 5.5
+    assert len(calls) == 13
+    with pytest.raises(ValueError, match="repeats"):
+        summary.median_time_ms(lambda: None, timer, warmup=0, repeats=0)
+
+
+def test_device_argument(capsys):
+    assert summary.main(["--models", "kpac", "--size", "64x48", "--no-latency", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| kpac |" in out and "latency CPU" in out
+    with pytest.raises(SystemExit) as err:
+        summary.main(["--models", "kpac", "--device", "tpu"])
+    assert err.value.code == 2 and "--device must be cpu, cuda or cuda:N" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as err:
+            summary.main(["--models", "kpac", "--device", "cuda"])
+        assert err.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+
+
+def test_cuda_latency_modes_and_peak_memory(cuda_device):
+    torch.manual_seed(0)
+    model = build_model("kpac", channels=8).eval().to(cuda_device)
+    x = torch.rand(1, 3, 64, 64, device=cuda_device)
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    result = summary.cuda_latency(model, [x], warmup=1, repeats=3)
+    assert set(result) == {"fp32", "tf32", "bf16", "peak_gib"}
+    assert all(result[k] > 0 for k in result)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags  # restored
+    assert summary.main(["--models", "kpac", "--size", "64x48", "--device", cuda_device]) == 0
