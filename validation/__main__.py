@@ -7,14 +7,14 @@ JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import time
 from pathlib import Path
 
+from optics import cli
 from optics.atomic import atomic_write_bytes
 
-from ._report import decides, markdown_table, write_json
+from ._report import decides, is_report_file, markdown_table, write_json
 
 #: Explicit list of validation modules (no directory scanning). Modules that are not present in
 #: this checkout are reported as missing, never silently skipped.
@@ -26,17 +26,30 @@ VALIDATIONS = [
 ]
 
 
+def _owned(path: Path) -> bool:
+    """Entries of a previous report: report.md, report.json and one folder of report files per validation."""
+    if path.name in ("report.md", "report.json"):
+        return path.is_file()
+    return path.is_dir() and path.name in VALIDATIONS and all(is_report_file(p) for p in path.iterdir())
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
+    """Run the validations; exit 0 iff every claim passes, 1 otherwise, 2 for bad input."""
+    return cli.run(_main, argv)
+
+
+def _main(argv) -> int:
+    parser = cli.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases")
     parser.add_argument("--out", type=Path, default=Path("validation_report"), help="report folder")
     parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
+    cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
     names = args.only or VALIDATIONS
     unknown = sorted(set(names) - set(VALIDATIONS))
     if unknown:
         parser.error(f"unknown validation(s) {unknown}; choose from {VALIDATIONS}")
-    out = args.out
+    out = cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=_owned)
     out.mkdir(parents=True, exist_ok=True)
     sections, summary, all_ok = [], {}, True
     for name in names:
