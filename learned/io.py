@@ -54,7 +54,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         elif suffix in _TIFF:
             import tifffile
 
-            img = tifffile.imread(path)  # lossless 8/16-bit; imageio's rotate= is not for TIFF
+            with tifffile.TiffFile(path) as tif:  # lossless 8/16-bit; imageio's rotate= is not for TIFF
+                if len(tif.pages) == 0:
+                    raise ValueError("no image in the file (damaged TIFF?)")
+                img = tif.asarray()
         else:
             img = iio.imread(path, rotate=True)  # apply EXIF orientation
     except (OSError, ValueError, RuntimeError, SyntaxError) as err:  # readers raise many types for corrupt files

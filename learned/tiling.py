@@ -173,6 +173,8 @@ def plan_tiles(height: int, width: int, *, overlap: int, tile: Optional[int] = N
         return TilePlan(tile, overlap)
     if budgeted:
         smallest = needed * needed * bytes_per_pixel / 2**30
+        step = 10 ** (math.floor(math.log10(smallest)) - 2)  # 3 significant digits, rounded up: it must suffice
+        smallest = math.ceil(smallest / step) * step
         reason = (f"--max-memory {budget_bytes / 2**30:.3g} GiB allows tiles of only {tile} px, but tiles that keep "
                   f"--overlap {overlap} px must be at least {needed} px: give --max-memory {smallest:.3g} or more")
     else:

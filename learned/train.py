@@ -1182,6 +1182,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                     raise FloatingPointError(f"non-finite weights after step {step} ({bad[:3]}); stopped; {where}")
                 if ctx.is_main:
                     _save_training_checkpoint(ckpt_path, step, config, trainer, optimizer, scheduler, scaler)
+                    last_saved = step  # before the plot: a Ctrl-C while plotting keeps this checkpoint
                     _write_plot(log_path, plot_path, f"{config.model} ({config.preset})")
                 last_saved = step
                 if ctx.enabled:
