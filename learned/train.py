@@ -1021,12 +1021,12 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during the training loop: which step was running and which checkpoint is kept."""
 
-    def __init__(self, step: int, last_saved: Optional[int], checkpoint: Path) -> None:
+    def __init__(self, step: int, total: int, last_saved: Optional[int], checkpoint: Path) -> None:
         self.step, self.last_saved, self.checkpoint = step, last_saved, checkpoint
         kept = (f"last checkpoint {str(checkpoint)!r} (step {last_saved}) kept; continue with "
                 f"python -m learned.train --out {str(checkpoint.parent)!r} --resume"
                 if last_saved is not None else "no checkpoint had been written yet")
-        super().__init__(f"interrupted during step {step}; {kept}")
+        super().__init__(f"interrupted after step {step} of {total}; {kept}")
 
 
 @dataclass
@@ -1138,7 +1138,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     trainer.train()
     last: Dict[str, float] = {}
     last_saved = start_step if state is not None else None
-    step = start_step
+    step = done = start_step
     t0 = time.perf_counter()
     try:
         for step, batch in zip(range(start_step + 1, recipe.steps + 1), loader):
@@ -1166,6 +1166,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
             scaler.update()
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
+            done = step
             names = ["total"] + [k for k in terms if k != "total"] + ["blurred_input_mse"]
             last = {k: float(v) for k, v in zip(names, values.tolist())}
             if ctx.is_main:
@@ -1188,7 +1189,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                 if ctx.enabled:
                     dist.barrier()
     except KeyboardInterrupt:
-        raise TrainingInterrupted(step, last_saved, ckpt_path) from None
+        raise TrainingInterrupted(done, recipe.steps, last_saved, ckpt_path) from None
     finally:
         if progress is not None:
             progress.close()
