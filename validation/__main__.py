@@ -8,6 +8,7 @@ JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from pathlib import Path
 
@@ -51,8 +52,12 @@ def _main(argv) -> int:
         parser.error(f"unknown validation(s) {unknown}; choose from {VALIDATIONS}")
     out = cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=_owned)
     out.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
     sections, summary, all_ok = [], {}, True
-    for name in names:
+    progress = tqdm(names, desc="validation", unit="validation", file=sys.stderr)
+    for name in progress:
+        progress.set_postfix_str(name)
         module = importlib.import_module(f"validation.{name}")
         t0 = time.perf_counter()
         rows = module.run(out / name, args.quick)
@@ -66,11 +71,12 @@ def _main(argv) -> int:
             f"Details: [{name}/{name}.md]({name}/{name}.md)\n\n" + markdown_table(rows)
             + "".join(f"\n![{f}]({name}/{f})\n" for f in figs)
         )
-        print(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)")
+        progress.write(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)", file=sys.stdout)
     header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
     atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
     write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
-    print(f"report: {(out / 'report.md').resolve()}")
+    progress.close()
+    print(f"results: {(out / 'report.md').resolve()} (figures and details in {out.resolve()}/<name>/)")
     return 0 if all_ok else 1
 
 

@@ -132,5 +132,5 @@ def _cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv) -> int:
     cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
     rows = run(args.out, args.quick)
     print(markdown_table(rows))
-    print(f"figures, {name}.json and {name}.md written to {args.out.resolve()}")
+    print(f"results: figures, {name}.json and {name}.md in {args.out.resolve()}")
     return 0 if decides(rows) else 1
