@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["times", "interleaved", "quartiles", "spread_text", "ratio_bounds", "verdict", "exit_status", "QUICK_NOTE"]
 
-QUICK_NOTE = ("--quick: small sizes; every row is indicative only (no PASS/FAIL, exit status 0); "
+QUICK_NOTE = ("--quick: small sizes; the timing rows are indicative only (no verdict) and the exit status is 0; "
               "run without --quick for the verdicts")
 
 
