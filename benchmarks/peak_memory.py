@@ -24,6 +24,7 @@ from optics.atomic import atomic_write_bytes
 
 DEBLUR_MODELS = ("kpac", "ifan", "nrknet", "k3dn_tiny")
 TRAIN_MODELS = ("kpac", "kpac_dual", "ifan", "ifan_dual", "nrknet", "k3dn_tiny", "k3dn_light", "k3dn_large")
+SMOKE_MODELS = ("kpac", "ifan", "nrknet", "k3dn_tiny", "k3dn_large")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ def _commands() -> list[Command]:
         out.append(Command(f"learned.train --steps 2 --model {m} (paper recipe, default crop)",
                            lambda d, m=m: ["learned.train", "--model", m, "--steps", "2", "--out", str(d / f"run_{m}"),
                                            "--no-progress"]))
+    for m in SMOKE_MODELS:
+        out.append(Command(f"learned.train --steps 2 --model {m} --preset cpu-smoke",
+                           lambda d, m=m: ["learned.train", "--model", m, "--steps", "2", "--preset", "cpu-smoke",
+                                           "--eval-images", "0", "--out", str(d / f"smoke_{m}"), "--no-progress"]))
     return out
 
 
