@@ -140,3 +140,12 @@ def test_benchmark_exit_status_and_quick_note(monkeypatch, capsys):
     monkeypatch.setattr(bench, "run", lambda quick, include_render=True: [dict(r, passed=None) for r in rows])
     assert bench.main(["--quick", "--no-render"]) == 0
     assert QUICK_NOTE in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/bin/time").is_file(), reason="needs GNU /usr/bin/time")
+def test_peak_memory_reads_gnu_time(tmp_path):
+    from benchmarks.peak_memory import measure
+
+    r = measure(["optics.synthesize", "--out", str(tmp_path / "x"), "--count", "0"], tmp_path, timeout=120)
+    assert 0.01 < r["rss_gb"] < 4 and r["seconds"] > 0
+    assert r["status"].startswith("2 (error: ") and "count" in r["status"]
