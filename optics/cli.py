@@ -88,6 +88,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with the toolkit's error style (``error: <message>``, exit 2) and ``-v/--verbose``."""
 
     def __init__(self, *args, verbose_help: str = "print the full traceback of an error", **kwargs) -> None:
+        kwargs.setdefault("conflict_handler", "resolve")  # a CLI may define its own -v/--verbose
         super().__init__(*args, **kwargs)
         self.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
 
