@@ -1310,6 +1310,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.model is None:
             parser.error("argument --model: required unless --resume")
         config = _make_cli_config(args)
+        if (Path(config.out) / CHECKPOINT_NAME).exists() and not args.overwrite:
+            raise FileExistsError(f"--out {str(config.out)!r} holds a run ({CHECKPOINT_NAME}): pass --resume to continue "
+                                  "it, --overwrite to start again (its files are replaced), or choose another --out")
         cli.prepare_output_dir(config.out, overwrite=args.overwrite, what="--out", owned=_owned_by_train)
     try:
         result = train(config, resume=args.resume)

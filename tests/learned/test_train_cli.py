@@ -57,7 +57,7 @@ def test_resume_errors_are_one_line(tmp_path, tiny_data, capsys):
                                  "its 2 steps); pass --steps N with N > 2 to train further"]
     # a new run into a folder holding a run
     status, err = _run(BASE + ["--steps", "2", "--out", str(out)], capsys)
-    assert status == 2 and "is not empty" in err and "--overwrite" in err
+    assert status == 2 and "holds a run" in err and "--resume" in err and "--overwrite" in err
     assert _run(BASE + ["--steps", "1", "--out", str(out), "--overwrite"], capsys)[0] == 0
     assert lt.load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == 1
     # a corrupt checkpoint: the toolkit's own refusal, never torch's advice to drop weights_only
