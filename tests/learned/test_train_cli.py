@@ -105,3 +105,43 @@ def test_ctrl_c_before_a_checkpoint(tmp_path, monkeypatch, capsys):
     assert status == 130
     assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
         "error: interrupted after step 0 of 3; no checkpoint had been written yet"]
+
+
+def test_real_ctrl_c_in_a_subprocess(tmp_path):
+    """SIGINT (what Ctrl-C sends) to ``python -m learned.train`` once a checkpoint exists: exit 130 and
+    one last line naming the step and the checkpoint, no traceback."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "learned.train", "--model", "kpac", "--preset", "cpu-smoke", "--steps", "100000",
+         "--checkpoint-every", "5", "--crop", "32", "--model-arg", "channels=8", "--eval-images", "0",
+         "--out", str(out), "--no-progress"],
+        env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job may ignore SIGINT
+    try:
+        deadline = time.time() + 120
+        while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    m = re.fullmatch(r"error: interrupted after step (\d+) of 100000; last checkpoint '(.+)' \(step (\d+)\) kept; "
+                     r"continue with python -m learned\.train --out '(.+)' --resume", last)
+    assert m, last
+    step, saved = int(m.group(1)), int(m.group(3))
+    assert saved % 5 == 0 and 0 < saved <= step
+    assert lt.load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == saved
