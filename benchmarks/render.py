@@ -18,35 +18,41 @@ Measured:
    against ``half_disc`` and ``butterworth`` on the same scene, occlusion-aware, float32, timed
    in one run (:func:`bench_calibrated`). No target.
 
-Timings are wall-clock best-of-``repeats`` with the process CPU time of that run (all threads;
-on an idle 2-core machine the wall time approaches CPU / 2 for the FFT-bound parts). They depend
-on machine load, which each row reports.
+Timings are wall-clock, ``repeats`` runs each: the median, the spread (interquartile range) and the process CPU
+time of the median run (all threads; on an idle 2-core machine the wall time approaches CPU / 2
+for the FFT-bound parts). A row is decided only when its whole spread is on one side of the target
+(:mod:`benchmarks._timing`); ``--quick`` rows are indicative. They depend on machine load, which
+each row reports.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
+import sys
 import time
 from typing import Callable
 
 import numpy as np
 
+from optics import cli
+
+from ._timing import QUICK_NOTE, exit_status, quartiles, ratio_bounds, result_cell, spread_text, verdict
+
 #: Keys of every row (``passed`` is None where a row has no target); ``benchmarks.optics`` reads them.
 ROWS_KEYS = ("benchmark", "measured", "target", "passed", "notes")
 
 
-def _best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object, float]:
-    """Best wall-clock time over ``repeats`` calls, the result, and the process CPU time of that call."""
-    best, result, cpu = float("inf"), None, float("nan")
-    for _ in range(repeats):
+def _timed_runs(fn: Callable[[], object], repeats: int) -> tuple[list[float], object, float]:
+    """Wall-clock seconds of ``repeats`` calls, the last result, and the process CPU time of the median call."""
+    walls, cpus, result = [], [], None
+    for _ in range(max(1, repeats)):
         c0, t0 = time.process_time(), time.perf_counter()
         result = fn()
-        wall, used = time.perf_counter() - t0, time.process_time() - c0
-        if wall < best:
-            best, cpu = wall, used
-    return best, result, cpu
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    order = np.argsort(walls)
+    return walls, result, cpus[int(order[len(order) // 2])]
 
 
 def _scene(shape: tuple[int, int]):
@@ -64,7 +70,7 @@ def machine() -> str:
     return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, load average {load}".strip()
 
 
-def bench_render(quick: bool = False, repeats: int = 2) -> list[dict]:
+def bench_render(quick: bool = False, repeats: int = 3) -> list[dict]:
     """Time ``render_defocus`` (centre + left + right) at 1680 x 1120 RGB (``quick``: 420 x 280)."""
     from optics import render_defocus
 
@@ -75,23 +81,25 @@ def bench_render(quick: bool = False, repeats: int = 2) -> list[dict]:
     for dtype in (np.float32, np.float64):
         img = image.astype(dtype)
         for occlusion in (True, False):
-            seconds, out, cpu = _best_time(lambda: render_defocus(img, depth, camera, occlusion=occlusion), repeats)
+            walls, out, cpu = _timed_runs(lambda: render_defocus(img, depth, camera, occlusion=occlusion), repeats)
+            seconds = float(np.median(walls))
             rows.append(
                 dict(
                     benchmark=f"render_defocus {shape[1]}x{shape[0]} RGB C+L+R, {'occlusion' if occlusion else 'naive'}, "
                     f"{np.dtype(dtype).name}",
-                    measured=f"{seconds:.2f} s wall ({cpu:.1f} s CPU)",
+                    measured=f"{spread_text(walls, 1, 's', 2)} wall ({cpu:.1f} s CPU)",
                     seconds=seconds,
+                    samples=walls,
                     cpu_seconds=cpu,
-                    target="< 10 s" if not quick else "(quick: no target)",
-                    passed=(seconds < 10.0) if not quick else None,
+                    target="< 10 s" if not quick else "(quick: indicative, no target)",
+                    passed=verdict(*quartiles(walls)[1:], 10.0, quick, higher_is_better=False),
                     notes=f"{len(out.layer_coc_radii)} layers, CoC {coc.min():+.1f}..{coc.max():+.1f} px; {machine()}",
                 )
             )
     return rows
 
 
-def bench_direct(render_rows: list[dict], quick: bool = False, crop: int | None = None, repeats: int = 1) -> list[dict]:
+def bench_direct(render_rows: list[dict], quick: bool = False, crop: int | None = None, repeats: int = 2) -> list[dict]:
     """Direct per-pixel gather (adjoint = scatter form) on a crop, scaled to the full frame."""
     try:
         from optics import spatially_varying_blur_adjoint
@@ -126,7 +134,8 @@ def bench_direct(render_rows: list[dict], quick: bool = False, crop: int | None 
         )
 
     direct()  # numba compilation outside the timing
-    seconds, (left, right), cpu = _best_time(direct, repeats)
+    walls, (left, right), cpu = _timed_runs(direct, repeats)
+    seconds = float(np.median(walls))
     reference = render_coc_layers(img, cc, occlusion=False, boundary="zero")
     # both with zero extension beyond the crop: the same image everywhere
     agree = float(max(np.abs(left - reference.left).max(), np.abs(right - reference.right).max()))
@@ -134,12 +143,12 @@ def bench_direct(render_rows: list[dict], quick: bool = False, crop: int | None 
     extrapolated = seconds * scale
     naive_f32 = next(r for r in render_rows if "naive" in r["benchmark"] and "float32" in r["benchmark"])
     occl_f32 = next(r for r in render_rows if "occlusion" in r["benchmark"] and "float32" in r["benchmark"])
-    ratio = extrapolated / naive_f32["seconds"]
+    ratio, low, high = ratio_bounds([w * scale for w in walls], naive_f32["samples"])
     return [
         dict(
             benchmark=f"direct per-pixel scatter (numba), L+R, 41x41 kernels, {crop}x{crop} crop -> scaled to "
             f"{full_shape[1]}x{full_shape[0]}",
-            measured=f"{seconds:.2f} s on the crop ({cpu:.1f} s CPU), {extrapolated:.1f} s scaled",
+            measured=f"{spread_text(walls, 1, 's', 2)} on the crop ({cpu:.1f} s CPU), {extrapolated:.1f} s scaled",
             seconds=extrapolated,
             target="-",
             passed=agree <= 1e-4,
@@ -147,16 +156,17 @@ def bench_direct(render_rows: list[dict], quick: bool = False, crop: int | None 
         ),
         dict(
             benchmark="speed-up of render_defocus (naive, float32) over the direct operator",
-            measured=f"{ratio:.1f}x (occlusion-aware: {extrapolated / occl_f32['seconds']:.1f}x)",
+            measured=f"median {ratio:.1f}x (IQR {low:.1f}-{high:.1f}x; occlusion-aware: "
+                     f"{extrapolated / occl_f32['seconds']:.1f}x)",
             seconds=None,
-            target=">= 10x" if not quick else "(quick: no target)",
-            passed=(ratio >= 10.0) if not quick else None,
+            target=">= 10x" if not quick else "(quick: indicative, no target)",
+            passed=verdict(low, high, 10.0, quick),
             notes="direct time scaled linearly from the crop; centre view = (L + R)/2 costs nothing extra",
         ),
     ]
 
 
-def bench_calibrated(quick: bool = False, repeats: int = 1, tile: int = 128) -> list[dict]:
+def bench_calibrated(quick: bool = False, repeats: int = 3, tile: int = 128) -> list[dict]:
     """Render cost of the calibrated field model against the symmetric models, in one run.
 
     ``render_defocus`` (occlusion-aware, float32, C+L+R) of the same scene with ``half_disc``,
@@ -182,12 +192,14 @@ def bench_calibrated(quick: bool = False, repeats: int = 1, tile: int = 128) -> 
     }
     times, rows = {}, []
     for name, kwargs in settings.items():
-        seconds, out, cpu = _best_time(lambda kwargs=kwargs: render_defocus(img, depth, camera, **kwargs), repeats)
+        walls, out, cpu = _timed_runs(lambda kwargs=kwargs: render_defocus(img, depth, camera, **kwargs), repeats)
+        seconds = float(np.median(walls))
         times[name] = seconds
         tiles = f", {tile} px tiles" if name == "calibrated" else ""
         rows.append(dict(
             benchmark=f"render_defocus {shape[1]}x{shape[0]} RGB C+L+R, occlusion, float32, {name}{tiles}",
-            measured=f"{seconds:.2f} s wall ({cpu:.1f} s CPU)", seconds=seconds, cpu_seconds=cpu, target="-",
+            measured=f"{spread_text(walls, scale=1.0, unit='s', digits=2)} wall ({cpu:.1f} s CPU)", seconds=seconds,
+            cpu_seconds=cpu, target="-",
             passed=None, notes=f"{len(out.layer_coc_radii)} layers; {machine()}",
         ))
     rows.append(dict(
@@ -211,20 +223,27 @@ def run(quick: bool = False) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     lines = ["| benchmark | measured | target | result | notes |", "|---|---|---|---|---|"]
     for r in rows:
-        result = "-" if r["passed"] is None else ("PASS" if r["passed"] else "FAIL")
+        result = result_cell(r["passed"])
         lines.append(f"| {r['benchmark']} | {r['measured']} | {r['target']} | {result} | {r['notes']} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="420 x 280 frame (smoke run, no targets)")
+    parser = cli.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="420 x 280 frame (smoke run; rows indicative, no targets)")
     parser.add_argument("--calibrated-only", action="store_true",
                         help="only the calibrated field model against the symmetric models (bench_calibrated)")
     args = parser.parse_args(argv)
-    print(format_table(bench_calibrated(args.quick) if args.calibrated_only else run(args.quick)))
-    return 0
+    rows = bench_calibrated(args.quick) if args.calibrated_only else run(args.quick)
+    if args.quick:
+        print(QUICK_NOTE + "\n")
+    print(format_table(rows))
+    status = exit_status(rows, args.quick)
+    if status:
+        print("error: a target was missed or not shown beyond the run-to-run spread (rows FAIL / UNDECIDED above)",
+              file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -8,24 +8,30 @@ pass it to ``python -m learned.deblur --checkpoint``. The IFAN bug-compatibility
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from optics import cli
 
 from .checkpoints import OFFICIAL_FORMATS, load_official_checkpoint, save_checkpoint
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m learned.convert", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m learned.convert", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, choices=sorted(OFFICIAL_FORMATS))
     parser.add_argument("--official", required=True, type=Path, help="the authors' checkpoint file")
     parser.add_argument("--out", required=True, type=Path, help="output .pt file")
+    cli.add_overwrite_argument(parser)
     args = parser.parse_args(argv)
+    cli.check_input_file(args.official, "--official checkpoint")
+    cli.check_output_files([(args.out, [args.official])], overwrite=args.overwrite, suffixes=(".pt", ".pth"),
+                           what="--out")
     model = load_official_checkpoint(args.model, args.official)
     config = {"reuse_vertical_kernel": True} if args.model.startswith("ifan") else {}
     save_checkpoint(model, args.model, args.out, config)
     print(f"{args.official} ({OFFICIAL_FORMATS[args.model]}) -> {args.out}")
+    print(f"results: {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

@@ -12,22 +12,29 @@ the last). 8- and 16-bit PNG in (JPEG too, EXIF orientation applied), the same b
 (``--bit-depth`` overrides). The network output is clipped to [0, 1] before it is written, as in
 the authors' evaluation. Images whose activations would exceed ``--max-memory`` are processed in
 overlapping tiles with smooth blending (:mod:`learned.tiling`).
+
+Reads PNG, TIFF (8/16 bit), JPEG and BMP; writes PNG or TIFF (``--suffix`` with ``--out``). Nothing
+is overwritten silently: an output that is an input is refused, an existing output needs
+``--overwrite``, two inputs with one output name (``a.png``, ``a.jpg``) are refused, all before the
+model is loaded. Tiles keep ``--overlap``; when ``--max-memory`` cannot allow that, the command
+refuses and names the smallest budget that would, unless ``--allow-inexact-tiles``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from optics import cli
+
 from . import DUAL_PIXEL, MODELS
 from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
-from .io import read_image, write_image
+from .io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
 from .precision import autocast
-from .tiling import activation_bytes_per_pixel, tile_side_for_budget, tiled_apply
+from .tiling import activation_bytes_per_pixel, plan_tiles, tiled_apply
 
 
 def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> torch.nn.Module:
@@ -60,37 +67,82 @@ def deblur_image(
     overlap: int = 128,
     progress: bool = False,
     amp: bool = False,
+    allow_inexact_tiles: bool = False,
 ) -> np.ndarray:
     """Run ``model`` on an (H, W, 3) float image (and the right view for dual-pixel models).
 
     With ``tile`` (or when the image would not fit ``max_memory_gib``), the image is processed in
     overlapping tiles blended smoothly (:mod:`learned.tiling`); the result equals the untiled one
-    where a quarter of ``overlap`` covers the network's receptive-field radius. ``amp`` runs the
-    network under ``torch.autocast`` (:func:`learned.precision.autocast`: bfloat16, or float16
-    on GPUs without bfloat16); the output is returned in float32.
+    where a quarter of ``overlap`` covers the network's receptive-field radius. The overlap is
+    never shrunk silently: tiles too small for it raise ``ValueError`` naming the smallest budget
+    that works, unless ``allow_inexact_tiles`` (then a warning states the error measured on one
+    crop of this image). ``amp`` runs the network under ``torch.autocast``
+    (:func:`learned.precision.autocast`: bfloat16, or float16 on GPUs without bfloat16); the
+    output is returned in float32.
     """
     inputs = [to_tensor(image, device)] + ([] if right is None else [to_tensor(right, device)])
     H, W = image.shape[:2]
-    if tile is None and max_memory_gib is not None:
+    bpp = None
+    if tile is None and max_memory_gib is not None and H * W > 64 * 64:
         probe = [x[..., :64, :64] for x in inputs]
         bpp = MEMORY_SAFETY * activation_bytes_per_pixel(model, probe)
-        if H * W * bpp > max_memory_gib * 2**30:
-            tile = tile_side_for_budget(bpp, max_memory_gib * 2**30)
+    plan = plan_tiles(H, W, overlap=overlap, tile=tile, bytes_per_pixel=bpp,
+                      budget_bytes=None if max_memory_gib is None else max_memory_gib * 2**30,
+                      allow_inexact=allow_inexact_tiles)
     with torch.inference_mode(), autocast(device, amp):
-        if tile is None or (tile >= H and tile >= W):
+        if plan.tile is None:
             out = model(*inputs)
         else:
-            out = tiled_apply(model, inputs, tile, min(overlap, tile // 2), progress=progress)
+            if not plan.exact:
+                worst, mean = context_error(model, inputs, plan.tile)
+                cli.warn(f"inexact tiles ({plan.reason}): using {plan.tile} px tiles with a {plan.overlap} px overlap; "
+                         f"expect errors near the seams of about {255 * worst:.1f}/255 at most ({255 * mean:.2f}/255 "
+                         f"on average), measured on one crop of this image with {plan.overlap // 4} px of context "
+                         "against more; the true error can be larger")
+            out = tiled_apply(model, inputs, plan.tile, plan.overlap, progress=progress)
     return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
 
 
+def context_error(model, inputs, tile: int) -> tuple[float, float]:
+    """Max and mean |output| change (clipped to [0, 1]) from cutting a pixel's context to ``tile // 8`` px.
+
+    On a centred crop of side ``t = min(tile, H, W)``, the output of its central half (inner
+    pixels at least ``t // 8`` px from that half's border, the context a seam pixel keeps when the
+    overlap is half the tile) is compared with the output of the whole crop.
+    """
+    H, W = inputs[0].shape[-2:]
+    t = min(tile, H, W)
+    r0, c0 = (H - t) // 2, (W - t) // 2
+    big = [x[..., r0 : r0 + t, c0 : c0 + t] for x in inputs]
+    m, q = t // 4, t // 8
+    y_big = model(*big).clamp(0, 1)
+    y_small = model(*[x[..., m : t - m, m : t - m] for x in big]).clamp(0, 1)
+    s = t - 2 * m
+    d = (y_small[..., q : s - q, q : s - q] - y_big[..., m + q : t - m - q, m + q : t - m - q]).abs()
+    return float(d.max()), float(d.float().mean())
+
+
+def _jobs(args) -> list[tuple[Path, Path]]:
+    if args.out is None:
+        if len(args.paths) != 2:
+            raise ValueError(f"give INPUT OUTPUT (2 paths), or inputs with --out DIR; got {len(args.paths)} paths "
+                             f"({' '.join(map(str, args.paths[:4]))}{' ...' if len(args.paths) > 4 else ''})")
+        return [(args.paths[0], args.paths[1])]
+    if args.out.exists() and not args.out.is_dir():
+        raise NotADirectoryError(f"--out {str(args.out)!r} is a file; expected a folder")
+    return [(p, args.out / (p.stem + args.suffix)) for p in args.paths]
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m learned.deblur", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m learned.deblur", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="INPUT OUTPUT, or INPUT... with --out DIR")
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
     parser.add_argument("--out", type=Path, help="output folder (then every positional path is an input)")
+    parser.add_argument("--suffix", default=".png", choices=WRITE_SUFFIXES,
+                        help="output format with --out (default .png)")
+    cli.add_overwrite_argument(parser)
     parser.add_argument("--right", type=Path, help="right view for a dual-pixel model (the input is the left view)")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: the input's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -101,19 +153,33 @@ def main(argv=None) -> int:
                         help="run the network under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--overlap", type=int, default=128,
                         help="tile overlap; exact when overlap/4 >= the receptive-field radius (default 128)")
+    parser.add_argument("--allow-inexact-tiles", action="store_true",
+                        help="when the budget cannot keep --overlap, shrink it (with a warning stating the error)")
     args = parser.parse_args(argv)
 
-    if args.out is None:
-        if len(args.paths) != 2:
-            parser.error(f"give INPUT OUTPUT (2 paths) or inputs with --out DIR; got {len(args.paths)} paths")
-        jobs = [(args.paths[0], args.paths[1])]
-    else:
-        jobs = [(p, args.out / (p.stem + ".png")) for p in args.paths]
     dual = args.model in DUAL_PIXEL
-    if dual and (args.right is None or len(jobs) != 1):
+    if dual and args.right is None:
         parser.error(f"model {args.model!r} takes a dual-pixel pair: give one left-view INPUT and --right RIGHT")
     if not dual and args.right is not None:
         parser.error(f"model {args.model!r} takes a single image; --right is only for {sorted(DUAL_PIXEL)}")
+    if args.max_memory <= 0:
+        parser.error(f"argument --max-memory: expected a budget > 0 GiB; got {args.max_memory}")
+    if args.overlap < 0:
+        parser.error(f"argument --overlap: expected >= 0 px; got {args.overlap}")
+    if args.tile is not None and args.tile < 1:
+        parser.error(f"argument --tile: expected >= 1 px; got {args.tile}")
+    # everything checked before the model is loaded or an image read
+    jobs = _jobs(args)
+    if dual and len(jobs) != 1:
+        parser.error(f"model {args.model!r} takes one dual-pixel pair; got {len(jobs)} inputs")
+    for src, _ in jobs:
+        cli.check_input_file(src, "input image", READ_SUFFIXES)
+    if dual:
+        cli.check_input_file(args.right, "--right image", READ_SUFFIXES)
+    cli.check_input_file(args.checkpoint, "--checkpoint")
+    cli.check_output_files([(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
+                           overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint],
+                           what="output image")
 
     model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(args.device)
     for src, dst in jobs:
@@ -124,11 +190,14 @@ def main(argv=None) -> int:
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
         result = deblur_image(model, image, right, args.device, args.max_memory, args.tile, args.overlap,
-                              progress=sys.stderr.isatty(), amp=args.amp)
+                              progress=sys.stderr.isatty(), amp=args.amp,
+                              allow_inexact_tiles=args.allow_inexact_tiles)
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
+    where = jobs[0][1] if len(jobs) == 1 else f"{len(jobs)} images in {args.out}"
+    print(f"results: {where}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

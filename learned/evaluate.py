@@ -46,6 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from optics import cli
+
 from . import DUAL_PIXEL, MODELS
 from . import metrics as M
 from .baseline import WienerBaseline, fit_wiener_baseline
@@ -253,8 +255,8 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m learned.evaluate", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="python -m learned.evaluate", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(MODELS), help="zoo model (omit for input and baseline rows only)")
     parser.add_argument("--checkpoint", type=Path, help="our checkpoint or the authors' file")
     parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
@@ -263,6 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--protocol", default="none", choices=PROTOCOLS,
                         help="a paper's evaluation (see learned.protocols); default none")
     parser.add_argument("--out", type=Path, help="write metrics.csv and metrics.md here (atomically)")
+    cli.add_overwrite_argument(parser, "metrics.csv and metrics.md in --out")
     parser.add_argument("--limit", type=int, help="evaluate the first N images only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", action="store_true",
@@ -285,6 +288,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--checkpoint needs --model NAME")
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1; got {args.limit}")
+    # outputs and files checked before any model, dataset or metric is loaded
+    if args.checkpoint is not None:
+        cli.check_input_file(args.checkpoint, "--checkpoint")
+    if args.out is not None:
+        cli.check_output_files([(args.out / name, []) for name in ("metrics.csv", "metrics.md")],
+                               overwrite=args.overwrite, what="--out file",
+                               inputs=[p for p in (args.checkpoint, args.lpips_weights) if p is not None])
 
     from .data import build_dataset
 
@@ -318,9 +328,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.out is not None:
         atomic_write_bytes(args.out / "metrics.csv", format_csv(rows).encode())
         atomic_write_bytes(args.out / "metrics.md", markdown.encode())
-        log(f"wrote {args.out / 'metrics.csv'} and {args.out / 'metrics.md'}")
+        log(f"results: {args.out / 'metrics.csv'} and {args.out / 'metrics.md'}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

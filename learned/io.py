@@ -1,4 +1,8 @@
-"""Image and checkpoint file I/O: bit-depth-preserving PNG reading/writing and atomic saves."""
+"""Image and checkpoint file I/O: bit-depth-preserving PNG/TIFF reading/writing and atomic saves.
+
+Read: PNG and TIFF (8 or 16 bit, lossless), JPEG and BMP (8 bit; JPEG's EXIF orientation applied).
+Written: PNG and TIFF, 8 or 16 bit, losslessly and atomically.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,13 @@ import numpy as np
 from optics.atomic import atomic_write_bytes
 from optics.image_io import png_bytes, read_png
 
-__all__ = ["read_image", "write_image", "atomic_save", "atomic_write_bytes"]
+__all__ = ["READ_SUFFIXES", "WRITE_SUFFIXES", "read_image", "write_image", "atomic_save", "atomic_write_bytes"]
+
+#: File suffixes :func:`read_image` accepts (lower case).
+READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+#: File suffixes :func:`write_image` writes (lossless).
+WRITE_SUFFIXES = (".png", ".tif", ".tiff")
+_TIFF = (".tif", ".tiff")
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -34,16 +44,24 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """
     import imageio.v3 as iio
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"input image {str(path)!r} does not exist")
-    if path.suffix.lower() == ".png":
-        img = read_png(path)  # lossless 16-bit (Pillow would truncate 16-bit RGB to 8 bits)
-    else:
-        try:
+    from optics.cli import check_input_file
+
+    path = check_input_file(path, "input image", READ_SUFFIXES)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".png":
+            img = read_png(path)  # lossless 16-bit (Pillow would truncate 16-bit RGB to 8 bits)
+        elif suffix in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:  # lossless 8/16-bit; imageio's rotate= is not for TIFF
+                if len(tif.pages) == 0:
+                    raise ValueError("no image in the file (damaged TIFF?)")
+                img = tif.asarray()
+        else:
             img = iio.imread(path, rotate=True)  # apply EXIF orientation
-        except Exception as err:  # imageio raises many types for corrupt files
-            raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
+    except (OSError, ValueError, RuntimeError, SyntaxError) as err:  # readers raise many types for corrupt files
+        raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
     img = np.asarray(img)
     if img.dtype == np.uint8:
         depth, scale = 8, 255.0
@@ -63,7 +81,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) -> None:
-    """Write a float (H, W, 3) image in [0, 1] as an 8- or 16-bit PNG, atomically.
+    """Write a float (H, W, 3) image in [0, 1] as an 8- or 16-bit PNG or TIFF (by suffix), atomically.
 
     Values outside [0, 1] are an error rather than silently clipped: clip them explicitly first
     (every network output in this toolkit is clipped by its caller with ``np.clip``).
@@ -78,12 +96,28 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) 
     lo, hi = float(image.min()), float(image.max())
     if lo < 0 or hi > 1:
         raise ValueError(f"image values must lie in [0, 1]; got range [{lo:.4g}, {hi:.4g}] (clip first)")
+    check_write_suffix(path)
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
     data = np.round(image.astype(np.float64) * scale).astype(dtype)
+    atomic_write_bytes(path, png_bytes(data) if Path(path).suffix.lower() == ".png" else _tiff_bytes(data))
+
+
+def check_write_suffix(path: str | os.PathLike) -> None:
+    """``path`` must end in one of :data:`WRITE_SUFFIXES` (lossless formats)."""
     suffix = Path(path).suffix.lower()
-    if suffix != ".png":
-        raise ValueError(f"output must be a .png file (lossless, 8 or 16 bit); got {str(path)!r}")
-    atomic_write_bytes(path, png_bytes(data))
+    if suffix not in WRITE_SUFFIXES:
+        raise ValueError(f"output image {str(path)!r} must end in one of {', '.join(WRITE_SUFFIXES)} "
+                         f"(lossless, 8 or 16 bit); got {suffix or 'no suffix'!r}")
+
+
+def _tiff_bytes(data: np.ndarray) -> bytes:
+    import io
+
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, data, photometric="rgb")  # uncompressed, lossless
+    return buffer.getvalue()
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from optics import cli
 
 from . import MODELS, build_model
 
@@ -137,10 +140,21 @@ def _check_device(parser: argparse.ArgumentParser, request: str) -> torch.device
     return device
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``'1280x720'`` -> ``(1280, 720)`` (WIDTHxHEIGHT, both >= 1); argparse type of ``--size``."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720; got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with both >= 1; got {text!r}")
+    return width, height
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m learned.summary", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m learned.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of learned.MODELS")
-    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
+    parser.add_argument("--size", type=parse_size, default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
     parser.add_argument("--no-latency", action="store_true", help="skip the (slow) timing")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default: one timed pass) or cuda / cuda:N (CUDA events, median of 10, fp32 / TF32 / "
@@ -150,15 +164,19 @@ def main(argv=None) -> int:
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = args.size
+    from tqdm import tqdm
+
     cuda = device.type == "cuda"
     where = (f"{torch.cuda.get_device_name(device)} (CUDA events, median of 10 after 3 warm-up passes)" if cuda
              else f"{torch.get_num_threads()} CPU threads")
-    print(f"Models at {width}x{height}, torch {torch.__version__}, {where}\n")
+    print(f"Models at {width}x{height}, torch {torch.__version__}, {where}\n", flush=True)
     timing = "latency fp32 / TF32 / bf16 | peak GPU memory" if cuda else "latency CPU"
     print(f"| model | params (ours) | params (paper) | MACs (ours, flop_counter) | paper figure | {timing} | note |")
     print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
-    for name in args.models:
+    progress = tqdm(args.models, desc="summary", unit="model", file=sys.stderr)
+    for name in progress:
+        progress.set_postfix_str(name)
         torch.manual_seed(0)
         model = build_model(name).eval()
         inputs = example_inputs(name, height, width)
@@ -172,8 +190,10 @@ def main(argv=None) -> int:
             lat = f"{latency(model, inputs):.1f} s"
         paper = PAPER.get(name, PaperFigure("-", "-", ""))
         print(f"| {name} | {count_parameters(model):,} | {paper.params} | {macs / 1e9:.1f} G | {paper.macs} | {lat} | {paper.note} |", flush=True)
+    print(f"results: the table above on stdout ({len(args.models)} models; redirect with > FILE to keep it)",
+          file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli.run(main))

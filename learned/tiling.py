@@ -12,12 +12,14 @@ still seamless (the weights are smooth and sum to one everywhere).
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["tile_starts", "trust_weights", "tiled_apply", "activation_bytes_per_pixel", "tile_side_for_budget"]
+__all__ = ["tile_starts", "trust_weights", "tiled_apply", "activation_bytes_per_pixel", "tile_side_for_budget",
+           "TilePlan", "plan_tiles"]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -127,3 +129,60 @@ def tile_side_for_budget(bytes_per_pixel: float, budget_bytes: float, multiple: 
             f"(model needs ~{bytes_per_pixel / 1024:.1f} KiB per pixel); raise --max-memory"
         )
     return side
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How an image is processed: ``tile`` None means in one piece; ``exact`` False means the
+    overlap had to shrink below the one asked for (only with ``allow_inexact``)."""
+
+    tile: Optional[int]
+    overlap: int
+    exact: bool = True
+    reason: str = ""
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def plan_tiles(height: int, width: int, *, overlap: int, tile: Optional[int] = None,
+               bytes_per_pixel: Optional[float] = None, budget_bytes: Optional[float] = None,
+               allow_inexact: bool = False, multiple: int = 16, minimum: int = 64) -> TilePlan:
+    """Choose tiles that keep ``overlap`` (the context every seam pixel needs), or refuse.
+
+    The tile side is ``tile`` if given, else the largest multiple of ``multiple`` whose
+    activations (``bytes_per_pixel`` per pixel) fit ``budget_bytes``; no tiling when the whole
+    image fits. Tiles keep the requested ``overlap`` only if they are at least ``2 overlap`` (and
+    ``minimum``) px; otherwise this raises ``ValueError`` stating the smallest budget (or tile)
+    that would work, unless ``allow_inexact``: then the overlap shrinks to half the tile and the
+    plan is marked inexact.
+    """
+    if overlap < 0:
+        raise ValueError(f"--overlap must be >= 0; got {overlap}")
+    budgeted = tile is None
+    if budgeted:
+        if budget_bytes is None or bytes_per_pixel is None or height * width * bytes_per_pixel <= budget_bytes:
+            return TilePlan(None, overlap)
+        tile = int(math.sqrt(max(budget_bytes, 1) / bytes_per_pixel)) // multiple * multiple
+    elif tile < 1:
+        raise ValueError(f"--tile must be >= 1; got {tile}")
+    if tile >= height and tile >= width:
+        return TilePlan(None, overlap)
+    needed = max(_round_up(2 * overlap, multiple), minimum)
+    if tile >= needed:
+        return TilePlan(tile, overlap)
+    if budgeted:
+        smallest = needed * needed * bytes_per_pixel / 2**30
+        step = 10 ** (math.floor(math.log10(smallest)) - 2)  # 3 significant digits, rounded up: it must suffice
+        smallest = math.ceil(smallest / step) * step
+        reason = (f"--max-memory {budget_bytes / 2**30:.3g} GiB allows tiles of only {tile} px, but tiles that keep "
+                  f"--overlap {overlap} px must be at least {needed} px: give --max-memory {smallest:.3g} or more")
+    else:
+        reason = f"--tile {tile} px is smaller than the {needed} px that --overlap {overlap} px needs: give --tile {needed} or more"
+    if tile < minimum:
+        raise ValueError(reason + f" (tiles below {minimum} px are refused)")
+    if not allow_inexact:
+        raise ValueError(reason + ", or a smaller --overlap (exact only while overlap/4 covers the network's "
+                         "receptive-field radius), or --allow-inexact-tiles to accept seams")
+    return TilePlan(tile, tile // 2, exact=False, reason=reason)

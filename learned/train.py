@@ -91,7 +91,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from . import DUAL_PIXEL, MODELS, build_model
-from .checkpoints import load_state_dict_strict, save_checkpoint
+from optics import cli
+
+from .checkpoints import _torch_load, load_state_dict_strict, save_checkpoint
 from .io import atomic_save, atomic_write_bytes
 from .losses import (
     ifan_disparity_loss,
@@ -544,8 +546,8 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r} to resume from")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(obj, Mapping) or obj.get("format") != "defocus-toolkit/1" or "training" not in obj:
+    obj = _torch_load(path)  # weights_only=True; a damaged or unsafe file: the toolkit's "refused to load"
+    if obj.get("format") != "defocus-toolkit/1" or "training" not in obj:
         raise ValueError(f"{str(path)!r} is not a training checkpoint of learned.train (no 'training' entry)")
     if obj["training"].get("format") != TRAIN_FORMAT:
         raise ValueError(f"{str(path)!r}: training format {obj['training'].get('format')!r}, expected {TRAIN_FORMAT!r}")
@@ -659,6 +661,17 @@ def _build_dataset(spec: str, split: str, *, crop: Optional[int], augment: Optio
 
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the training loop: which step was running and which checkpoint is kept."""
+
+    def __init__(self, step: int, total: int, last_saved: Optional[int], checkpoint: Path) -> None:
+        self.step, self.last_saved, self.checkpoint = step, last_saved, checkpoint
+        kept = (f"last checkpoint {str(checkpoint)!r} (step {last_saved}) kept; continue with "
+                f"python -m learned.train --out {str(checkpoint.parent)!r} --resume"
+                if last_saved is not None else "no checkpoint had been written yet")
+        super().__init__(f"interrupted after step {step} of {total}; {kept}")
 
 
 @dataclass
@@ -775,7 +788,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     trainer.train()
     last: Dict[str, float] = {}
     last_saved = start_step if state is not None else None
-    step = start_step
+    step = done = start_step
     t0 = time.perf_counter()
     try:
         for step, batch in zip(range(start_step + 1, recipe.steps + 1), loader):
@@ -803,6 +816,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
             scaler.update()
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
+            done = step
             names = ["total"] + [k for k in terms if k != "total"] + ["blurred_input_mse"]
             last = {k: float(v) for k, v in zip(names, values.tolist())}
             if ctx.is_main:
@@ -819,10 +833,13 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                     raise FloatingPointError(f"non-finite weights after step {step} ({bad[:3]}); stopped; {where}")
                 if ctx.is_main:
                     _save_training_checkpoint(ckpt_path, step, config, trainer, optimizer, scheduler, scaler)
+                    last_saved = step  # before the plot: a Ctrl-C while plotting keeps this checkpoint
                     _write_plot(log_path, plot_path, f"{config.model} ({config.preset})")
                 last_saved = step
                 if ctx.enabled:
                     dist.barrier()
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(done, recipe.steps, last_saved, ckpt_path) from None
     finally:
         if progress is not None:
             progress.close()
@@ -853,7 +870,8 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
 # Command line
 # ==================================================================================================
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
+        verbose_help="debug logging, and the full traceback of an error",
         prog="python -m learned.train",
         description="Train a defocus-deblurring model with its paper's recipe (see the module docstring). "
         "Multi-GPU: torchrun --standalone --nproc_per_node N -m learned.train ...",
@@ -884,7 +902,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="CPU threads of torch (torch.set_num_threads); 1 is fastest on a machine shared with "
                    "other jobs (OpenMP threads spin-wait when a core is busy)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    cli.add_overwrite_argument(p, "the outputs of an earlier run in --out (a new run, not --resume)")
     return p
 
 
@@ -896,32 +914,35 @@ def _parse_model_args(items: Sequence[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise SystemExit(f"--model-arg must be KEY=VALUE with KEY an identifier; got {item!r}")
+            cli.usage_error(f"argument --model-arg: expected KEY=VALUE with KEY an identifier; got {item!r}")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            raise SystemExit(f"--model-arg {key}: VALUE must be a Python literal (number, tuple, string in quotes, "
-                             f"True/False); got {value!r}") from None
+            cli.usage_error(f"argument --model-arg {key}: VALUE must be a Python literal (number, tuple, string in "
+                            f"quotes, True/False); got {value!r}")
     return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     if args.threads is not None:
         if args.threads < 1:
-            raise SystemExit(f"--threads must be >= 1; got {args.threads}")
+            parser.error(f"argument --threads: expected >= 1; got {args.threads}")
         torch.set_num_threads(args.threads)
     if args.resume:
         if args.out is None:
-            raise SystemExit("--resume needs --out DIR (the folder holding checkpoint.pt)")
-        try:
-            stored_dict = load_training_checkpoint(Path(args.out) / CHECKPOINT_NAME)["training"]["train_config"]
-        except (FileNotFoundError, ValueError) as err:
-            raise SystemExit(f"error: {err}") from None
-        stored = TrainConfig.from_dict(stored_dict)
+            parser.error("argument --resume: expected --out DIR (the folder holding checkpoint.pt); got no --out")
+        training = load_training_checkpoint(Path(args.out) / CHECKPOINT_NAME)["training"]
+        stored = TrainConfig.from_dict(training["train_config"])
+        done = int(training["step"])
+        if (args.steps or stored.recipe.steps) <= done:
+            asked = f"--steps {args.steps}" if args.steps else f"its {stored.recipe.steps} steps"
+            raise ValueError(f"argument --resume: the run in {args.out!r} is finished (checkpoint at step {done}, "
+                             f"{asked}); pass --steps N with N > {done} to train further")
         given = {"model": args.model, "data": args.data, "seed": args.seed, "preset": args.preset,
                  "batch_size": args.batch_size, "lr": args.lr, "crop": args.crop}
         current = {"model": stored.model, "data": stored.data, "seed": stored.seed, "preset": stored.preset,
@@ -932,7 +953,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if model_args and model_args != dict(stored.model_overrides):
             clash.append(f"--model-arg {model_args!r} (checkpoint: {dict(stored.model_overrides)!r})")
         if clash:
-            raise SystemExit("cannot change these when resuming: " + ", ".join(clash))
+            parser.error("cannot change these when resuming: " + ", ".join(clash))
         recipe = replace(stored.recipe, steps=args.steps or stored.recipe.steps)
         config = replace(stored, recipe=recipe, out=args.out, device=args.device, num_workers=args.num_workers,
                          progress=not args.no_progress,
@@ -940,20 +961,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          eval_images=stored.eval_images if args.eval_images is None else args.eval_images)
     else:
         if args.model is None:
-            raise SystemExit("--model is required (unless --resume)")
-        try:
-            config = _make_cli_config(args)
-        except (ValueError, TypeError) as err:
-            raise SystemExit(f"error: {err}") from None
+            parser.error("argument --model: required unless --resume")
+        config = _make_cli_config(args)
+        if (Path(config.out) / CHECKPOINT_NAME).exists() and not args.overwrite:
+            raise FileExistsError(f"--out {str(config.out)!r} holds a run ({CHECKPOINT_NAME}): pass --resume to continue "
+                                  "it, --overwrite to start again (its files are replaced), or choose another --out")
+        cli.prepare_output_dir(config.out, overwrite=args.overwrite, what="--out", owned=_owned_by_train)
     try:
         result = train(config, resume=args.resume)
-    except (FileExistsError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    except TrainingInterrupted as stop:
+        print(f"error: {stop}", file=sys.stderr, flush=True)
+        return 130
     if result.evaluation is not None:
         e = result.evaluation
         print(f"{config.model}: held-out PSNR input {e['input_psnr']:.2f} dB -> output {e['output_psnr']:.2f} dB "
               f"({e['gain_db']:+.2f} dB over {e['images']} images)")
+    written = [n for n in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, PLOT_NAME, EVAL_NAME) if (Path(config.out) / n).exists()]
+    print(f"results: {config.out} ({', '.join(written)})", file=sys.stderr)
     return 0
+
+
+def _owned_by_train(path: Path) -> bool:
+    return path.name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, PLOT_NAME, EVAL_NAME)
 
 
 def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
@@ -968,4 +997,4 @@ def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

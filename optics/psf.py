@@ -7,7 +7,24 @@ import numbers
 
 import numpy as np
 
-__all__ = ["gaussian_psf", "disc_psf"]
+__all__ = ["gaussian_psf", "disc_psf", "MAX_PSF_RADIUS", "MAX_PSF_WORK_BYTES"]
+
+#: Largest PSF half side accepted (a 4097 x 4097 kernel, 128 MiB in float64): larger requests are
+#: refused with a clear error instead of trying to allocate tens of GiB (``gaussian_psf(1e4)``
+#: would need a 80001 x 80001 kernel, 47.7 GiB). Defocus blur wider than a photo is not a PSF.
+MAX_PSF_RADIUS = 2048
+#: Largest temporary working memory of one PSF construction (the disc's sub-pixel coverage grid).
+MAX_PSF_WORK_BYTES = 2 * 2**30
+
+
+def _check_size(radius: int, what: str, bytes_per_tap: int) -> None:
+    side = 2 * radius + 1
+    if radius > MAX_PSF_RADIUS:
+        raise ValueError(
+            f"{what} needs a {side} x {side} kernel ({side * side * bytes_per_tap / 2**30:.1f} GiB); PSFs are "
+            f"limited to radius <= {MAX_PSF_RADIUS} px ({2 * MAX_PSF_RADIUS + 1} x {2 * MAX_PSF_RADIUS + 1}, "
+            "optics.psf.MAX_PSF_RADIUS)"
+        )
 
 
 def _check_float_dtype(dtype):
@@ -63,6 +80,7 @@ def gaussian_psf(sigma: float, radius: int | None = None, *, dtype=np.float64) -
     sigma = _check_nonneg_real(sigma, "sigma")
     dt = _check_float_dtype(dtype)
     r = math.ceil(4 * sigma) if radius is None else _check_radius(radius)
+    _check_size(r, f"gaussian_psf(sigma={sigma:g}" + (")" if radius is None else f", radius={r})"), 8)
     if sigma == 0.0:
         out = np.zeros((2 * r + 1, 2 * r + 1), dtype=dt)
         out[r, r] = 1
@@ -105,11 +123,24 @@ def disc_psf(radius: float, *, supersample: int = 33, dtype=np.float64) -> np.nd
         out = np.zeros((1, 1), dtype=dt)
         out[0, 0] = 1
         return out
+    _check_size(h, f"disc_psf(radius={r:g})", 8)
+    work = side * side * supersample * 9  # one band of sub-pixel rows: float64 distances + booleans
+    if work > MAX_PSF_WORK_BYTES:
+        raise ValueError(
+            f"disc_psf(radius={r:g}, supersample={supersample}) needs {work / 2**30:.1f} GiB of working memory "
+            f"(limit {MAX_PSF_WORK_BYTES / 2**30:.0f} GiB, optics.psf.MAX_PSF_WORK_BYTES); lower supersample "
+            f"(the coverage error is about 1/(2 supersample) of a boundary pixel)"
+        )
     sub = (np.arange(supersample) + 0.5) / supersample - 0.5  # sub-pixel offsets in (-0.5, 0.5)
     centres = np.arange(-h, h + 1, dtype=np.float64)
     u = (centres[:, None] + sub[None, :]).ravel()  # (side * ss,)
-    inside = (u[:, None] ** 2 + u[None, :] ** 2) <= r * r
-    cover = inside.reshape(side, supersample, side, supersample).mean(axis=(1, 3))
+    u2 = u**2
+    count = np.zeros((side, side), dtype=np.int64)
+    for a in range(supersample):  # one sub-pixel row offset at a time: O(side^2 ss) memory, not O(side^2 ss^2)
+        v2 = (centres + sub[a]) ** 2
+        inside = (v2[:, None] + u2[None, :]) <= r * r  # (side, side * ss)
+        count += inside.reshape(side, side, supersample).sum(axis=2)
+    cover = count / float(supersample * supersample)
     if cover.sum() == 0:  # radius smaller than half a sub-pixel: all light in the centre pixel
         cover[h, h] = 1.0
     return (cover / cover.sum()).astype(dt)

@@ -53,6 +53,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import cli
 from .atomic import atomic_write_bytes
 from .image_io import png_bytes
 from .render import render_coc_layers
@@ -563,13 +564,14 @@ def write_dataset(
     test_fraction: float = 0.1,
     occlusion: bool = True,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Render ``count`` scenes into ``out`` in the DPDD layout (see the module docstring).
 
     Parameters
     ----------
     out : path
-        Output folder (created; existing files of the same names are replaced atomically).
+        Output folder (created). A folder that is not empty is refused unless ``overwrite``.
     count : int >= 1
         Number of scenes.
     seed : int >= 0
@@ -590,6 +592,9 @@ def write_dataset(
         (``values_clipped_above_1``). The occlusion-aware views stay within [0, 1].
     progress : bool
         Show a tqdm progress bar.
+    overwrite : bool
+        Clear a previous dataset in ``out`` first (its split folders and ``scenes.json``; a folder
+        holding anything else is refused), so old and new scenes never mix.
 
     Returns
     -------
@@ -600,7 +605,9 @@ def write_dataset(
     Raises
     ------
     ValueError
-        Bad count, seed, fractions or shape.
+        Bad count, seed, fractions or shape; ``overwrite`` on a folder holding other files.
+    FileExistsError
+        ``out`` is not empty and ``overwrite`` is False.
     """
     from tqdm import tqdm
 
@@ -614,7 +621,7 @@ def write_dataset(
     H, W = _check_shape(shape)
     if motorcycle_fraction > 0 and (H > 500 or W > 741):
         raise ValueError(f"shape {(H, W)} exceeds the motorcycle image (500, 741); lower it or set motorcycle_fraction=0")
-    out = Path(out)
+    out = cli.prepare_output_dir(out, overwrite=overwrite, owned=_owned_by_dataset)
     splits = _split_counts(int(count), float(val_fraction), float(test_fraction))
     for split in ("train", "val", "test"):
         for view in ("c", "l", "r"):
@@ -660,6 +667,14 @@ def write_dataset(
     return manifest
 
 
+def _owned_by_dataset(path: Path) -> bool:
+    """Entries :func:`write_dataset` writes: ``{train,val,test}_{c,l,r}`` folders and ``scenes.json``."""
+    if path.name == "scenes.json":
+        return path.is_file()
+    split, _, view = path.name.partition("_")
+    return path.is_dir() and split in ("train", "val", "test") and view in ("c", "l", "r")
+
+
 def _parse_shape(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -669,7 +684,7 @@ def _parse_shape(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m optics.synthesize",
         description="Render a synthetic dual-pixel defocus dataset in the DPDD folder layout.",
     )
@@ -684,6 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--naive", action="store_true", help="naive layered rendering (no occlusion)")
     parser.add_argument("--no-progress", action="store_true")
+    cli.add_overwrite_argument(parser, "a previous dataset in --out (cleared first)")
     args = parser.parse_args(argv)
     try:
         write_dataset(
@@ -698,11 +714,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             test_fraction=args.test_fraction,
             occlusion=not args.naive,
             progress=not args.no_progress,
+            overwrite=args.overwrite,
         )
     except ValueError as err:
         parser.error(str(err))
+    print(f"results: {args.out} (scenes.json lists the {args.count} scenes)", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

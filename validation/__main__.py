@@ -7,14 +7,15 @@ JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/
 
 from __future__ import annotations
 
-import argparse
 import importlib
+import sys
 import time
 from pathlib import Path
 
+from optics import cli
 from optics.atomic import atomic_write_bytes
 
-from ._report import decides, markdown_table, write_json
+from ._report import decides, is_report_file, markdown_table, write_json
 
 #: Explicit list of validation modules (no directory scanning). Modules that are not present in
 #: this checkout are reported as missing, never silently skipped.
@@ -27,20 +28,37 @@ VALIDATIONS = [
 ]
 
 
+def _owned(path: Path) -> bool:
+    """Entries of a previous report: report.md, report.json and one folder of report files per validation."""
+    if path.name in ("report.md", "report.json"):
+        return path.is_file()
+    return path.is_dir() and path.name in VALIDATIONS and all(is_report_file(p) for p in path.iterdir())
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
+    """Run the validations; exit 0 iff every claim passes, 1 otherwise, 2 for bad input."""
+    return cli.run(_main, argv)
+
+
+def _main(argv) -> int:
+    parser = cli.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases")
     parser.add_argument("--out", type=Path, default=Path("validation_report"), help="report folder")
     parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
+    cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
     names = args.only or VALIDATIONS
     unknown = sorted(set(names) - set(VALIDATIONS))
     if unknown:
         parser.error(f"unknown validation(s) {unknown}; choose from {VALIDATIONS}")
-    out = args.out
+    out = cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=_owned)
     out.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
     sections, summary, all_ok = [], {}, True
-    for name in names:
+    progress = tqdm(names, desc="validation", unit="validation", file=sys.stderr)
+    for name in progress:
+        progress.set_postfix_str(name)
         module = importlib.import_module(f"validation.{name}")
         t0 = time.perf_counter()
         rows = module.run(out / name, args.quick)
@@ -54,11 +72,12 @@ def main(argv=None) -> int:
             f"Details: [{name}/{name}.md]({name}/{name}.md)\n\n" + markdown_table(rows)
             + "".join(f"\n![{f}]({name}/{f})\n" for f in figs)
         )
-        print(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)")
+        progress.write(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)", file=sys.stdout)
     header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
     atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
     write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
-    print(f"report: {(out / 'report.md').resolve()}")
+    progress.close()
+    print(f"results: {(out / 'report.md').resolve()} (figures and details in {out.resolve()}/<name>/)")
     return 0 if all_ok else 1
 
 

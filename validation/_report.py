@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from optics import cli
 from optics.atomic import atomic_write_bytes
 
 __all__ = ["available_memory_bytes", "photos", "claim", "write_json", "write_markdown", "save_figure", "cli_main"]
@@ -110,13 +110,27 @@ def save_figure(fig, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def is_report_file(path: Path) -> bool:
+    """What a validation writes into its folder: figures, JSON and markdown (for ``--overwrite``)."""
+    return path.is_file() and path.suffix.lower() in (".png", ".json", ".md")
+
+
 def cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv=None) -> int:
-    """``python -m validation.<name> [--quick] [--out DIR]``: run, print the table, exit 0 iff all pass."""
-    parser = argparse.ArgumentParser(prog=f"python -m validation.{name}", description=run.__doc__)
+    """``python -m validation.<name> [--quick] [--out DIR] [--overwrite]``: run, print the table,
+    exit 0 iff all pass, 1 if a claim fails or the run fails, 2 for bad input (one ``error:`` line,
+    :func:`optics.cli.run`). A non-empty ``--out`` needs ``--overwrite``, which clears the
+    previous report first."""
+    return cli.run(lambda a: _cli_main(name, run, a), argv)
+
+
+def _cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv) -> int:
+    parser = cli.ArgumentParser(prog=f"python -m validation.{name}", description=run.__doc__)
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases (CI smoke run)")
     parser.add_argument("--out", type=Path, default=Path("validation_report") / name, help="output folder")
+    cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
+    cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
     rows = run(args.out, args.quick)
     print(markdown_table(rows))
-    print(f"figures, {name}.json and {name}.md written to {args.out.resolve()}")
+    print(f"results: figures, {name}.json and {name}.md in {args.out.resolve()}")
     return 0 if decides(rows) else 1
