@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from benchmarks._report import emit, refuse_existing
+from optics import cli
 
 #: Columns of :func:`run`'s rows.
 COLUMNS = ("model", "images", "max_abs_diff", "psnr_bf16_vs_fp32", "delta_psnr_db", "seconds")
@@ -90,7 +91,7 @@ def _checkpoint_arg(text: str) -> tuple:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from learned import MODELS
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.precision", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m benchmarks.precision", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=sorted(MODELS), metavar="MODEL",
                         help="subset of learned.MODELS (default: all)")
     parser.add_argument("--size", type=int, default=128, help="synthetic test scene side (default 128)")
@@ -117,4 +118,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -16,7 +16,6 @@ whether it meets the preset's target (``cpu-smoke``: gain > 0 dB; ``gpu-smoke``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from benchmarks._report import emit, refuse_existing
+from optics import cli
 
 #: Target gain (dB) and wall-time budget (s, None: none) of each preset.
 TARGETS = {"cpu-smoke": (0.0, None), "gpu-smoke": (1.0, 300.0), "paper": (None, None)}
@@ -130,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from learned import MODELS
     from learned.recipes import PRESETS
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.training", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m benchmarks.training", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-smoke", choices=sorted(PRESETS), help="training preset (cpu-smoke)")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS), metavar="MODEL",
                         help=f"models to train (default: {' '.join(DEFAULT_MODELS)})")
@@ -177,4 +177,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -102,7 +102,6 @@ Sample names are file stems (DPDD: the blurred image's stem), ``SCENE/STEM`` for
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import warnings
@@ -110,6 +109,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from optics import cli
 
 __all__ = [
     "PUBLISHED_COUNTS",
@@ -708,7 +709,13 @@ def format_report(spec: str, reports: Sequence[SplitReport]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    """``python -m learned.datasets check SPEC``: exit 0 when no problem is found, 1 on a problem in the
+    data, 2 for a bad spec or a missing path (one ``error:`` line, :func:`optics.cli.run`)."""
+    return cli.run(_main, argv)
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    parser = cli.ArgumentParser(
         prog="python -m learned.datasets",
         description="Check a downloaded dataset against its published layout and counts.",
         epilog="Specs: dpdd:PATH, lfdof:PATH, realdof:PATH, rtf:PATH, cuhk:PATH, pixeldp:PATH, folder:PATH, "
@@ -717,11 +724,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check = sub.add_parser("check", help="counts, sizes, bit depths and pairing of every split; exit 1 on a problem")
     check.add_argument("spec", help="dataset spec, e.g. dpdd:/data/dd_dp_dataset_png")
     args = parser.parse_args(argv)
-    try:
-        reports, problems = check_dataset(args.spec)
-    except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    reports, problems = check_dataset(args.spec)  # bad spec / missing path: one error line, exit 2 (cli.run)
     print(format_report(args.spec, reports))
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)

@@ -36,6 +36,10 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("validation.iac_receptive_field", ["--out", str(afile)], "is a file"),
         ("benchmarks.optics", ["--markdown", str(tmp / "table.txt")], "--markdown"),
         ("benchmarks.render", ["--quick", "--frames", "3"], "--frames"),
+        ("benchmarks.training", ["--runs", str(tmp / "runs"), "--threads", "0"], "--threads"),
+        ("benchmarks.precision", ["--size", "0"], "--size"),
+        ("learned.datasets", ["check", "dpdd:" + str(tmp / "no_such_folder")], "no_such_folder"),
+        ("validation.dual_pixel_calibration", ["--kernels", str(folder)], "photos"),
     ]
 
 

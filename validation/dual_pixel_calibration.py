@@ -28,17 +28,15 @@ and the field's per-cell error map. The field fitted on all 48 cells is written 
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from optics import fit_dual_pixel_field, fit_dual_pixel_psfs
+from optics import cli, fit_dual_pixel_field, fit_dual_pixel_psfs
 from optics.atomic import atomic_write_bytes
 
-from ._report import claim, decides, markdown_table, save_figure, write_json, write_markdown
+from ._report import claim, decides, is_report_file, markdown_table, save_figure, write_json, write_markdown
 
 NAME = "dual_pixel_calibration"
 SOURCE = ("github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, "
@@ -312,11 +310,17 @@ def run(out_dir: Path, quick: bool = False, kernels: Path | None = None) -> list
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m validation.{NAME}", description=__doc__.splitlines()[0])
+    """Exit 0 iff every claim passes, 1 otherwise, 2 for bad input (one ``error:`` line)."""
+    return cli.run(_main, argv)
+
+
+def _main(argv) -> int:
+    parser = cli.ArgumentParser(prog=f"python -m validation.{NAME}", description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=Path, default=None,
                         help="folder with Xin et al.'s blur_kernels_left.npy and blur_kernels_right.npy")
     parser.add_argument("--quick", action="store_true", help="8 pairs and a shorter field fit")
     parser.add_argument("--out", type=Path, default=Path("validation_report") / NAME, help="output folder")
+    cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
     if args.kernels is None:
         print(needs_data_message())
@@ -324,11 +328,11 @@ def main(argv=None) -> int:
         try:
             load_kernels(args.kernels)
         except KernelDataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            cli.usage_error(str(err))
+    cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
     rows = run(args.out, args.quick, args.kernels)
     print(markdown_table(rows))
-    print(f"report written to {args.out.resolve()}")
+    print(f"results: figures, {NAME}.json and {NAME}.md in {args.out.resolve()}")
     return 0 if decides(rows) else 1
 
 
