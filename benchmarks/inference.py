@@ -140,15 +140,17 @@ def worker(spec: dict) -> dict:
             forward = lambda x: net(x, x)  # noqa: E731  (a dual-pixel pair; speed only)
         else:
             forward = net
-    times = []
+    times, cpu_times = [], []
     with torch.no_grad():
         for i in range(spec["warmup"] + spec["runs"]):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = forward(image)
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             if i >= spec["warmup"]:
                 times.append(elapsed)
-    result = {"times": times, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+                cpu_times.append(cpu)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result = {"times": times, "cpu_times": cpu_times, "peak_rss": usage.ru_maxrss * 1024}
     if spec.get("output"):
         np.save(spec["output"], out.detach().numpy())
     if spec.get("profile"):
@@ -211,12 +213,15 @@ def run(args: argparse.Namespace, log=print) -> str:
         "",
         f"Input 1x3x{args.height}x{args.width} float32; {args.warmup} warm-up + {args.runs} timed forward passes "
         f"per process, {args.repeats} process(es) per implementation (alternating); time = median (min-max) "
-        "of all timed passes; peak RSS = largest `ru_maxrss` of the processes.",
+        "of all timed passes; CPU time = user + system time of the process during the passes (less sensitive "
+        "to other jobs than wall time); peak RSS = largest `ru_maxrss` of the processes.",
         "",
-        "| model | threads | authors' code | ours | ours / authors' | peak RSS (authors' / ours) | max abs output diff | ours GMAC/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | threads | authors' code | ours | ours / authors' | CPU time ours / authors' | peak RSS (authors' / ours) "
+        "| max abs output diff | ours GMAC/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     profiles: Dict[str, List[dict]] = {}
+    mac_lines: List[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             has_official = model in OFFICIAL and official[model] is not None
@@ -227,6 +232,7 @@ def run(args: argparse.Namespace, log=print) -> str:
             for threads in args.threads:
                 impls = ["ours", "authors"] if has_official else ["ours"]
                 times: Dict[str, List[float]] = {i: [] for i in impls}
+                cpu: Dict[str, List[float]] = {i: [] for i in impls}
                 rss: Dict[str, int] = {i: 0 for i in impls}
                 outputs: Dict[str, str] = {}
                 for r in range(args.repeats):
@@ -242,6 +248,7 @@ def run(args: argparse.Namespace, log=print) -> str:
                         )
                         res = _run_worker(spec, args.timeout)
                         times[impl] += res["times"]
+                        cpu[impl] += res["cpu_times"]
                         rss[impl] = max(rss[impl], res["peak_rss"])
                         if spec["output"]:
                             outputs[impl] = spec["output"]
@@ -249,24 +256,26 @@ def run(args: argparse.Namespace, log=print) -> str:
                             macs = res["macs"]
                         if "profile" in res:
                             profiles[f"{model}, {'authors' if impl == 'authors' else 'ours'}, {threads} thread(s)"] = res["profile"]
-                        log(f"  {model} {impl} threads={threads}: {_seconds(res['times'])}, peak RSS {res['peak_rss'] / 2**30:.2f} GiB")
+                        log(f"  {model} {impl} threads={threads}: {_seconds(res['times'])}, CPU {_seconds(res['cpu_times'])}, "
+                            f"peak RSS {res['peak_rss'] / 2**30:.2f} GiB")
                 ours = statistics.median(times["ours"])
                 gmacs = f"{macs / ours / 1e9:.1f}" if macs else "-"
                 if has_official:
                     theirs = statistics.median(times["authors"])
                     diff = float(np.max(np.abs(np.load(outputs["ours"]) - np.load(outputs["authors"]))))
+                    cpu_ratio = statistics.median(cpu["ours"]) / statistics.median(cpu["authors"])
                     row = (f"| {model} | {threads} | {_seconds(times['authors'])} | {_seconds(times['ours'])} | "
-                           f"**{ours / theirs:.2f}** | {rss['authors'] / 2**30:.2f} / {rss['ours'] / 2**30:.2f} GiB | "
-                           f"{diff:.1e} | {gmacs} |")
+                           f"**{ours / theirs:.2f}** | {cpu_ratio:.2f} | {rss['authors'] / 2**30:.2f} / "
+                           f"{rss['ours'] / 2**30:.2f} GiB | {diff:.1e} | {gmacs} |")
                 else:
-                    row = (f"| {model} | {threads} | - | {_seconds(times['ours'])} | - | - / {rss['ours'] / 2**30:.2f} GiB "
-                           f"| - | {gmacs} |")
+                    row = (f"| {model} | {threads} | - | {_seconds(times['ours'])} | - | - | - / "
+                           f"{rss['ours'] / 2**30:.2f} GiB | - | {gmacs} |")
                 lines.append(row)
                 log(row)
             if macs:
-                lines_macs = f"{model}: {macs / 1e9:.1f} G convolution MACs at {args.width}x{args.height}"
-                log("  " + lines_macs)
-    lines += ["", f"Machine at end: {machine()}"]
+                mac_lines.append(f"{model}: {macs / 1e9:.1f} G")
+    lines += ["", f"Convolution MACs per forward pass at {args.width}x{args.height} (`torch.utils.flop_counter`): "
+              + "; ".join(mac_lines) + ".", "", f"Machine at end: {machine()}"]
     if profiles:
         lines += ["", "Top operators of one forward pass (`torch.profiler`, self CPU time):"]
         for key, rows in profiles.items():
