@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["add_into", "cpu_channels_last", "needs_grad"]
+__all__ = ["add_into", "cpu_channels_last", "needs_grad", "pointwise_conv"]
 
 
 def needs_grad(*tensors: torch.Tensor) -> bool:
@@ -50,3 +50,26 @@ def cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
     if x.device.type == "cpu" and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def pointwise_conv(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a 1x1 convolution, as one matrix product on a channels-last CPU input.
+
+    A channels-last (B, C, H, W) tensor is a row-major (B H W, C) matrix, so a 1x1 convolution
+    is ``addmm(bias, X, W^T)`` whose (B H W, C_out) result already is the channels-last output:
+    no copy either way. torch itself sends a single-threaded 1x1 convolution of a batch below 16
+    to its im2col path, which copies a channels-last input and output (IFAN's 128 -> 15232 filter
+    head: an 877 MB output at 1280x720). Any other case falls back to ``conv(x)``.
+    """
+    simple = (
+        conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding in ((0, 0), "valid")
+        and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+    )
+    if not (simple and x.device.type == "cpu" and x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
+            and x.dtype == conv.weight.dtype):
+        return conv(x)
+    b, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    weight = conv.weight.reshape(conv.out_channels, c).t()
+    out = torch.addmm(conv.bias, rows, weight) if conv.bias is not None else rows @ weight
+    return out.reshape(b, h, w, conv.out_channels).permute(0, 3, 1, 2)

@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
-from ._speed import add_into, cpu_channels_last, needs_grad
+from ._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
 from .iac import iterative_adaptive_convolution, split_filter_prediction
 
 __all__ = ["IFAN", "IFANDual", "IFANReblurNetwork", "IFANResidualBlock", "MODELS"]
@@ -312,7 +312,7 @@ class IFAN(nn.Module):
         f = self._encode_filter_features(filter_input)
         disparity = self.DME(f)
         f = self.conv4_4(torch.cat([f, self.conv_DME(disparity)], 1))
-        filters = self.F(f)
+        filters = pointwise_conv(self.F[3], self.F[2](self.F[1](self.F[0](f))))
 
         kernels_v, kernels_h, bias = split_filter_prediction(
             filters, self.iterations, self.iac_channels, self.filter_taps
