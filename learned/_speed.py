@@ -53,13 +53,15 @@ def cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def pointwise_conv(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a 1x1 convolution, as one matrix product on a channels-last CPU input.
+    """``conv(x)`` for a 1x1 convolution of a channels-last CPU input, as one matrix product.
 
-    A channels-last (B, C, H, W) tensor is a row-major (B H W, C) matrix, so a 1x1 convolution
-    is ``addmm(bias, X, W^T)`` whose (B H W, C_out) result already is the channels-last output:
-    no copy either way. torch itself sends a single-threaded 1x1 convolution of a batch below 16
-    to its im2col path, which copies a channels-last input and output (IFAN's 128 -> 15232 filter
-    head: an 877 MB output at 1280x720). Any other case falls back to ``conv(x)``.
+    A channels-last (B, C, H, W) tensor is a row-major (B, H W, C) matrix ``X``; the 1x1
+    convolution is ``W X^T + b``, computed by one ``baddbmm`` whose (B, C_out, H W) result is the
+    contiguous (NCHW) output. torch itself sends a single-threaded 1x1 convolution of a batch
+    below 16 to its im2col path, which copies a channels-last input and output (IFAN's
+    128 -> 15232 filter head: an 877 MB output at 1280x720). The NCHW result keeps every
+    predicted filter plane contiguous for the per-pixel filtering that reads it. Any other case
+    falls back to ``conv(x)``.
     """
     simple = (
         conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding in ((0, 0), "valid")
@@ -69,7 +71,10 @@ def pointwise_conv(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
             and x.dtype == conv.weight.dtype):
         return conv(x)
     b, c, h, w = x.shape
-    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
-    weight = conv.weight.reshape(conv.out_channels, c).t()
-    out = torch.addmm(conv.bias, rows, weight) if conv.bias is not None else rows @ weight
-    return out.reshape(b, h, w, conv.out_channels).permute(0, 3, 1, 2)
+    rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view
+    weight = conv.weight.reshape(1, conv.out_channels, c).expand(b, -1, -1)
+    if conv.bias is None:
+        out = torch.bmm(weight, rows.transpose(1, 2))
+    else:
+        out = torch.baddbmm(conv.bias.view(1, -1, 1), weight, rows.transpose(1, 2))
+    return out.view(b, conv.out_channels, h, w)

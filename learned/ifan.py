@@ -317,13 +317,15 @@ class IFAN(nn.Module):
         kernels_v, kernels_h, bias = split_filter_prediction(
             filters, self.iterations, self.iac_channels, self.filter_taps
         )
+        # IAC reads per-channel planes: it runs in NCHW (the filters already are), the
+        # reconstructor again channels-last (both copies are 1/64 of the image size).
         iac_output = iterative_adaptive_convolution(
-            f_c, kernels_v, kernels_h, bias,
+            f_c.contiguous(), kernels_v, kernels_h, bias,
             negative_slope=_NEGATIVE_SLOPE, activate_last=True,
             reuse_vertical_kernel=self.reuse_vertical_kernel,
         )
 
-        f = self.conv_res(iac_output)
+        f = self.conv_res(cpu_channels_last(iac_output))
         # The upsampling and output layers end in an in-place LeakyReLU whose result autograd
         # keeps: add the skips in place only when no gradient is needed.
         inplace = not needs_grad(f, image)
