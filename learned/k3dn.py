@@ -265,8 +265,42 @@ def wiener_inverse_kernels(cell_kernels: torch.Tensor, inverse_size: int, eps: f
     m = _check_odd(inverse_size, "inverse_size")
     if m < k:
         raise ValueError(f"inverse_size must be >= the kernel side {k}; got {m}")
+    if eps > 0:
+        return _wiener_inverse_rfft(cell_kernels, m, eps)
     otf = psf_to_otf(cell_kernels, (m, m))
     return otf_to_psf(wiener_filter(otf, eps), m)
+
+
+@functools.lru_cache(maxsize=8)
+def _centring_phase(m: int, shift: int) -> torch.Tensor:
+    """``exp(-2 pi i (u + v) shift / m)`` on the (m, m // 2 + 1) half spectrum, complex128."""
+    u = torch.arange(m, dtype=torch.int64)[:, None]
+    v = torch.arange(m // 2 + 1, dtype=torch.int64)[None, :]
+    angle = -2.0 * math.pi * (((u + v) * shift) % m).to(torch.float64) / m  # exact integer phase index
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def _wiener_inverse_rfft(cell_kernels: torch.Tensor, m: int, eps: float) -> torch.Tensor:
+    r""":func:`wiener_inverse_kernels` for ``eps > 0`` with real FFTs and no shifted copies.
+
+    With the ``k x k`` kernel zero-padded at the end (``S = rfft2(K, s=(m, m))``, its centre at
+    ``r = k // 2``), the centred OTF is :math:`S e^{2\pi i (u + v) r / m}`; the Wiener filter
+    :math:`\overline{OTF} / (|OTF|^2 + \epsilon)` and the centring roll by ``h = m // 2`` of the
+    spatial result fold into one phase factor:
+
+    .. math:: k^\dagger = \mathrm{irfft2}\Big(rac{\overline{S}\, e^{-2\pi i (u + v)(r + h) / m}}
+              {|S|^2 + \epsilon}\Big).
+
+    The same values as ``otf_to_psf(wiener_filter(psf_to_otf(K, (m, m)), eps), m)`` up to float
+    rounding, on the half spectrum (Hermitian symmetry of a real kernel's transform), without the
+    embedding, the two rolls and the ``real`` copy of the complex path.
+    """
+    k = cell_kernels.shape[-1]
+    spectrum = torch.fft.rfft2(cell_kernels, s=(m, m))
+    power = torch.view_as_real(spectrum).square().sum(-1).add_(eps)
+    phase = _centring_phase(m, k // 2 + m // 2).to(device=spectrum.device, dtype=spectrum.dtype)
+    filtered = spectrum.conj_physical().mul_(phase).div_(power)
+    return torch.fft.irfft2(filtered, s=(m, m))
 
 
 def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_size: int, eps: float) -> torch.Tensor:
