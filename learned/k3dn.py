@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
 from ._padding import check_input, crop_to, pad_to_multiple
+from ._speed import add_into, cpu_channels_last
 
 __all__ = [
     "K3DN",
@@ -468,7 +469,8 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        # fresh conv outputs that autograd does not keep: activate and add in place
+        return add_into(self.conv2(F.relu(self.conv1(x), inplace=True)), x)
 
 
 def _stage(channels: int, blocks: int) -> nn.Sequential:
@@ -496,12 +498,13 @@ class Encoder(nn.Module):
         )
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        x = self.stem(torch.cat([left, right], dim=1))
+        # channels-last on the CPU (oneDNN's layout, see learned._speed); F_B leaves contiguous
+        x = self.stem(cpu_channels_last(torch.cat([left, right], dim=1)))
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i < len(self.downs):
-                x = F.relu(self.downs[i](x))
-        return x
+                x = F.relu(self.downs[i](x), inplace=True)
+        return x.contiguous()
 
 
 class Decoder(nn.Module):
@@ -528,11 +531,12 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = cpu_channels_last(x)
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i < len(self.ups):
-                x = F.relu(self.ups[i](x))
-        return self.head(x)
+                x = F.relu(self.ups[i](x), inplace=True)
+        return self.head(x).contiguous()
 
 
 class DisparityEstimator(nn.Module):
