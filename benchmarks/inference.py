@@ -328,9 +328,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = argv
     width, height = args.size or ((320, 192) if args.quick else (1280, 720))
     args.width, args.height = width, height
-    args.threads = args.threads or ([1] if args.quick else [1, 2])
-    args.runs = args.runs or (1 if args.quick else 3)
-    args.repeats = args.repeats or (1 if args.quick else 2)
+    if args.threads is None:
+        args.threads = [1] if args.quick else [1, 2]
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 2
     for name in ("runs", "repeats"):
         if getattr(args, name) < 1:
             return _error(f"--{name} must be >= 1; got {getattr(args, name)}")
