@@ -131,11 +131,13 @@ def _cell_size(features: torch.Tensor, cell_kernels: torch.Tensor) -> int:
     return H // Hd
 
 
-#: Largest number of complex OTF values the PSF block materialises at once (2**21: 16 MiB in
-#: complex64). Small chunks stay below glibc's mmap threshold (no page faults on reuse) and keep
-#: the 169-tap cell-wise convolution of one chunk in cache: at 1280x720, 2**21 instead of 2**25
-#: took K3DN tiny from 13.8 to 7.8-9.6 s of CPU time (one thread), same output (issue 14).
+#: Largest number of complex OTF values the PSF block materialises at once on the CPU (2**21:
+#: 16 MiB in complex64). Small chunks stay below glibc's mmap threshold (no page faults on reuse)
+#: and keep the 169-tap cell-wise convolution of one chunk in cache: at 1280x720, 2**21 instead
+#: of 2**25 took K3DN tiny from 13.8 to 7.8-9.6 s of CPU time (one thread), same output (issue 14).
 _OTF_ELEMENTS_PER_CHUNK = 2**21
+#: The same bound on other devices (2**25: 256 MiB in complex64), where fewer, larger launches pay.
+_OTF_ELEMENTS_PER_CHUNK_DEVICE = 2**25
 
 # ----------------------------------------------------------------------------------------------
 # Functional operators: PSF block (Eq. 10), reblurring (Eq. 17), correlation, local attention
@@ -347,7 +349,8 @@ def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_si
     # (gigabytes for a 1120 x 1680 image), so channels are processed in chunks; channels are
     # independent (depth-wise), so the result is identical.
     per_channel = max(1, B * Hd * Wd * m * m)
-    chunk = max(1, _OTF_ELEMENTS_PER_CHUNK // per_channel)
+    budget = _OTF_ELEMENTS_PER_CHUNK if features.device.type == "cpu" else _OTF_ELEMENTS_PER_CHUNK_DEVICE
+    chunk = max(1, budget // per_channel)
     outputs = []
     for start in range(0, C, chunk):
         inverse = wiener_inverse_kernels(cell_kernels[:, start : start + chunk], m, eps)
