@@ -132,6 +132,8 @@ def worker(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     image = _input(spec["height"], spec["width"])
+    if spec["impl"] == "baseline":  # another checkout of this project: import its packages instead
+        sys.path.insert(0, str(Path(spec["baseline"]).resolve()))
     if spec["impl"] == "authors":
         forward = _build_authors(spec["model"], spec["official"], spec["checkpoint"])
     else:
@@ -222,6 +224,7 @@ def run(args: argparse.Namespace, log=print) -> str:
     ]
     profiles: Dict[str, List[dict]] = {}
     mac_lines: List[str] = []
+    baseline_rows: List[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             has_official = model in OFFICIAL and official[model] is not None
@@ -230,18 +233,18 @@ def run(args: argparse.Namespace, log=print) -> str:
                 checkpoint = _write_seed_checkpoint(model, tmp)
             macs = None
             for threads in args.threads:
-                impls = ["ours", "authors"] if has_official else ["ours"]
+                impls = (["ours", "authors"] if has_official else ["ours"]) + (["baseline"] if args.baseline else [])
                 times: Dict[str, List[float]] = {i: [] for i in impls}
                 cpu: Dict[str, List[float]] = {i: [] for i in impls}
                 rss: Dict[str, int] = {i: 0 for i in impls}
                 outputs: Dict[str, str] = {}
                 for r in range(args.repeats):
                     for impl in impls if r % 2 == 0 else impls[::-1]:
-                        first = impl not in outputs
+                        first = impl not in outputs and impl != "baseline"
                         spec = dict(
                             impl=impl, model=model, threads=threads, height=args.height, width=args.width,
                             warmup=args.warmup, runs=args.runs, checkpoint=checkpoint,
-                            official=official.get(model),
+                            official=official.get(model), baseline=args.baseline,
                             output=os.path.join(tmp, f"{model}_{impl}_{threads}.npy") if first and has_official else None,
                             profile=bool(args.profile and first and threads == max(args.threads)),
                             macs=bool(impl == "ours" and macs is None),
@@ -272,8 +275,19 @@ def run(args: argparse.Namespace, log=print) -> str:
                            f"{rss['ours'] / 2**30:.2f} GiB | - | {gmacs} |")
                 lines.append(row)
                 log(row)
+                if args.baseline:
+                    base = statistics.median(times["baseline"])
+                    base_cpu = statistics.median(cpu["baseline"])
+                    baseline_rows.append(
+                        f"| {model} | {threads} | {_seconds(times['baseline'])} | {_seconds(times['ours'])} | "
+                        f"**{ours / base:.2f}** | {statistics.median(cpu['ours']) / base_cpu:.2f} | "
+                        f"{rss['baseline'] / 2**30:.2f} / {rss['ours'] / 2**30:.2f} GiB |")
             if macs:
                 mac_lines.append(f"{model}: {macs / 1e9:.1f} G")
+    if baseline_rows:
+        lines += ["", f"Against the baseline checkout `{args.baseline}` (same weights, same input):", "",
+                  "| model | threads | baseline | ours | ours / baseline | CPU time ours / baseline | peak RSS (baseline / ours) |",
+                  "|---|---|---|---|---|---|---|", *baseline_rows]
     lines += ["", f"Convolution MACs per forward pass at {args.width}x{args.height} (`torch.utils.flop_counter`): "
               + "; ".join(mac_lines) + ".", "", f"Machine at end: {machine()}"]
     if profiles:
@@ -305,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1, help="untimed forward passes per process (default 1)")
     p.add_argument("--official-ifan", metavar="DIR", help="checkout of codeslake/IFAN at 66bf136")
     p.add_argument("--official-nrknet", metavar="DIR", help="checkout of csZcWu/NRKNet at 90fad36")
+    p.add_argument("--baseline", metavar="DIR", help="another checkout of this project (e.g. `git worktree add "
+                   "../base 91ecb12`) timed alongside ours, for before/after ratios")
     p.add_argument("--ifan-checkpoint", metavar="PATH", help="IFAN weights in the authors' format (default: seeded random)")
     p.add_argument("--nrknet-checkpoint", metavar="PATH", help="NRKNet weights in the authors' format (default: seeded random)")
     p.add_argument("--profile", action="store_true", help="add torch.profiler's top operators of one forward pass")
@@ -350,6 +366,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  ("--official-nrknet", args.official_nrknet, "NRKNet.py")):
         if folder is not None and not (Path(folder) / marker).is_file():
             return _error(f"{flag} must be a checkout of the authors' repository containing {marker}; got {folder!r}")
+    if args.baseline is not None and not (Path(args.baseline) / "learned" / "__init__.py").is_file():
+        return _error(f"--baseline must be a checkout of this project containing learned/__init__.py; got {args.baseline!r}")
     for flag, path in (("--ifan-checkpoint", args.ifan_checkpoint), ("--nrknet-checkpoint", args.nrknet_checkpoint)):
         if path is not None and not Path(path).is_file():
             return _error(f"{flag} must be an existing file; got {path!r}")
