@@ -121,7 +121,9 @@ def _filter_along(features: torch.Tensor, kernel: torch.Tensor, dim: int) -> tor
                 neighbour = features.narrow(dim, source, length)
             target = out.narrow(dim, begin, length)
             weight = taps.narrow(dim, begin, length)
-            if tap == 0:
+            if tap == 0 and not (torch.is_grad_enabled() and (neighbour.requires_grad or weight.requires_grad)):
+                torch.mul(neighbour, weight, out=target)  # one pass; out= is not differentiable
+            elif tap == 0:
                 target.copy_(neighbour).mul_(weight)
             else:
                 target.addcmul_(neighbour, weight)
