@@ -16,7 +16,8 @@ needed to run the official weights and should stay off for new training.
 
 This implementation never materialises the ``k``-fold unfolded copy of the features
 (``(B, C, H, W, k)``, as ``Tensor.unfold`` does); it accumulates ``k`` shifted views of the padded
-features, so the transient memory per pass is one padded copy plus one (B, C, H, W) product.
+features into one output tensor (in-place multiply-adds; the replicate-padded border is read
+through narrow slices), so the transient memory per pass is the one (B, C, H, W) output.
 """
 
 from __future__ import annotations
@@ -91,17 +92,43 @@ def _filter_along(features: torch.Tensor, kernel: torch.Tensor, dim: int) -> tor
     """One per-pixel k-tap pass along ``dim`` (2 = vertical, 3 = horizontal), replicate padding.
 
     ``kernel`` has shape (B, C, k, H, W); tap ``t`` weights the neighbour at offset ``t - (k-1)/2``.
+    The taps are accumulated in order into one output tensor (in-place multiply-adds on shifted
+    views), and the clamped border rows/columns are handled by narrow slices, so no padded copy
+    and no per-tap temporary is allocated. The output has the memory layout of ``features``
+    (channels-last stays channels-last), which keeps the loops contiguous along the channels.
     """
     k = kernel.shape[2]
     half = (k - 1) // 2
     size = features.shape[dim]
-    if half == 0:
-        return features * kernel[:, :, 0]
-    pad = (0, 0, half, half) if dim == 2 else (half, half, 0, 0)
-    padded = F.pad(features, pad, mode="replicate")
-    out = padded.narrow(dim, 0, size) * kernel[:, :, 0]
-    for tap in range(1, k):
-        out = out + padded.narrow(dim, tap, size) * kernel[:, :, tap]
+    out = torch.empty_like(features)
+    for tap in range(k):
+        offset = tap - half
+        taps = kernel[:, :, tap]
+        # output positions whose neighbour index i + offset lies inside [0, size) ...
+        start, stop = max(0, -offset), min(size, size - offset)
+        # ... and the border positions clamped to the first / last index (replicate padding)
+        pieces = []
+        if stop > start:
+            pieces.append((start, stop - start, start + offset))
+        if start > 0:
+            pieces.append((0, min(start, size), None))
+        if stop < size:
+            lo = max(stop, 0)
+            pieces.append((lo, size - lo, None))
+        for begin, length, source in pieces:
+            if source is None:  # every position of the piece reads the clamped edge value
+                edge = 0 if begin == 0 and offset < 0 else size - 1
+                neighbour = features.narrow(dim, edge, 1)
+            else:
+                neighbour = features.narrow(dim, source, length)
+            target = out.narrow(dim, begin, length)
+            weight = taps.narrow(dim, begin, length)
+            if tap == 0 and not (torch.is_grad_enabled() and (neighbour.requires_grad or weight.requires_grad)):
+                torch.mul(neighbour, weight, out=target)  # one pass; out= is not differentiable
+            elif tap == 0:
+                target.copy_(neighbour).mul_(weight)
+            else:
+                target.addcmul_(neighbour, weight)
     return out
 
 
@@ -200,7 +227,8 @@ def iterative_adaptive_convolution(
     The receptive field is :math:`N (k - 1) + 1` pixels along each axis.
 
     The ``(B, C, H, W, k)`` unfolded copy used by the released code is never formed: each pass
-    sums ``k`` shifted views of the replicate-padded features.
+    accumulates ``k`` shifted views of the features (edges clamped, i.e. replicate padding)
+    into its output in place.
 
     As in the released code, the taps are applied as a correlation (tap ``t`` weights offset
     ``t - r``); the paper writes a convolution, which for predicted filters is only a reversal
@@ -219,9 +247,10 @@ def iterative_adaptive_convolution(
         out = separable_adaptive_filter(
             out, kernels_v[:, i], kernels_h[:, i], reuse_vertical_kernel=reuse_vertical_kernel
         )
-        out = out + bias[:, i]
+        # ``out`` is a fresh tensor that autograd does not keep: add and activate in place
+        out = out.add_(bias[:, i])
         if i < n_iterations - 1 or activate_last:
-            out = F.leaky_relu(out, negative_slope)
+            out = F.leaky_relu(out, negative_slope, inplace=True)
     return out.to(result_dtype)
 
 

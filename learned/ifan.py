@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
+from ._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
 from .iac import iterative_adaptive_convolution, split_filter_prediction
 
 __all__ = ["IFAN", "IFANDual", "IFANReblurNetwork", "IFANResidualBlock", "MODELS"]
@@ -52,7 +53,7 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
     """Conv2d ('same' zero padding) + LeakyReLU(0.1); keys ``0.weight``, ``0.bias``."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2),
-        nn.LeakyReLU(_NEGATIVE_SLOPE),
+        nn.LeakyReLU(_NEGATIVE_SLOPE, inplace=True),
     )
 
 
@@ -60,7 +61,7 @@ def _upconv(in_channels: int, out_channels: int) -> nn.Sequential:
     """ConvTranspose2d(4, stride 2, padding 1) + LeakyReLU(0.1): exact x2 upsampling."""
     return nn.Sequential(
         nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1),
-        nn.LeakyReLU(_NEGATIVE_SLOPE),
+        nn.LeakyReLU(_NEGATIVE_SLOPE, inplace=True),
     )
 
 
@@ -93,7 +94,7 @@ class IFANResidualBlock(nn.Module):
             [
                 nn.Sequential(
                     nn.Conv2d(channels, channels, kernel_size, padding=pad),
-                    nn.LeakyReLU(_NEGATIVE_SLOPE),
+                    nn.LeakyReLU(_NEGATIVE_SLOPE, inplace=True),
                     nn.Conv2d(channels, channels, kernel_size, padding=pad),
                 )
                 for _ in range(res_num)
@@ -104,9 +105,10 @@ class IFANResidualBlock(nn.Module):
         """Apply the block to (B, C, H, W) features."""
         skip = x
         for stem in self.stem:
-            x = F.leaky_relu(x + stem(x), _NEGATIVE_SLOPE)
+            # stem(x) is a fresh conv output that autograd does not keep: add and activate in place
+            x = F.leaky_relu(add_into(stem(x), x), _NEGATIVE_SLOPE, inplace=True)
         if self.res_num > 1:
-            x = x + skip
+            x = add_into(x, skip) if not needs_grad(x, skip) else x + skip
         return x
 
 
@@ -297,6 +299,11 @@ class IFAN(nn.Module):
 
     def _run(self, image: torch.Tensor, filter_input: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Network on inputs already padded to a multiple of 8; returns every intermediate."""
+        # On the CPU the whole network runs channels-last (oneDNN's native layout: no reorder
+        # copies around each convolution); same values, see learned._speed.
+        same = filter_input is image
+        image = cpu_channels_last(image)
+        filter_input = image if same else cpu_channels_last(filter_input)
         f1 = self.conv1_3(self.conv1_2(self.conv1_1(image)))
         f2 = self.conv2_3(self.conv2_2(self.conv2_1(f1)))
         f3 = self.conv3_3(self.conv3_2(self.conv3_1(f2)))
@@ -305,22 +312,28 @@ class IFAN(nn.Module):
         f = self._encode_filter_features(filter_input)
         disparity = self.DME(f)
         f = self.conv4_4(torch.cat([f, self.conv_DME(disparity)], 1))
-        filters = self.F(f)
+        filters = pointwise_conv(self.F[3], self.F[2](self.F[1](self.F[0](f))))
 
         kernels_v, kernels_h, bias = split_filter_prediction(
             filters, self.iterations, self.iac_channels, self.filter_taps
         )
+        # IAC reads per-channel planes: it runs in NCHW (the filters already are), the
+        # reconstructor again channels-last (both copies are 1/64 of the image size).
         iac_output = iterative_adaptive_convolution(
-            f_c, kernels_v, kernels_h, bias,
+            f_c.contiguous(), kernels_v, kernels_h, bias,
             negative_slope=_NEGATIVE_SLOPE, activate_last=True,
             reuse_vertical_kernel=self.reuse_vertical_kernel,
         )
 
-        f = self.conv_res(iac_output)
-        f = self.upconv3_2(self.upconv3_1(self.upconv3_u(f) + f3))
-        f = self.upconv2_2(self.upconv2_1(self.upconv2_u(f) + f2))
-        f = self.upconv1_2(self.upconv1_1(self.upconv1_u(f) + f1))
-        output = self.out_res(f) + image
+        f = self.conv_res(cpu_channels_last(iac_output))
+        # The upsampling and output layers end in an in-place LeakyReLU whose result autograd
+        # keeps: add the skips in place only when no gradient is needed.
+        inplace = not needs_grad(f, image)
+        skip_add = add_into if inplace else torch.add
+        f = self.upconv3_2(self.upconv3_1(skip_add(self.upconv3_u(f), f3)))
+        f = self.upconv2_2(self.upconv2_1(skip_add(self.upconv2_u(f), f2)))
+        f = self.upconv1_2(self.upconv1_1(skip_add(self.upconv1_u(f), f1)))
+        output = skip_add(self.out_res(f), image)
         return {"output": output, "disparity": disparity, "filters": filters, "iac_output": iac_output}
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
@@ -339,7 +352,7 @@ class IFAN(nn.Module):
         return_aux: bool,
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
         h, w = size
-        unclipped = crop_to(results["output"], (h, w))
+        unclipped = crop_to(results["output"], (h, w)).contiguous()
         do_clip = (not self.training) if clip is None else bool(clip)
         output = torch.clamp(unclipped, 0.0, 1.0) if do_clip else unclipped
         if not return_aux:

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
 from ._padding import check_input, crop_to, pad_to_multiple
+from ._speed import add_into, cpu_channels_last
 from .precision import upcast_low_precision
 
 __all__ = [
@@ -131,8 +132,13 @@ def _cell_size(features: torch.Tensor, cell_kernels: torch.Tensor) -> int:
     return H // Hd
 
 
-#: Largest number of complex OTF values the PSF block materialises at once (2**25: 256 MiB in complex64).
-_OTF_ELEMENTS_PER_CHUNK = 2**25
+#: Largest number of complex OTF values the PSF block materialises at once on the CPU (2**21:
+#: 16 MiB in complex64). Small chunks stay below glibc's mmap threshold (no page faults on reuse)
+#: and keep the 169-tap cell-wise convolution of one chunk in cache: at 1280x720, 2**21 instead
+#: of 2**25 took K3DN tiny from 13.8 to 7.8-9.6 s of CPU time (one thread), same output (issue 14).
+_OTF_ELEMENTS_PER_CHUNK = 2**21
+#: The same bound on other devices (2**25: 256 MiB in complex64), where fewer, larger launches pay.
+_OTF_ELEMENTS_PER_CHUNK_DEVICE = 2**25
 
 # ----------------------------------------------------------------------------------------------
 # Functional operators: PSF block (Eq. 10), reblurring (Eq. 17), correlation, local attention
@@ -268,8 +274,42 @@ def wiener_inverse_kernels(cell_kernels: torch.Tensor, inverse_size: int, eps: f
     m = _check_odd(inverse_size, "inverse_size")
     if m < k:
         raise ValueError(f"inverse_size must be >= the kernel side {k}; got {m}")
+    if eps > 0:
+        return _wiener_inverse_rfft(cell_kernels, m, eps).to(result_dtype)
     otf = psf_to_otf(cell_kernels, (m, m))
     return otf_to_psf(wiener_filter(otf, eps), m).to(result_dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _centring_phase(m: int, shift: int) -> torch.Tensor:
+    """``exp(-2 pi i (u + v) shift / m)`` on the (m, m // 2 + 1) half spectrum, complex128."""
+    u = torch.arange(m, dtype=torch.int64)[:, None]
+    v = torch.arange(m // 2 + 1, dtype=torch.int64)[None, :]
+    angle = -2.0 * math.pi * (((u + v) * shift) % m).to(torch.float64) / m  # exact integer phase index
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def _wiener_inverse_rfft(cell_kernels: torch.Tensor, m: int, eps: float) -> torch.Tensor:
+    r""":func:`wiener_inverse_kernels` for ``eps > 0`` with real FFTs and no shifted copies.
+
+    With the ``k x k`` kernel zero-padded at the end (``S = rfft2(K, s=(m, m))``, its centre at
+    ``r = k // 2``), the centred OTF is :math:`S e^{2\pi i (u + v) r / m}`; the Wiener filter
+    :math:`\overline{OTF} / (|OTF|^2 + \epsilon)` and the centring roll by ``h = m // 2`` of the
+    spatial result fold into one phase factor:
+
+    .. math:: k^\dagger = \mathrm{irfft2}\Big(rac{\overline{S}\, e^{-2\pi i (u + v)(r + h) / m}}
+              {|S|^2 + \epsilon}\Big).
+
+    The same values as ``otf_to_psf(wiener_filter(psf_to_otf(K, (m, m)), eps), m)`` up to float
+    rounding, on the half spectrum (Hermitian symmetry of a real kernel's transform), without the
+    embedding, the two rolls and the ``real`` copy of the complex path.
+    """
+    k = cell_kernels.shape[-1]
+    spectrum = torch.fft.rfft2(cell_kernels, s=(m, m))
+    power = torch.view_as_real(spectrum).square().sum(-1).add_(eps)
+    phase = _centring_phase(m, k // 2 + m // 2).to(device=spectrum.device, dtype=spectrum.dtype)
+    filtered = spectrum.conj_physical().mul_(phase).div_(power)
+    return torch.fft.irfft2(filtered, s=(m, m))
 
 
 def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_size: int, eps: float) -> torch.Tensor:
@@ -313,7 +353,8 @@ def psf_deblur(features: torch.Tensor, cell_kernels: torch.Tensor, *, inverse_si
     # (gigabytes for a 1120 x 1680 image), so channels are processed in chunks; channels are
     # independent (depth-wise), so the result is identical.
     per_channel = max(1, B * Hd * Wd * m * m)
-    chunk = max(1, _OTF_ELEMENTS_PER_CHUNK // per_channel)
+    budget = _OTF_ELEMENTS_PER_CHUNK if features.device.type == "cpu" else _OTF_ELEMENTS_PER_CHUNK_DEVICE
+    chunk = max(1, budget // per_channel)
     outputs = []
     for start in range(0, C, chunk):
         inverse = wiener_inverse_kernels(cell_kernels[:, start : start + chunk], m, eps)
@@ -440,7 +481,8 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        # fresh conv outputs that autograd does not keep: activate and add in place
+        return add_into(self.conv2(F.relu(self.conv1(x), inplace=True)), x)
 
 
 def _stage(channels: int, blocks: int) -> nn.Sequential:
@@ -468,12 +510,13 @@ class Encoder(nn.Module):
         )
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        x = self.stem(torch.cat([left, right], dim=1))
+        # channels-last on the CPU (oneDNN's layout, see learned._speed); F_B leaves contiguous
+        x = self.stem(cpu_channels_last(torch.cat([left, right], dim=1)))
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i < len(self.downs):
-                x = F.relu(self.downs[i](x))
-        return x
+                x = F.relu(self.downs[i](x), inplace=True)
+        return x.contiguous()
 
 
 class Decoder(nn.Module):
@@ -500,11 +543,12 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = cpu_channels_last(x)
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i < len(self.ups):
-                x = F.relu(self.ups[i](x))
-        return self.head(x)
+                x = F.relu(self.ups[i](x), inplace=True)
+        return self.head(x).contiguous()
 
 
 class DisparityEstimator(nn.Module):

@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from optics.rkr import rkr_stack, symmetric_softmax_taps
 
 from ._padding import check_input
+from ._speed import add_into, cpu_channels_last, needs_grad
 
 __all__ = ["NRKNet", "RecursiveKernelStack", "MODELS", "MIN_SIZE", "SIZE_MULTIPLE", "PAPER_PARAMETERS"]
 
@@ -142,7 +143,7 @@ class _Conv(nn.Module):
         if batchnorm:
             layers.append(_BatchNorm2d(out_channels))
         if relu:
-            layers.append(nn.ReLU(inplace=False))
+            layers.append(nn.ReLU(inplace=True))  # on a fresh conv/BN output: same values, no copy
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,7 +161,7 @@ class _ResBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x) + x
+        return add_into(self.main(x), x)  # the conv output is a fresh temporary autograd does not keep
 
 
 class _ResStack(nn.Module):
@@ -214,7 +215,7 @@ class _CoefficientModule(nn.Module):
         local = self.conv(features)
         hidden, cell = self.conv_atten(self.avg_pool(features), state)
         up = F.interpolate(hidden, scale_factor=2, mode="nearest")
-        return up * local + up, (hidden, cell)
+        return torch.addcmul(up, up, local), (hidden, cell)  # up * local + up
 
 
 class RecursiveKernelStack(nn.Module):
@@ -380,13 +381,16 @@ class NRKNet(nn.Module):
     # -- pieces of the forward pass --------------------------------------------------------
     def _features(self, y: torch.Tensor) -> torch.Tensor:
         """Shared U-Net: (B, 3, h, w) -> (B, base, h, w)."""
-        res1 = self.Encoder[0](self.feat_extract[0](y))
+        # On the CPU the U-Net runs channels-last (oneDNN's native layout), see learned._speed.
+        res1 = self.Encoder[0](self.feat_extract[0](cpu_channels_last(y)))
         res2 = self.Encoder[1](self.feat_extract[1](res1))
         res3 = self.Encoder[2](self.feat_extract[2](res2))
-        z = self.bottleneck(res3)
-        z = self.feat_extract[3](self.Decoder[0](res3 + z))
-        z = self.feat_extract[4](self.Decoder[1](z + res2))
-        return self.Decoder[2](z + res1)
+        # The up-sampling layers end in an in-place ReLU whose result autograd keeps: add the
+        # skips in place only when no gradient is needed (the bottleneck output is always free).
+        skip_add = torch.add if needs_grad(res3) else add_into
+        z = self.feat_extract[3](self.Decoder[0](add_into(self.bottleneck(res3), res3)))
+        z = self.feat_extract[4](self.Decoder[1](skip_add(z, res2)))
+        return self.Decoder[2](skip_add(z, res1))
 
     def blur(self, y: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         """RKR blur operator ``D_t(y)`` (Eq. 11): (B, 3, h, w) with (B, J, h, w) coefficients.
@@ -399,7 +403,10 @@ class NRKNet(nn.Module):
         with torch.autocast(device_type=y.device.type, enabled=False):
             y, coefficients = y.to(dtype), coefficients.to(dtype)
             stack = self.GCM(y)
-            return self.SummationLayer(stack * torch.repeat_interleave(coefficients, y.shape[1], dim=1))
+            b, c, h, w = y.shape
+            # stack[:, j C + c] * coefficients[:, j]: broadcasting instead of a repeat_interleave copy
+            weighted = stack.reshape(b, -1, c, h, w) * coefficients.unsqueeze(2)
+            return self.SummationLayer(weighted.reshape(b, -1, h, w))
 
     def _run(
         self, x_bgr: torch.Tensor, sharp_bgr: Optional[torch.Tensor] = None, all_scales: bool = False
@@ -423,6 +430,7 @@ class NRKNet(nn.Module):
         reblurred: List[torch.Tensor] = []
         for i, y in enumerate(pyramid):
             coefficients, state = self.APU(self._features(y), state)
+            coefficients = coefficients.contiguous()  # NCHW like the RKR stack it multiplies
             term = y
             partial_sum = y
             for _ in range(self.NEUMANN_TERMS[i]):

@@ -1,0 +1,104 @@
+"""The CPU speed paths of issue 14 compute the same function as the plain ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import learned
+from learned._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
+from learned.k3dn import wiener_inverse_kernels
+from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_pointwise_conv_equals_conv2d_and_returns_nchw(bias, batch):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 11, 1, bias=bias).double()
+    x = torch.randn(batch, 6, 5, 7, dtype=torch.float64)
+    expected = F.conv2d(x, conv.weight, conv.bias)  # plain NCHW reference
+    out = pointwise_conv(conv, x.contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    # anything else falls back to the module itself
+    torch.testing.assert_close(pointwise_conv(conv, x), expected, rtol=0, atol=1e-12)
+    conv3 = nn.Conv2d(6, 4, 3, padding=1).double()
+    xc = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(pointwise_conv(conv3, xc), F.conv2d(x, conv3.weight, conv3.bias, padding=1))
+
+
+def test_pointwise_conv_gradient_matches_conv2d():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(4, 5, 1).double()
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grads = torch.autograd.grad(pointwise_conv(conv, x).square().sum(), (x, conv.weight, conv.bias))
+    expected = torch.autograd.grad(conv(x).square().sum(), (x, conv.weight, conv.bias))
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e)
+
+
+def test_add_into_in_place_only_without_promotion_or_broadcast():
+    a, b = torch.ones(2, 3), torch.full((2, 3), 2.0)
+    assert add_into(a, b) is a and float(a[0, 0]) == 3.0
+    small = torch.ones(1, 3)
+    out = add_into(small, b)  # would have to broadcast a: out of place
+    assert out is not small and out.shape == (2, 3) and float(small[0, 0]) == 1.0
+    half = torch.ones(2, 3, dtype=torch.bfloat16)
+    out = add_into(half, b)  # bf16 + f32 promotes: out of place, float32 result
+    assert out is not half and out.dtype == torch.float32
+
+
+def test_needs_grad_and_channels_last_helper():
+    x = torch.zeros(1, 2, 3, 4, requires_grad=True)
+    assert needs_grad(x)
+    with torch.no_grad():
+        assert not needs_grad(x)
+    assert cpu_channels_last(x.detach()).is_contiguous(memory_format=torch.channels_last)
+    v = torch.zeros(3, 4)
+    assert cpu_channels_last(v) is v
+
+
+@pytest.mark.parametrize("k, m", [(7, 13), (5, 9), (3, 7), (7, 7), (1, 5)])
+def test_real_fft_wiener_inverse_equals_complex_path(k, m):
+    """The rfft path (eps > 0) against the complex psf_to_otf / wiener_filter / otf_to_psf chain."""
+    rng = np.random.default_rng(k * 100 + m)
+    kern = torch.tensor(rng.random((2, 3, k, k)))
+    kern = kern / kern.sum(dim=(-1, -2), keepdim=True)
+    expected = otf_to_psf(wiener_filter(psf_to_otf(kern, (m, m)), 1e-2), m)
+    torch.testing.assert_close(wiener_inverse_kernels(kern, m, 1e-2), expected, rtol=0, atol=1e-12)
+    out32 = wiener_inverse_kernels(kern.float(), m, 1e-2)
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), expected, rtol=0, atol=5e-6)
+
+
+@pytest.mark.parametrize("name", ["ifan", "nrknet", "k3dn_tiny"])
+def test_channels_last_input_gives_the_same_output(name):
+    """The networks run channels-last inside on the CPU; the input's layout must not matter."""
+    torch.manual_seed(0)
+    net = learned.build_model(name).eval()
+    x = torch.rand(1, 3, 48, 64)
+    args = (lambda t: (t, t.flip(-1))) if name.startswith("k3dn") else (lambda t: (t,))
+    with torch.no_grad():
+        plain = net(*args(x))
+        other = net(*args(x.contiguous(memory_format=torch.channels_last)))
+    assert plain.is_contiguous()
+    torch.testing.assert_close(other, plain, rtol=0, atol=1e-5)
+
+
+def test_in_place_paths_keep_training_gradients():
+    """In-place activations/additions must not break autograd (grad mode uses the safe paths)."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32)
+    for name in ("ifan", "nrknet", "k3dn_tiny"):
+        net = learned.build_model(name).train()
+        out = net(x, x) if name.startswith("k3dn") else net(x)
+        out.square().mean().backward()
+        grads = [p.grad for p in net.parameters() if p.requires_grad]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
+        assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
