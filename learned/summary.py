@@ -140,21 +140,10 @@ def _check_device(parser: argparse.ArgumentParser, request: str) -> torch.device
     return device
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``'1280x720'`` -> ``(1280, 720)`` (WIDTHxHEIGHT, both >= 1); argparse type of ``--size``."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720; got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with both >= 1; got {text!r}")
-    return width, height
-
-
 def main(argv=None) -> int:
     parser = cli.ArgumentParser(prog="python -m learned.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of learned.MODELS")
-    parser.add_argument("--size", type=parse_size, default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
+    parser.add_argument("--size", type=cli.parse_size, default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
     parser.add_argument("--no-latency", action="store_true", help="skip the (slow) timing")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default: one timed pass) or cuda / cuda:N (CUDA events, median of 10, fp32 / TF32 / "

@@ -96,6 +96,17 @@ class ArgumentParser(argparse.ArgumentParser):
         usage_error(f"{message} (see {self.prog} --help)")
 
 
+def parse_size(text: str, minimum: int = 1) -> tuple[int, int]:
+    """``'1280x720'`` -> ``(1280, 720)``: an argparse ``type`` for WIDTHxHEIGHT, both >= ``minimum``."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720; got {text!r}") from None
+    if width < minimum or height < minimum:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with both >= {minimum}; got {text!r}")
+    return width, height
+
+
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = "existing outputs") -> None:
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what} (never an input)")
 

@@ -36,6 +36,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("validation.iac_receptive_field", ["--out", str(afile)], "is a file"),
         ("benchmarks.optics", ["--markdown", str(tmp / "table.txt")], "--markdown"),
         ("benchmarks.render", ["--quick", "--frames", "3"], "--frames"),
+        ("benchmarks.inference", ["--out", str(tmp / "t.md"), "--size", "8x8"], "--size"),
         ("benchmarks.training", ["--runs", str(tmp / "runs"), "--threads", "0"], "--threads"),
         ("benchmarks.precision", ["--size", "0"], "--size"),
         ("learned.datasets", ["check", "dpdd:" + str(tmp / "no_such_folder")], "no_such_folder"),
