@@ -24,7 +24,6 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

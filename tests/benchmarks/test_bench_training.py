@@ -19,7 +19,7 @@ def test_study_records_reuses_and_tabulates(tmp_path, capsys, monkeypatch):
     evaluation = json.loads((runs / "kpac-seed3" / "eval.json").read_text())
     assert record["gain_db"] == evaluation["gain_db"] and record["steps"] == 2 and record["wall_s"] > 0
     table = out.read_text()
-    assert f"| kpac | 3 | 2 |" in table and f"{record['gain_db']:+.2f}" in table
+    assert "| kpac | 3 | 2 |" in table and f"{record['gain_db']:+.2f}" in table
     assert ("| kpac | 1 |" in table) and (("PASS" in table) == (record["gain_db"] > 0))
     # a finished run is not trained again
     monkeypatch.setattr("learned.train.train", lambda *a, **k: pytest.fail("retrained a finished run"))
