@@ -34,7 +34,7 @@ from . import DUAL_PIXEL, MODELS
 from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
 from .io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
 from .precision import autocast
-from .tiling import activation_bytes_per_pixel, plan_tiles, tiled_apply
+from .tiling import TILE_ALIGN, activation_bytes_per_pixel, context_warning, plan_tiles, tiled_apply
 
 
 def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> torch.nn.Module:
@@ -68,6 +68,7 @@ def deblur_image(
     progress: bool = False,
     amp: bool = False,
     allow_inexact_tiles: bool = False,
+    model_name: str | None = None,
 ) -> np.ndarray:
     """Run ``model`` on an (H, W, 3) float image (and the right view for dual-pixel models).
 
@@ -78,7 +79,15 @@ def deblur_image(
     that works, unless ``allow_inexact_tiles`` (then a warning states the error measured on one
     crop of this image). ``amp`` runs the network under ``torch.autocast``
     (:func:`learned.precision.autocast`: bfloat16, or float16 on GPUs without bfloat16); the
-    output is returned in float32.
+    output is returned in float32. Tile starts are multiples of :data:`learned.tiling.TILE_ALIGN`
+    (16 px) so that every tile keeps the strided layers' sampling phase of the whole image.
+
+    With ``model_name`` (a key of :data:`learned.MODELS`), tiling whose ``overlap // 4`` is below
+    that model's measured effective context at 1/255 (:data:`learned.tiling.CONTEXT_PX`) prints
+    one warning stating the measured seam error. The default ``overlap`` is kept rather than raised
+    to each model's context: 128 px (32 px of context) already covers every model's measured
+    context at 1/255, and a larger default would only cost memory and time; a user who lowers it
+    is told what it costs.
     """
     inputs = [to_tensor(image, device)] + ([] if right is None else [to_tensor(right, device)])
     H, W = image.shape[:2]
@@ -99,7 +108,9 @@ def deblur_image(
                          f"expect errors near the seams of about {255 * worst:.1f}/255 at most ({255 * mean:.2f}/255 "
                          f"on average), measured on one crop of this image with {plan.overlap // 4} px of context "
                          "against more; the true error can be larger")
-            out = tiled_apply(model, inputs, plan.tile, plan.overlap, progress=progress)
+            elif model_name is not None and (message := context_warning(model_name, plan.overlap)):
+                cli.warn(message)
+            out = tiled_apply(model, inputs, plan.tile, plan.overlap, progress=progress, align=TILE_ALIGN)
     return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
 
 
@@ -152,7 +163,8 @@ def main(argv=None) -> int:
     parser.add_argument("--amp", action="store_true",
                         help="run the network under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--overlap", type=int, default=128,
-                        help="tile overlap; exact when overlap/4 >= the receptive-field radius (default 128)")
+                        help="tile overlap; seams within 1/255 when overlap/4 >= the model's measured context "
+                             "(16 px for every model, see learned.tiling.CONTEXT_PX; default 128)")
     parser.add_argument("--allow-inexact-tiles", action="store_true",
                         help="when the budget cannot keep --overlap, shrink it (with a warning stating the error)")
     args = parser.parse_args(argv)
@@ -191,7 +203,7 @@ def main(argv=None) -> int:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
         result = deblur_image(model, image, right, args.device, args.max_memory, args.tile, args.overlap,
                               progress=sys.stderr.isatty(), amp=args.amp,
-                              allow_inexact_tiles=args.allow_inexact_tiles)
+                              allow_inexact_tiles=args.allow_inexact_tiles, model_name=args.model)
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
     where = jobs[0][1] if len(jobs) == 1 else f"{len(jobs)} images in {args.out}"

@@ -19,17 +19,33 @@ import numpy as np
 import torch
 
 __all__ = ["tile_starts", "trust_weights", "tiled_apply", "activation_bytes_per_pixel", "tile_side_for_budget",
-           "TilePlan", "plan_tiles"]
+           "TilePlan", "plan_tiles", "context_errors",
+           "context_warning", "CONTEXT_PX", "CONTEXT_MAX_ERROR", "TILE_ALIGN"]
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of side ``tile`` covering ``length``, neighbours overlapping by >= ``overlap``."""
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets of tiles of side ``tile`` covering ``length``, neighbours overlapping by >= ``overlap``.
+
+    With ``align == 1`` the starts are evenly spread and every tile has side ``tile``. With
+    ``align > 1`` every start is a multiple of ``align`` (the network's downsampling factor, so
+    that each tile keeps the strided layers' sampling phase of the whole image: a tile shifted by
+    an odd pixel changes a strided network's output everywhere, not only near its border); the
+    starts are then greedy and the last tile, which ends at ``length``, may be shorter.
+    """
     if not 0 <= overlap < tile:
         raise ValueError(f"need 0 <= overlap < tile; got overlap {overlap}, tile {tile}")
+    if align < 1 or (align > 1 and tile - overlap < align):
+        raise ValueError(f"need align >= 1 and tile - overlap >= align; got align {align}, tile {tile}, overlap {overlap}")
     if length <= tile:
         return [0]
-    count = math.ceil((length - tile) / (tile - overlap)) + 1
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]  # evenly spread
+    if align == 1:
+        count = math.ceil((length - tile) / (tile - overlap)) + 1
+        return [round(i * (length - tile) / (count - 1)) for i in range(count)]  # evenly spread
+    last = -(-(length - tile) // align) * align
+    starts = [0]
+    while starts[-1] < last:
+        starts.append(min(last, (starts[-1] + tile - overlap) // align * align))
+    return starts
 
 
 def trust_weights(start: int, size: int, length: int, overlap: int) -> np.ndarray:
@@ -55,6 +71,7 @@ def tiled_apply(
     tile: int,
     overlap: int,
     progress: bool = False,
+    align: int = 1,
 ) -> torch.Tensor:
     """Apply ``fn`` (B, C, h, w)... -> (B, C', h, w) tile by tile and blend the tiles.
 
@@ -71,11 +88,14 @@ def tiled_apply(
         Tile side and overlap in pixels (``0 <= overlap < tile``).
     progress : bool
         Show a tqdm progress bar over tiles.
+    align : int
+        Tile starts are multiples of this (see :func:`tile_starts`); give the network's
+        downsampling factor (:data:`TILE_ALIGN`) for results that match the untiled ones.
     """
     H, W = inputs[0].shape[-2:]
     if any(x.shape[-2:] != (H, W) for x in inputs):
         raise ValueError(f"all inputs must share the spatial size; got {[tuple(x.shape) for x in inputs]}")
-    rows, cols = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
+    rows, cols = tile_starts(H, tile, overlap, align), tile_starts(W, tile, overlap, align)
     out = weight_sum = None
     jobs = [(r0, c0) for r0 in rows for c0 in cols]
     if progress:
@@ -186,3 +206,90 @@ def plan_tiles(height: int, width: int, *, overlap: int, tile: Optional[int] = N
         raise ValueError(reason + ", or a smaller --overlap (exact only while overlap/4 covers the network's "
                          "receptive-field radius), or --allow-inexact-tiles to accept seams")
     return TilePlan(tile, tile // 2, exact=False, reason=reason)
+
+
+def context_errors(model: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], margins: Sequence[int],
+                   centre: int = 32) -> list[tuple[int, float, float]]:
+    """Max and mean |output change| of a central patch when its input context is cut to ``m`` px.
+
+    The reference is the output of the whole input (B, C, S, S) on its central ``centre`` x
+    ``centre`` patch (context ``(S - centre) / 2`` px on every side); for each margin ``m`` the
+    network sees only that patch plus ``m`` px around it. Margins should keep ``(S - centre) / 2 - m``
+    a multiple of the network's downsampling factor (16 is safe for every model here), so that the
+    crop keeps the strided layers' sampling phase. Returns ``(m, max_err, mean_err)`` per margin on
+    the unclipped outputs: an upper bound of the change of the clipped outputs the CLI writes
+    (clipping is 1-Lipschitz), and still informative where an untrained network saturates.
+
+    Notes
+    -----
+    The *effective* context at tolerance ``tol`` is the smallest ``m`` with ``max_err < tol``. A
+    network's theoretical receptive field can be far larger (global pooling makes it infinite),
+    so this is a measured, tolerance- and weight-dependent figure, not a bound.
+    """
+    S = inputs[0].shape[-1]
+    if inputs[0].shape[-2] != S or (S - centre) % 2:
+        raise ValueError(f"inputs must be square with (side - centre) even; got {tuple(inputs[0].shape)}, centre {centre}")
+    full = (S - centre) // 2
+    with torch.inference_mode():
+        ref = model(*inputs)[..., full : full + centre, full : full + centre]
+        rows = []
+        for m in margins:
+            if not 0 <= m <= full:
+                raise ValueError(f"margin must be in [0, {full}]; got {m}")
+            a, b = full - m, full + centre + m
+            y = model(*[x[..., a:b, a:b] for x in inputs])[..., m : m + centre, m : m + centre]
+            d = (y - ref).abs().float()
+            rows.append((int(m), float(d.max()), float(d.mean())))
+    return rows
+
+
+#: Downsampling factor of every model in :data:`learned.MODELS`: tiles start at multiples of it
+#: (:func:`tile_starts`), so every tile keeps the strided layers' sampling phase of the whole image.
+TILE_ALIGN = 16
+
+#: Measured by ``python -m benchmarks.receptive_field --size 384 --margins 0 16 32 48 64 96 128 160``
+#: (:func:`context_errors`; default configurations, ``torch.manual_seed(0)`` random initialisation,
+#: eval mode, a 32 px central patch, 176 px of context as the reference). Per model, the max
+#: |unclipped output change|, in units of 1/255, when the context is cut to ``m`` px: ``{m: error}``.
+#: Effective figures at these weights, not receptive fields (KPAC's global pooling makes its own
+#: infinite); trained weights can need more.
+CONTEXT_MAX_ERROR: dict[str, dict[int, float]] = {
+    "ifan": {0: 42.7, 16: 0.659, 32: 0.168, 48: 0.0529, 64: 0.0239, 96: 0.00315, 128: 0.000365, 160: 6.08e-05},
+    "ifan_dual": {0: 46.5, 16: 0.797, 32: 0.259, 48: 0.191, 64: 0.0956, 96: 0.0098, 128: 0.000988, 160: 7.6e-05},
+    "k3dn_large": {0: 8.3, 16: 0.0312, 32: 0.000334, 48: 1.52e-05, 64: 1.52e-05, 96: 1.52e-05, 128: 1.52e-05, 160: 0},
+    "k3dn_light": {0: 24.3, 16: 0.0426, 32: 0.000243, 48: 3.04e-05, 64: 3.04e-05, 96: 3.04e-05, 128: 1.52e-05, 160: 0},
+    "k3dn_tiny": {0: 14.3, 16: 0.0322, 32: 0.000365, 48: 1.52e-05, 64: 1.52e-05, 96: 3.04e-05, 128: 1.52e-05, 160: 0},
+    "kpac": {0: 11.2, 16: 0.145, 32: 0.0709, 48: 0.065, 64: 0.0516, 96: 0.0198, 128: 0.00693, 160: 0.00255},
+    "kpac_2level": {0: 11.1, 16: 0.153, 32: 0.0745, 48: 0.0461, 64: 0.0181, 96: 0.000912, 128: 1.52e-05, 160: 1.52e-05},
+    "kpac_dual": {0: 17.7, 16: 0.139, 32: 0.123, 48: 0.0948, 64: 0.0621, 96: 0.033, 128: 0.0129, 160: 0.00306},
+    "nrknet": {0: 82.8, 16: 10.2, 32: 0.0627, 48: 0.00541, 64: 0.00207, 96: 0.000182, 128: 0.000122, 160: 0.000122},
+}
+
+#: Smallest measured context (px) keeping that change below 1/255 and below 1e-6 (None: more than
+#: 160 px), from :data:`CONTEXT_MAX_ERROR`; tiles are within the first when ``overlap // 4`` covers it.
+CONTEXT_PX: dict[str, tuple[int, Optional[int]]] = {
+    "ifan": (16, 160),
+    "ifan_dual": (16, 160),
+    "k3dn_large": (16, 48),
+    "k3dn_light": (16, 32),
+    "k3dn_tiny": (16, 48),
+    "kpac": (16, None),
+    "kpac_2level": (16, 128),
+    "kpac_dual": (16, None),
+    "nrknet": (32, 96),
+}
+
+
+def context_warning(model_name: str, overlap: int) -> str:
+    """One line stating the measured seam error when ``overlap // 4`` is below the context
+    :data:`CONTEXT_PX` gives for ``model_name`` at 1/255; ``""`` when it is not (or the model is unknown)."""
+    if model_name not in CONTEXT_PX:
+        return ""
+    need, context = CONTEXT_PX[model_name][0], overlap // 4
+    if context >= need:
+        return ""
+    m = max(k for k in CONTEXT_MAX_ERROR[model_name] if k <= context)
+    return (f"--overlap {overlap} px keeps {context} px of context at a seam, below the {need} px that {model_name} "
+            f"needs for seams within 1/255 (learned.tiling.CONTEXT_PX): expect seam errors up to about "
+            f"{CONTEXT_MAX_ERROR[model_name][m]:.3g}/255 (measured with {m} px at random initialisation; trained "
+            f"weights can differ); give --overlap {4 * need} or more")

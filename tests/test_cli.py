@@ -39,6 +39,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("benchmarks.inference", ["--out", str(tmp / "t.md"), "--size", "8x8"], "--size"),
         ("benchmarks.training", ["--runs", str(tmp / "runs"), "--threads", "0"], "--threads"),
         ("benchmarks.precision", ["--size", "0"], "--size"),
+        ("benchmarks.receptive_field", ["--margins", "500"], "--margins"),
         ("learned.datasets", ["check", "dpdd:" + str(tmp / "no_such_folder")], "no_such_folder"),
         ("validation.dual_pixel_calibration", ["--kernels", str(folder)], "photos"),
     ]

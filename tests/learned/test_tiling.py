@@ -77,3 +77,63 @@ def test_memory_budget_selects_tiles():
 def test_bad_tiling_arguments():
     with pytest.raises(ValueError, match="overlap < tile"):
         tile_starts(100, 16, 16)
+
+
+@given(length=st.integers(1, 400), tile=st.integers(64, 160), overlap_frac=st.floats(0.0, 0.5))
+def test_aligned_tile_starts_keep_the_overlap_and_the_phase(length, tile, overlap_frac):
+    overlap = min(int(overlap_frac * tile), tile - 16)
+    starts = tile_starts(length, tile, overlap, align=16)
+    assert starts[0] == 0 and all(s % 16 == 0 for s in starts)
+    ends = [min(s + tile, length) for s in starts]
+    assert ends[-1] == length and all(e - s <= tile for s, e in zip(starts, ends))
+    assert all(e - s2 >= overlap for s2, e in zip(starts[1:], ends[:-1]))
+    total = np.zeros(length)
+    for s, e in zip(starts, ends):
+        total[s:e] += trust_weights(s, e - s, length, overlap)
+    assert (total > 0).all()
+
+
+def test_every_model_has_a_measured_context_and_a_small_overlap_warns():
+    import learned
+    from learned.tiling import CONTEXT_MAX_ERROR, CONTEXT_PX, context_warning
+
+    assert set(CONTEXT_PX) == set(learned.MODELS) == set(CONTEXT_MAX_ERROR)
+    for name, (at_255, _) in CONTEXT_PX.items():
+        assert context_warning(name, 4 * at_255) == ""
+        assert context_warning(name, 128) == ""  # the default overlap covers every measured context
+        message = context_warning(name, 4 * at_255 - 4)
+        assert message.startswith("--overlap") and "/255" in message and "\n" not in message
+
+
+def test_a_real_network_tiles_within_1_255_with_4x_its_measured_context_and_not_with_less():
+    """KPAC (2 levels, seeded random init): overlap >= 4 x CONTEXT_PX keeps seams below 1/255;
+    overlap 8 (2 px of context) does not, and neither do unaligned tile starts (sampling phase)."""
+    import learned
+    from benchmarks.inference import _input
+    from learned.tiling import CONTEXT_PX
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = learned.build_model("kpac_2level").eval()
+    x = _input(176, 208, seed=1)
+    overlap = 4 * CONTEXT_PX["kpac_2level"][0]
+    with torch.inference_mode():
+        full = net(x)
+        exact = tiled_apply(net, [x], tile=96, overlap=overlap, align=16)
+        short = tiled_apply(net, [x], tile=96, overlap=8, align=16)
+        unaligned = tiled_apply(net, [x], tile=96, overlap=overlap)
+    assert tile_starts(208, 96, overlap) != tile_starts(208, 96, overlap, align=16)
+    assert float((exact - full).abs().max()) < 1 / 255
+    assert float((short - full).abs().max()) > 1 / 255
+    assert float((unaligned - full).abs().max()) > 1 / 255
+
+
+def test_deblur_warns_once_when_the_overlap_is_below_the_models_context(capsys):
+    net = small_net()
+    image = np.random.default_rng(0).random((150, 170, 3)).astype(np.float32)
+    deblur_image(net, image, tile=64, overlap=16, model_name="nrknet")  # 4 px of context < 32 px
+    err = capsys.readouterr().err
+    assert err.startswith("warning: --overlap 16 px") and "nrknet" in err and err.count("\n") == 1
+    deblur_image(net, image, tile=64, overlap=16)  # no model name: nothing measured, nothing said
+    deblur_image(net, image, tile=256, overlap=128, model_name="nrknet")  # the default covers 32 px
+    assert capsys.readouterr().err == ""
