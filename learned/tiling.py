@@ -7,6 +7,13 @@ quarter; at the image border a tile keeps weight one. If a quarter of the overla
 network's receptive-field radius, every blended pixel comes from tiles that saw all of its
 context, and the tiled result equals the untiled one up to rounding; with less overlap it is
 still seamless (the weights are smooth and sum to one everywhere).
+
+The networks' receptive fields are far larger than any overlap (KPAC's global pooling makes its
+own infinite), so "exact" means within a tolerance: :data:`CONTEXT_PX` holds, per model, the
+measured *effective* context (``python -m benchmarks.receptive_field``, :func:`context_errors`)
+that keeps a pixel's output within 1/255 (and within 1e-6) of the output with more context.
+Tiles start at multiples of :data:`TILE_ALIGN` so that they keep the strided layers' sampling
+phase of the whole image.
 """
 
 from __future__ import annotations
