@@ -164,7 +164,7 @@ def main(argv=None) -> int:
                         help="run the network under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--overlap", type=int, default=128,
                         help="tile overlap; seams within 1/255 when overlap/4 >= the model's measured context "
-                             "(16 px for every model, see learned.tiling.CONTEXT_PX; default 128)")
+                             "(16 or 32 px, see learned.tiling.CONTEXT_PX; default 128)")
     parser.add_argument("--allow-inexact-tiles", action="store_true",
                         help="when the budget cannot keep --overlap, shrink it (with a warning stating the error)")
     args = parser.parse_args(argv)
