@@ -22,7 +22,7 @@ through narrow slices), so the transient memory per pass is the one (B, C, H, W)
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -88,7 +88,9 @@ def _check_iac_arguments(
     return n, k
 
 
-def _filter_along(features: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+def _filter_along(
+    features: torch.Tensor, kernel: torch.Tensor, dim: int, out: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """One per-pixel k-tap pass along ``dim`` (2 = vertical, 3 = horizontal), replicate padding.
 
     ``kernel`` has shape (B, C, k, H, W); tap ``t`` weights the neighbour at offset ``t - (k-1)/2``.
@@ -96,11 +98,14 @@ def _filter_along(features: torch.Tensor, kernel: torch.Tensor, dim: int) -> tor
     views), and the clamped border rows/columns are handled by narrow slices, so no padded copy
     and no per-tap temporary is allocated. The output has the memory layout of ``features``
     (channels-last stays channels-last), which keeps the loops contiguous along the channels.
+    ``out``, if given, is a tensor like ``features`` (not overlapping it) that receives the
+    result: no-grad callers reuse buffers whose pages are already mapped.
     """
     k = kernel.shape[2]
     half = (k - 1) // 2
     size = features.shape[dim]
-    out = torch.empty_like(features)
+    if out is None:
+        out = torch.empty_like(features)
     for tap in range(k):
         offset = tap - half
         taps = kernel[:, :, tap]
@@ -244,14 +249,44 @@ def iterative_adaptive_convolution(
     n_iterations, _ = _check_iac_arguments(features, kernels_v, kernels_h, bias)
     out = features
     for i in range(n_iterations):
-        out = separable_adaptive_filter(
-            out, kernels_v[:, i], kernels_h[:, i], reuse_vertical_kernel=reuse_vertical_kernel
+        out = iac_step(
+            out, kernels_v[:, i], kernels_h[:, i], bias[:, i],
+            negative_slope=negative_slope, activate=i < n_iterations - 1 or activate_last,
+            reuse_vertical_kernel=reuse_vertical_kernel,
         )
-        # ``out`` is a fresh tensor that autograd does not keep: add and activate in place
-        out = out.add_(bias[:, i])
-        if i < n_iterations - 1 or activate_last:
-            out = F.leaky_relu(out, negative_slope, inplace=True)
     return out.to(result_dtype)
+
+
+def iac_step(
+    features: torch.Tensor,
+    kernel_v: torch.Tensor,
+    kernel_h: torch.Tensor,
+    bias: torch.Tensor,
+    *,
+    negative_slope: float,
+    activate: bool,
+    reuse_vertical_kernel: bool = False,
+    buffers: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+) -> torch.Tensor:
+    """One IAC iteration: :func:`separable_adaptive_filter`, ``+ bias``, leaky ReLU if ``activate``.
+
+    ``kernel_v``, ``kernel_h`` have shape (B, C, k, H, W) and ``bias`` (B, C, H, W), all of the
+    dtype of ``features`` (no checks: internal helper of :func:`iterative_adaptive_convolution`
+    and of IFAN's streamed filter head). The inputs are only read, so the caller may overwrite
+    the kernels and bias afterwards. The result is a fresh tensor, or with ``buffers``
+    (no-grad use only: two tensors like ``features``, overlapping neither it nor each other)
+    the vertical pass goes to ``buffers[0]`` and the result is ``buffers[1]``.
+    """
+    if buffers is None:
+        out = separable_adaptive_filter(features, kernel_v, kernel_h, reuse_vertical_kernel=reuse_vertical_kernel)
+    else:
+        vertical = _filter_along(features, kernel_v, 2, out=buffers[0])
+        out = _filter_along(vertical, kernel_v if reuse_vertical_kernel else kernel_h, 3, out=buffers[1])
+    # ``out`` is a fresh tensor that autograd does not keep: add and activate in place
+    out = out.add_(bias)
+    if activate:
+        out = F.leaky_relu(out, negative_slope, inplace=True)
+    return out
 
 
 def split_filter_prediction(

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
 from ._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
-from .iac import iterative_adaptive_convolution, split_filter_prediction
+from .iac import iac_step, iterative_adaptive_convolution, split_filter_prediction
 
 __all__ = ["IFAN", "IFANDual", "IFANReblurNetwork", "IFANResidualBlock", "MODELS"]
 
@@ -297,8 +297,57 @@ class IFAN(nn.Module):
         f = self.kconv3_3(self.kconv3_2(self.kconv3_1(f)))
         return self.kconv4_3(self.kconv4_2(self.kconv4_1(f)))
 
-    def _run(self, image: torch.Tensor, filter_input: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Network on inputs already padded to a multiple of 8; returns every intermediate."""
+    def _streamed_iac(self, f: torch.Tensor, features: torch.Tensor) -> Optional[torch.Tensor]:
+        """IAC of ``features`` with the filter head ``F[3]`` evaluated one iteration at a time.
+
+        Same values as ``pointwise_conv(self.F[3], f)`` split by :func:`split_filter_prediction`
+        and fed to :func:`iterative_adaptive_convolution`, but the (B, N (2 C k + C), H, W)
+        prediction (877 MB at 1280x720) is never formed: iteration ``n``'s 2 C k + C rows of the
+        1x1 head are one ``baddbmm`` into a single reused (B, 2 C k + C, H W) buffer (51 MB),
+        read by that iteration's filtering before the next overwrites it. The full prediction
+        is a fresh mapping whose every page faults on first touch (~0.25 s of a 4.6 s one-thread
+        pass, issue 14). Returns None (caller takes the plain path) unless this is a no-grad CPU
+        pass whose ``f`` is channels-last in the head's dtype and ``features`` has that dtype.
+        """
+        head = self.F[3]
+        weight = head.weight
+        if not (f.device.type == "cpu" and f.ndim == 4 and f.is_contiguous(memory_format=torch.channels_last)
+                and f.dtype == weight.dtype == features.dtype and head.bias is not None
+                and not needs_grad(f, features, weight, head.bias)):
+            return None
+        n, c, k = self.iterations, self.iac_channels, self.filter_taps
+        b, cin, h, w = f.shape
+        taps = 2 * c * k
+        # rows of iteration i: its [vertical | horizontal] taps, then its bias block
+        w2 = weight.reshape(-1, cin)
+        w_iter = torch.cat([w2[: n * taps].reshape(n, taps, cin), w2[n * taps :].reshape(n, c, cin)], 1)
+        b_iter = torch.cat([head.bias[: n * taps].reshape(n, taps), head.bias[n * taps :].reshape(n, c)], 1)
+        rows_t = f.permute(0, 2, 3, 1).reshape(b, h * w, cin).transpose(1, 2)  # views
+        buffer = f.new_empty(b, taps + c, h * w)
+        planes = buffer.view(b, taps + c, h, w)
+        kernels_v = planes[:, : c * k].view(b, c, k, h, w)
+        kernels_h = planes[:, c * k : taps].view(b, c, k, h, w)
+        bias = planes[:, taps:]
+        # the filtered features ping-pong between ``features`` (our own copy) and one buffer,
+        # the vertical pass always goes to a second one: no fresh pages per iteration
+        vertical, spare = torch.empty_like(features), torch.empty_like(features)
+        out = features
+        for i in range(n):
+            torch.baddbmm(b_iter[i].view(1, -1, 1), w_iter[i].expand(b, -1, -1), rows_t, out=buffer)
+            result = iac_step(
+                out, kernels_v, kernels_h, bias, negative_slope=_NEGATIVE_SLOPE, activate=True,
+                reuse_vertical_kernel=self.reuse_vertical_kernel, buffers=(vertical, spare),
+            )
+            out, spare = result, out
+        return out
+
+    def _run(
+        self, image: torch.Tensor, filter_input: torch.Tensor, keep_filters: bool = True
+    ) -> Dict[str, torch.Tensor]:
+        """Network on inputs already padded to a multiple of 8; returns every intermediate.
+
+        With ``keep_filters`` False the result has no ``filters`` entry and the filter
+        prediction may be streamed through IAC (:meth:`_streamed_iac`)."""
         # On the CPU the whole network runs channels-last (oneDNN's native layout: no reorder
         # copies around each convolution); same values, see learned._speed.
         same = filter_input is image
@@ -312,18 +361,23 @@ class IFAN(nn.Module):
         f = self._encode_filter_features(filter_input)
         disparity = self.DME(f)
         f = self.conv4_4(torch.cat([f, self.conv_DME(disparity)], 1))
-        filters = pointwise_conv(self.F[3], self.F[2](self.F[1](self.F[0](f))))
+        f = self.F[2](self.F[1](self.F[0](f)))
 
-        kernels_v, kernels_h, bias = split_filter_prediction(
-            filters, self.iterations, self.iac_channels, self.filter_taps
-        )
         # IAC reads per-channel planes: it runs in NCHW (the filters already are), the
         # reconstructor again channels-last (both copies are 1/64 of the image size).
-        iac_output = iterative_adaptive_convolution(
-            f_c.contiguous(), kernels_v, kernels_h, bias,
-            negative_slope=_NEGATIVE_SLOPE, activate_last=True,
-            reuse_vertical_kernel=self.reuse_vertical_kernel,
-        )
+        # (f_c is not read after IAC: the streamed IAC may overwrite its NCHW copy)
+        iac_output = None if keep_filters else self._streamed_iac(f, f_c.contiguous())
+        filters = None
+        if iac_output is None:
+            filters = pointwise_conv(self.F[3], f)
+            kernels_v, kernels_h, bias = split_filter_prediction(
+                filters, self.iterations, self.iac_channels, self.filter_taps
+            )
+            iac_output = iterative_adaptive_convolution(
+                f_c.contiguous(), kernels_v, kernels_h, bias,
+                negative_slope=_NEGATIVE_SLOPE, activate_last=True,
+                reuse_vertical_kernel=self.reuse_vertical_kernel,
+            )
 
         f = self.conv_res(cpu_channels_last(iac_output))
         # The upsampling and output layers end in an in-place LeakyReLU whose result autograd
@@ -334,7 +388,10 @@ class IFAN(nn.Module):
         f = self.upconv2_2(self.upconv2_1(skip_add(self.upconv2_u(f), f2)))
         f = self.upconv1_2(self.upconv1_1(skip_add(self.upconv1_u(f), f1)))
         output = skip_add(self.out_res(f), image)
-        return {"output": output, "disparity": disparity, "filters": filters, "iac_output": iac_output}
+        results = {"output": output, "disparity": disparity, "iac_output": iac_output}
+        if filters is not None:
+            results["filters"] = filters
+        return results
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         weight = self.conv1_1[0].weight
@@ -394,7 +451,7 @@ class IFAN(nn.Module):
         check_input(image, "image", 3, self.min_size)
         self._check_dtype(image, "image")
         padded, size = pad_to_multiple(image, self.multiple, self.pad_mode)
-        return self._finish(self._run(padded, padded), size, clip, return_aux)
+        return self._finish(self._run(padded, padded, keep_filters=return_aux), size, clip, return_aux)
 
     def estimate_disparity(self, filter_input: torch.Tensor) -> torch.Tensor:
         """Disparity map of the filter encoder + DME alone (used for the DPD training loss).
@@ -471,7 +528,7 @@ class IFANDual(IFAN):
             self._check_dtype(x, name)
         padded_c, size = pad_to_multiple(center, self.multiple, self.pad_mode)
         padded_rl, _ = pad_to_multiple(torch.cat([right, left], 1), self.multiple, self.pad_mode)
-        return self._finish(self._run(padded_c, padded_rl), size, clip, return_aux)
+        return self._finish(self._run(padded_c, padded_rl, keep_filters=return_aux), size, clip, return_aux)
 
 
 class IFANReblurNetwork(nn.Module):

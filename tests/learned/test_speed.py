@@ -102,3 +102,29 @@ def test_in_place_paths_keep_training_gradients():
         grads = [p.grad for p in net.parameters() if p.requires_grad]
         assert all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
         assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reuse_vertical_kernel", [False, True])
+def test_streamed_filter_head_equals_full_filter_prediction(dtype, reuse_vertical_kernel):
+    # forward(return_aux=False) streams IFAN's filter head through IAC one iteration at a
+    # time into reused buffers; return_aux=True forms the whole prediction and runs
+    # iterative_adaptive_convolution on it: the same numbers, bit for bit.
+    torch.manual_seed(3)
+    model = learned.ifan.IFAN(channels=4, iterations=3, filter_taps=5,
+                              reuse_vertical_kernel=reuse_vertical_kernel).to(dtype).eval()
+    x = torch.rand(2, 3, 19, 26, dtype=dtype)
+    padded = cpu_channels_last(F.pad(x, (0, 6, 0, 5)))
+    with torch.no_grad():
+        streamed_run = model._run(padded, padded, keep_filters=False)
+        full_run = model._run(padded, padded, keep_filters=True)
+        streamed, full = model(x), model(x, return_aux=True)["output"]
+    assert "filters" not in streamed_run and "filters" in full_run
+    torch.testing.assert_close(streamed_run["iac_output"], full_run["iac_output"], rtol=0, atol=0)
+    torch.testing.assert_close(streamed, full, rtol=0, atol=0)
+    # the streamed path is the one taken without aux outputs (and only without gradients)
+    f = cpu_channels_last(torch.rand(1, model.F[3].in_channels, 4, 4, dtype=dtype))
+    feats = torch.rand(1, model.iac_channels, 4, 4, dtype=dtype)
+    with torch.no_grad():
+        assert model._streamed_iac(f, feats.clone()) is not None
+    assert model._streamed_iac(f, feats.clone()) is None  # parameters require grad
