@@ -328,16 +328,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Exit 0 when the table was written, 2 for bad input (one ``error:`` line, :func:`optics.cli.run`).
+
+    ``--worker JSON`` is the timing worker of one measurement: it imports nothing of ours beyond
+    this module (the authors' code is timed in a process free of our packages)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--worker"]:
         print(json.dumps(worker(json.loads(argv[1]))))
         return 0
+    from optics import cli
+
+    return cli.run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
@@ -351,40 +356,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.repeats = 1 if args.quick else 2
     for name in ("runs", "repeats"):
         if getattr(args, name) < 1:
-            return _error(f"--{name} must be >= 1; got {getattr(args, name)}")
+            raise ValueError(f"--{name} must be >= 1; got {getattr(args, name)}")
     if args.warmup < 0:
-        return _error(f"--warmup must be >= 0; got {args.warmup}")
+        raise ValueError(f"--warmup must be >= 0; got {args.warmup}")
     if any(t < 1 for t in args.threads):
-        return _error(f"--threads must be positive; got {args.threads}")
+        raise ValueError(f"--threads must be positive; got {args.threads}")
     out = Path(args.out)
     if out.exists():
-        return _error(f"--out {str(out)!r} exists; choose a new path (this benchmark never overwrites)")
+        raise FileExistsError(f"--out {str(out)!r} exists; choose a new path (this benchmark never overwrites)")
     if not out.parent.is_dir():
-        return _error(f"--out: folder {str(out.parent)!r} does not exist")
+        raise ValueError(f"--out: folder {str(out.parent)!r} does not exist")
     for flag, folder, marker in (("--official-ifan", args.official_ifan, "models/archs/IFAN.py"),
                                  ("--official-nrknet", args.official_nrknet, "NRKNet.py")):
         if folder is not None and not (Path(folder) / marker).is_file():
-            return _error(f"{flag} must be a checkout of the authors' repository containing {marker}; got {folder!r}")
+            raise ValueError(f"{flag} must be a checkout of the authors' repository containing {marker}; got {folder!r}")
     if args.baseline is not None and not (Path(args.baseline) / "learned" / "__init__.py").is_file():
-        return _error(f"--baseline must be a checkout of this project containing learned/__init__.py; got {args.baseline!r}")
+        raise ValueError(f"--baseline must be a checkout of this project containing learned/__init__.py; got {args.baseline!r}")
     for flag, path in (("--ifan-checkpoint", args.ifan_checkpoint), ("--nrknet-checkpoint", args.nrknet_checkpoint)):
         if path is not None and not Path(path).is_file():
-            return _error(f"{flag} must be an existing file; got {path!r}")
+            raise ValueError(f"{flag} must be an existing file; got {path!r}")
     if (args.official_ifan or args.official_nrknet) and (width % 16 or height % 16):
-        return _error(f"--size must be a multiple of 16 in both sides to run the authors' code; got {width}x{height}")
+        raise ValueError(f"--size must be a multiple of 16 in both sides to run the authors' code; got {width}x{height}")
     report = run(args)
     from optics.atomic import atomic_write_bytes
 
     if out.exists():
-        return _error(f"--out {str(out)!r} appeared during the run; not overwritten")
+        raise ValueError(f"--out {str(out)!r} appeared during the run; not overwritten")
     atomic_write_bytes(out, report.encode())
     print(f"results: {out}")
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--worker"]:  # a timing worker: nothing of ours imported beyond this module
-        raise SystemExit(main())
-    from optics import cli
-
-    raise SystemExit(cli.run(main))
+    raise SystemExit(main())

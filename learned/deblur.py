@@ -34,7 +34,7 @@ from . import DUAL_PIXEL, MODELS
 from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
 from .io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
 from .precision import autocast
-from .tiling import TILE_ALIGN, activation_bytes_per_pixel, context_warning, plan_tiles, tiled_apply
+from .tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
 
 
 def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> torch.nn.Module:
@@ -119,18 +119,16 @@ def context_error(model, inputs, tile: int) -> tuple[float, float]:
 
     On a centred crop of side ``t = min(tile, H, W)``, the output of its central half (inner
     pixels at least ``t // 8`` px from that half's border, the context a seam pixel keeps when the
-    overlap is half the tile) is compared with the output of the whole crop.
+    overlap is half the tile) is compared with the output of the whole crop
+    (:func:`learned.tiling.context_errors` with margin ``t // 8``).
     """
     H, W = inputs[0].shape[-2:]
     t = min(tile, H, W)
     r0, c0 = (H - t) // 2, (W - t) // 2
-    big = [x[..., r0 : r0 + t, c0 : c0 + t] for x in inputs]
+    crop = [x[..., r0 : r0 + t, c0 : c0 + t] for x in inputs]
     m, q = t // 4, t // 8
-    y_big = model(*big).clamp(0, 1)
-    y_small = model(*[x[..., m : t - m, m : t - m] for x in big]).clamp(0, 1)
-    s = t - 2 * m
-    d = (y_small[..., q : s - q, q : s - q] - y_big[..., m + q : t - m - q, m + q : t - m - q]).abs()
-    return float(d.max()), float(d.float().mean())
+    ((_, worst, mean),) = context_errors(lambda *x: model(*x).clamp(0, 1), crop, [q], centre=t - 2 * (m + q))
+    return worst, mean
 
 
 def _jobs(args) -> list[tuple[Path, Path]]:
