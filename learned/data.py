@@ -551,6 +551,10 @@ def _srgb_image(linear: np.ndarray, what: str) -> np.ndarray:
     return srgb_encode(np.clip(linear.astype(np.float64), 0.0, 1.0)).astype(np.float32)
 
 
+#: Range of the largest |CoC| (px) of the nearly in-focus training scenes (``in_focus_fraction``).
+IN_FOCUS_COC = (0.25, 1.0)
+
+
 class SyntheticDataset(Dataset):
     """Dual-pixel scenes rendered on the fly by :func:`optics.synthesize.synthesize_scene`.
 
@@ -578,6 +582,13 @@ class SyntheticDataset(Dataset):
         Fraction of the *training* scenes that are dead leaves textured with scikit-image photos
         (``source='photo_leaves'`` of :func:`optics.synthesize.synthesize_scene`), spread evenly
         over the indices (:meth:`scene_source`); default 0. The val and test splits ignore it.
+    in_focus_fraction : float in [0, 1]
+        Fraction of the *training* scenes rendered nearly in focus: their largest |CoC| is drawn
+        from [``IN_FOCUS_COC``] = [0.25, 1] px instead of [``min_coc``, ``max_coc``] (within a
+        pixel: the depth of field), spread evenly over the indices (:meth:`in_focus`); default
+        0. They teach a network to leave sharp content alone, as the in-focus regions of real
+        photographs do (DPDD's images are sharp where the subject is); the val and test splits
+        ignore it.
 
     Notes
     -----
@@ -595,7 +606,8 @@ class SyntheticDataset(Dataset):
     def __init__(self, split: str = "train", *, size: Optional[int] = None, count: Optional[int] = None,
                  seed: int = 0, crop: Optional[int] = None, augment: bool = False, random_crop: bool = True,
                  ifan_augment: Optional[IFANAugmentation] = None, max_coc: float = 8.0, min_coc: float = 1.0,
-                 psf: str = "random", cache: bool = True, photo_fraction: float = 0.0) -> None:
+                 psf: str = "random", cache: bool = True, photo_fraction: float = 0.0,
+                 in_focus_fraction: float = 0.0) -> None:
         self.split = _check_split(split, SPLITS, "synthetic")
         self.seed = _check_seed(seed)
         crop = _check_crop(crop)
@@ -616,6 +628,9 @@ class SyntheticDataset(Dataset):
         if not (isinstance(photo_fraction, numbers.Real) and 0 <= photo_fraction <= 1):
             raise ValueError(f"photo_fraction must be a number in [0, 1]; got {photo_fraction!r}")
         self.photo_fraction = float(photo_fraction)
+        if not (isinstance(in_focus_fraction, numbers.Real) and 0 <= in_focus_fraction <= 1):
+            raise ValueError(f"in_focus_fraction must be a number in [0, 1]; got {in_focus_fraction!r}")
+        self.in_focus_fraction = float(in_focus_fraction)
         from optics.synthesize import PSF_CHOICES
 
         if psf not in PSF_CHOICES:
@@ -643,6 +658,14 @@ class SyntheticDataset(Dataset):
         f = self.photo_fraction  # spread evenly: scene i is a photo scene when floor(i f) steps up
         return "photo_leaves" if math.floor((index + 1) * f) > math.floor(index * f) else "dead_leaves"
 
+    def in_focus(self, index: int) -> bool:
+        """Whether training scene ``index`` is rendered nearly in focus (``in_focus_fraction``)."""
+        index = _check_index(index, len(self))
+        if self.split != "train":
+            return False
+        f = self.in_focus_fraction  # every 1/f-th scene, counted from the last of each run
+        return math.floor((index + 1) * f) > math.floor(index * f)
+
     def load(self, index: int) -> Dict[str, np.ndarray]:
         """Full-size sRGB (H, W, 3) float32 arrays 'input', 'target', 'left', 'right' of scene ``index``."""
         from optics.synthesize import synthesize_scene
@@ -651,8 +674,9 @@ class SyntheticDataset(Dataset):
         if index in self._cache:
             return self._cache[index]
         source = self.scene_source(index)
+        min_coc, max_coc = IN_FOCUS_COC if self.in_focus(index) else (self.min_coc, self.max_coc)
         scene = synthesize_scene(self.scene_rng(index), source=source, shape=(self.size, self.size),
-                                 max_coc=self.max_coc, min_coc=self.min_coc, psf_model=self.psf)
+                                 max_coc=max_coc, min_coc=min_coc, psf_model=self.psf)
         what = f"synthetic {self.split} scene {index}"
         arrays = {"input": _srgb_image(scene.centre, what), "target": _srgb_image(scene.sharp, what),
                   "left": _srgb_image(scene.left, what), "right": _srgb_image(scene.right, what)}
@@ -675,7 +699,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
         try:
             if key in ("size", "count", "val_count", "test_count"):
                 parsed[key] = int(value)
-            elif key in ("max_coc", "min_coc", "photo_fraction"):
+            elif key in ("max_coc", "min_coc", "photo_fraction", "in_focus_fraction"):
                 parsed[key] = float(value)
             elif key == "psf":
                 parsed[key] = value
@@ -685,7 +709,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
                 raise KeyError(key)
         except KeyError:
             raise ValueError(f"unknown synthetic option {key!r}; known: size, count, val_count, test_count, "
-                             "max_coc, min_coc, psf, cache, photo_fraction") from None
+                             "max_coc, min_coc, psf, cache, photo_fraction, in_focus_fraction") from None
         except ValueError as err:
             raise ValueError(f"synthetic option {key}={value!r}: {err}") from None
     counts = {"train": parsed.pop("count", None), "val": parsed.pop("val_count", None),

@@ -87,7 +87,9 @@ def deblur_image(
     one warning stating the measured seam error. The default ``overlap`` is kept rather than raised
     to each model's context: 128 px (32 px of context) already covers every model's measured
     context at 1/255, and a larger default would only cost memory and time; a user who lowers it
-    is told what it costs.
+    is told what it costs. A model that normalises with the statistics of its whole input (NRKNet
+    with ``batchnorm_stats='batch'``) is never tiled silently: tiling raises ``ValueError`` unless
+    ``allow_inexact_tiles`` (then a warning).
     """
     inputs = [to_tensor(image, device)] + ([] if right is None else [to_tensor(right, device)])
     H, W = image.shape[:2]
@@ -98,6 +100,13 @@ def deblur_image(
     plan = plan_tiles(H, W, overlap=overlap, tile=tile, bytes_per_pixel=bpp,
                       budget_bytes=None if max_memory_gib is None else max_memory_gib * 2**30,
                       allow_inexact=allow_inexact_tiles)
+    if plan.tile is not None and getattr(model, "batchnorm_stats", None) == "batch":
+        message = (f"the model normalises with the statistics of its whole input (batchnorm_stats='batch'), so "
+                   f"{plan.tile} px tiles would each be normalised differently")
+        if not allow_inexact_tiles:
+            raise ValueError(f"{message}; run the image whole (no --tile, a larger --max-memory) or pass "
+                             "--allow-inexact-tiles")
+        cli.warn(f"{message}; expect seams")
     with torch.inference_mode(), autocast(device, amp):
         if plan.tile is None:
             out = model(*inputs)

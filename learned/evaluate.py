@@ -54,6 +54,7 @@ from .baseline import WienerBaseline, fit_wiener_baseline
 from .io import atomic_write_bytes
 from .precision import amp_dtype, autocast
 from .protocols import NAMES as PROTOCOLS
+from .protocols import get_protocol
 from .protocols import prepare as _prepare
 from .protocols import score as _protocol_score
 
@@ -143,6 +144,18 @@ def evaluate_dataset(
         raise ValueError("nothing to evaluate: the dataset is empty or limit < 1")
     if model is not None:
         model = model.to(device).eval()
+    saved_stats = getattr(model, "batchnorm_stats", None)
+    if saved_stats is not None and get_protocol(protocol).batch_statistics:
+        model.batchnorm_stats = "batch"  # the protocol's script never calls .eval(); restored below
+    try:
+        return _evaluate_rows(dataset, n, model, model_name, baseline, protocol, lpips_metric, device, progress, amp)
+    finally:
+        if saved_stats is not None:
+            model.batchnorm_stats = saved_stats
+
+
+def _evaluate_rows(dataset, n, model, model_name, baseline, protocol, lpips_metric, device, progress,
+                   amp) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
     indices = range(n)
     if progress:

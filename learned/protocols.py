@@ -35,7 +35,9 @@ Protocols
     ``pytorch_msssim.ssim(.., data_range=255)`` (11x11 Gaussian window, sigma 1.5, valid
     region); LPIPS ``lpips.LPIPS(net='alex')`` (v0.1) on ``round(255 x) / 255 * 2 - 1`` and
     the target ``* 2 - 1``, in BGR channel order. NRKNet Table 1 (DPDD, RealDOF) and Table 2
-    (LFDOF). NRKNet's ``test.py`` never calls ``.eval()`` (see ``learned.nrknet``).
+    (LFDOF). NRKNet's ``test.py`` never calls ``.eval()``, so its BatchNorm normalises with
+    each test image's statistics: a model with ``batchnorm_stats`` (NRKNet) is run that way
+    under this protocol (see ``learned.nrknet``).
 ``nrknet_rtf``
     ``nrknet`` for RTF: ``test.py`` crops ``[4:364, 4:364]`` before every metric, which removes
     exactly the padding of a 360x360 image (4 pixels a side up to 368; the crop implies RTF's
@@ -103,6 +105,11 @@ class Protocol:
         Feed LPIPS the channels in BGR order (NRKNet never converts OpenCV's order).
     size : (int, int) or None
         Required (H, W) up to a 90-degree rotation (DPDNet's fixed 1120x1680 resize).
+    batch_statistics : bool
+        Run a network that has BatchNorm (NRKNet's coefficient module) on the statistics of
+        each test image, as a script that never calls ``.eval()`` does (NRKNet's ``test.py``);
+        its published numbers come from that mode (``batchnorm_stats='batch'`` of
+        :class:`learned.nrknet.NRKNet`).
     """
 
     name: str
@@ -114,6 +121,7 @@ class Protocol:
     ssim_gaussian: bool = False
     lpips_bgr: bool = False
     size: Optional[Tuple[int, int]] = None
+    batch_statistics: bool = False
 
     def __post_init__(self) -> None:
         if self.quantise not in ("none", "round", "round_half_up"):
@@ -123,9 +131,10 @@ class Protocol:
 PROTOCOLS: Dict[str, Protocol] = {
     "none": Protocol("none"),
     "ifan": Protocol("ifan", read_8bit=True, crop_multiple=8),
-    "nrknet": Protocol("nrknet", read_8bit=True, pad_multiple=16, quantise="round", ssim_gaussian=True, lpips_bgr=True),
+    "nrknet": Protocol("nrknet", read_8bit=True, pad_multiple=16, quantise="round", ssim_gaussian=True, lpips_bgr=True,
+                       batch_statistics=True),
     "nrknet_rtf": Protocol("nrknet_rtf", read_8bit=True, pad_multiple=16, unpad=True, quantise="round",
-                           ssim_gaussian=True, lpips_bgr=True),
+                           ssim_gaussian=True, lpips_bgr=True, batch_statistics=True),
     "kpac": Protocol("kpac", read_8bit=True, quantise="round_half_up"),
     "dpdnet": Protocol("dpdnet", size=(1120, 1680)),
 }

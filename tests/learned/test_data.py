@@ -377,6 +377,34 @@ def test_synthetic_photo_fraction_spreads_photo_scenes_over_training_only():
         build_dataset("synthetic:photo_fraction=1.5", "train")
 
 
+def test_synthetic_in_focus_fraction_renders_nearly_sharp_training_scenes_only():
+    from learned.data import IN_FOCUS_COC
+
+    assert IN_FOCUS_COC == (0.25, 1.0)  # within a pixel: the depth of field
+    spec = "synthetic:size=48,count=8,in_focus_fraction=0.25"
+    train = build_dataset(spec, "train")
+    assert [train.in_focus(i) for i in range(8)] == [False, False, False, True] * 2  # evenly spread
+    plain = build_dataset("synthetic:size=48,count=8", "train")
+    assert not any(plain.in_focus(i) for i in range(8))
+    for i in (0, 1, 2):  # the other scenes are the very same draws
+        np.testing.assert_array_equal(train.load(i)["input"], plain.load(i)["input"])
+
+    def blur_mse(ds, i):
+        arrays = ds.load(i)
+        return float(np.mean((arrays["input"] - arrays["target"]) ** 2))
+
+    # same content and focus draw, largest CoC at most 1 px instead of [1, 8] px: far less blur
+    assert blur_mse(train, 3) < blur_mse(plain, 3) and blur_mse(train, 7) < blur_mse(plain, 7)
+    everything = build_dataset("synthetic:size=48,count=3,in_focus_fraction=1", "train")
+    assert all(everything.in_focus(i) for i in range(3))
+    test = build_dataset("synthetic:size=32,test_count=4,in_focus_fraction=1", "test")  # never the test split
+    reference = build_dataset("synthetic:size=32,test_count=4", "test")
+    assert not any(test.in_focus(i) for i in range(4))
+    np.testing.assert_array_equal(test.load(3)["input"], reference.load(3)["input"])
+    with pytest.raises(ValueError, match="in_focus_fraction must be a number in"):
+        build_dataset("synthetic:in_focus_fraction=-0.1", "train")
+
+
 def test_spec_errors():
     with pytest.raises(ValueError, match="unknown dataset kind 'dpd'"):
         parse_spec("dpd:/x")

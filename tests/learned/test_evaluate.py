@@ -176,3 +176,27 @@ def test_cli_argument_errors(tmp_path):
         main(["--model", "kpac", "--data", "synthetic", "--no-lpips"])
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(tmp_path / "x.pt"), "--data", "synthetic", "--no-lpips"])
+
+
+def test_nrknet_protocols_run_batchnorm_on_each_images_statistics():
+    # NRKNet's test.py never calls .eval(): its BatchNorm normalises with each test image's statistics
+    torch.manual_seed(0)
+    net = build_model("nrknet", base_channels=4, num_kernels=3)
+    with torch.no_grad():  # running statistics far from any image's, so that the two modes differ
+        net.APU.conv.main[1].running_mean.fill_(3.0)
+    net.eval()
+    ds = build_dataset("synthetic:size=32,test_count=1", "test")
+
+    def psnr_with(stats, protocol):
+        net.batchnorm_stats = stats
+        arrays = apply_protocol_crop(ds.load(0), protocol)
+        out = run_model(net, "nrknet", arrays, protocol=protocol)
+        net.batchnorm_stats = "running"
+        return score(out, arrays["target"], protocol=protocol, original_size=(32, 32))["psnr"]
+
+    assert abs(psnr_with("batch", "nrknet") - psnr_with("running", "nrknet")) > 0.01
+    for protocol, stats in (("nrknet", "batch"), ("nrknet_rtf", "batch"), ("none", "running")):
+        rows = evaluate_dataset(ds, model=net, model_name="nrknet", protocol=protocol)
+        assert net.batchnorm_stats == "running"  # the model is handed back as it came
+        out_psnr = [r["psnr"] for r in rows if r["method"] == "nrknet"][0]
+        assert out_psnr == pytest.approx(psnr_with(stats, protocol), abs=1e-9), protocol

@@ -137,3 +137,18 @@ def test_deblur_warns_once_when_the_overlap_is_below_the_models_context(capsys):
     deblur_image(net, image, tile=64, overlap=16)  # no model name: nothing measured, nothing said
     deblur_image(net, image, tile=256, overlap=128, model_name="nrknet")  # the default covers 32 px
     assert capsys.readouterr().err == ""
+
+
+def test_deblur_never_tiles_a_model_that_normalises_with_its_whole_input(capsys):
+    from learned import build_model
+
+    torch.manual_seed(0)
+    net = build_model("nrknet", base_channels=4, num_kernels=3, batchnorm_stats="batch").eval()
+    image = np.random.default_rng(1).random((96, 96, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="statistics of its whole input.*--allow-inexact-tiles"):
+        deblur_image(net, image, tile=64, overlap=16)
+    deblur_image(net, image, tile=64, overlap=16, allow_inexact_tiles=True)
+    assert "expect seams" in capsys.readouterr().err
+    whole = deblur_image(net, image)  # untiled: runs
+    net.batchnorm_stats = "running"
+    assert deblur_image(net, image, tile=64, overlap=16).shape == whole.shape  # running statistics tile
