@@ -400,9 +400,24 @@ def png_shape(path: Path) -> Tuple[int, int, int, int]:
 
 
 def image_shape(path: Path) -> Tuple[int, int, int, int]:
-    """(height, width, channels, bit depth) from the file header (PNG via pypng, others via Pillow)."""
-    if path.suffix.lower() == ".png":
+    """(height, width, channels, bit depth) from the file header (PNG via pypng, TIFF via tifffile,
+    others via Pillow; Pillow opens a 16-bit RGB TIFF as 8-bit RGB)."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
         return png_shape(path)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if len(tif.pages) == 0:
+                    raise ValueError("no image in the file (damaged TIFF?)")
+                page = tif.pages[0]
+                shape = page.shape
+                channels = shape[2] if len(shape) == 3 else 1
+                return shape[0], shape[1], channels, 8 * page.dtype.itemsize
+        except (OSError, ValueError, RuntimeError) as err:
+            raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
     from PIL import Image
 
     try:

@@ -892,8 +892,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--no-identity-start", action="store_true",
-                   help="NRKNet: start from the authors' initialisation even where the preset uses the "
-                   "identity-preserving start (learned.warmstart)")
+                   help="NRKNet, IFAN: start from the authors' initialisation even where the preset uses "
+                   "the identity-preserving start (learned.warmstart)")
     p.add_argument("--eval-images", type=int, default=None, help="score N held-out test images at the end")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor override, VALUE a Python literal (repeatable), e.g. "

@@ -1,5 +1,9 @@
 """Identity-preserving starts: initial weights under which a network returns its input.
 
+Used by the smoke presets (:mod:`learned.recipes`) for NRKNet and IFAN; the ``paper`` preset keeps
+the authors' initialisation. Only initial values change, never the architecture or the state-dict
+keys, so checkpoints stay compatible with the authors' code.
+
 NRKNet with the authors' initialisation starts far from the identity: its blur operator
 :math:`D_t` (a 1x1 convolution of the RKR atoms weighted by the coefficient maps) is a random
 operator, so the Neumann series :math:`\\sum_k (I - D_t)^k Y_t` multiplies the input by a random

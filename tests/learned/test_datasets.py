@@ -320,3 +320,21 @@ def test_a_list_finds_its_sibling_for_the_other_split(tmp_path, capsys):
     assert main(["check", f"list:{train}"]) == 1
     out = capsys.readouterr().out
     assert "train: 3 samples (published: 350)" in out and "test: 1 samples (published: 76)" in out
+
+
+def test_image_shape_reads_the_bit_depth_of_16_bit_rgb_tiffs(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    from learned.datasets import image_shape
+
+    rgb16 = np.arange(5 * 7 * 3, dtype=np.uint16).reshape(5, 7, 3) * 600
+    tifffile.imwrite(tmp_path / "a.tif", rgb16, photometric="rgb")
+    with Image.open(tmp_path / "a.tif") as im:  # the reason for reading the header with tifffile:
+        assert im.mode == "RGB"  # Pillow reduces 16-bit RGB to 8 bits, so its mode says 8
+    assert image_shape(tmp_path / "a.tif") == (5, 7, 3, 16)
+    tifffile.imwrite(tmp_path / "b.tiff", rgb16[..., 0].astype(np.uint8))
+    assert image_shape(tmp_path / "b.tiff") == (5, 7, 1, 8)
+    (tmp_path / "c.tif").write_bytes(b"not a tiff")
+    with pytest.raises(ValueError, match="cannot read image"):
+        image_shape(tmp_path / "c.tif")

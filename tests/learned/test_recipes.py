@@ -30,6 +30,8 @@ def test_describe_recipe_shows_the_resolved_settings():
     text = describe_recipe(smoke.recipe, world_size=3)
     assert text == "adam lr 0.0005 betas (0.9, 0.999), batch 2 (global 6), crop 48, 100 steps, cosine decay to 0 x lr"
     assert "constant lr" in describe_recipe(RECIPES["kpac"])
+    nrk = describe_recipe(make_config("nrknet", preset="cpu-smoke").recipe)
+    assert nrk.endswith("cosine decay to 0 x lr, identity-preserving start")
     assert "adamw lr 0.0003 betas (0.9, 0.999) wd 0.01 (decoupled)" in describe_recipe(RECIPES["k3dn"])
 
 

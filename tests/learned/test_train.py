@@ -394,7 +394,8 @@ def test_recipes_presets_and_config_checks():
     assert smoke.recipe.optimizer.lr == 5e-4 and smoke.model_overrides["channels"] == 16 and smoke.eval_images == 16
     assert TrainConfig.from_dict(smoke.to_dict()) == smoke
     assert smoke.recipe.schedule.kind == "cosine" and make_config("kpac").recipe.schedule.kind == "multistep"
-    assert smoke.data == "synthetic:size=128,photo_fraction=0.5" and make_config("kpac").data == "synthetic"
+    assert smoke.data == "synthetic:size=128,photo_fraction=0.5,in_focus_fraction=0.5"
+    assert make_config("kpac").data == "synthetic"
     assert make_config("kpac", preset="cpu-smoke", data="dpdd:/x").data == "dpdd:/x"  # explicit --data wins
     with pytest.raises(ValueError, match="multiple of 16"):
         make_config("nrknet", crop=40)

@@ -1,8 +1,9 @@
-"""The identity-preserving start of NRKNet (learned.warmstart) and the presets that use it.
+"""The identity-preserving starts of NRKNet and IFAN (learned.warmstart) and the presets that use them.
 
-Reference: the identity itself. With D_t ~ I every Neumann term (I - D_t)^k Y_t is ~0, so the
-network returns its input; the authors' initialisation is far from it (measured 4.6 multi-scale
-MSE at step 1 against 0.0067 for the input).
+Reference: the identity itself. With D_t ~ I every Neumann term (I - D_t)^k Y_t is ~0, so NRKNet
+returns its input; the authors' initialisation is far from it (measured 4.6 multi-scale MSE at
+step 1 against 0.0067 for the input). IFAN is Y + LReLU(conv_out(f)): a small conv_out makes the
+residual small.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from learned import build_model
 from learned.recipes import TrainConfig, make_config
-from learned.warmstart import identity_start_, nrknet_identity_start_
+from learned.warmstart import identity_start_, ifan_identity_start_, nrknet_identity_start_
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -38,11 +39,36 @@ def test_nrknet_identity_start_returns_the_input_and_keeps_the_keys(overrides):
     assert not starved, starved  # every parameter learns from step 1
 
 
+@pytest.mark.parametrize("name", ["ifan", "ifan_dual"])
+def test_ifan_identity_start_returns_the_input_and_keeps_the_keys(name):
+    overrides = dict(channels=8, iterations=2)
+    torch.manual_seed(0)
+    default = build_model(name, **overrides)
+    torch.manual_seed(0)
+    net = identity_start_(build_model(name, **overrides), name)
+    assert list(net.state_dict()) == list(default.state_dict())  # checkpoint keys unchanged
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 32, 48, generator=g)
+    views = (torch.rand(2, 3, 32, 48, generator=g), torch.rand(2, 3, 32, 48, generator=g))
+    args = (*views, x) if name == "ifan_dual" else (x,)
+    net.train()
+    out = net(*args, clip=False)
+    near = float((out.detach() - x).abs().max())
+    with torch.no_grad():
+        far = float((default.train()(*args, clip=False) - x).abs().max())
+    assert near < 0.02 * far and near < 0.01  # the authors' initialisation is much further from the input
+    out.sum().backward()
+    starved = [n for n, p in net.named_parameters() if p.grad is None or not bool((p.grad != 0).any())]
+    assert not starved, starved  # every parameter learns from step 1
+
+
 def test_identity_start_errors():
     with pytest.raises(ValueError, match="no identity-preserving start"):
         identity_start_(build_model("kpac", channels=8), "kpac")
     with pytest.raises(ValueError, match="scale"):
         nrknet_identity_start_(build_model("nrknet", base_channels=4, num_kernels=3), scale=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        ifan_identity_start_(build_model("ifan", channels=8, iterations=1), scale=2.0)
 
 
 def test_presets_identity_start_and_gpu_smoke():
@@ -51,7 +77,13 @@ def test_presets_identity_start_and_gpu_smoke():
     assert not make_config("nrknet").recipe.identity_start  # the paper recipe: the authors' initialisation
     gpu = make_config("ifan", preset="gpu-smoke")
     assert (gpu.model_overrides, gpu.recipe.batch_size, gpu.recipe.crop, gpu.recipe.optimizer.lr) == ({}, 16, 64, 5e-4)
-    assert gpu.recipe.schedule.kind == "cosine" and gpu.eval_images == 16 and not gpu.recipe.identity_start
+    assert gpu.recipe.schedule.kind == "cosine" and gpu.eval_images == 16 and gpu.recipe.identity_start
+    assert not make_config("kpac", preset="gpu-smoke").recipe.identity_start
+    assert make_config("ifan", preset="cpu-smoke").recipe.identity_start and not make_config("ifan").recipe.identity_start
+    # NRKNet is scored as its authors run it: BatchNorm on each image's statistics
+    for preset in ("cpu-smoke", "gpu-smoke"):
+        assert make_config("nrknet", preset=preset).model_overrides["batchnorm_stats"] == "batch"
+    assert "batchnorm_stats" not in make_config("nrknet").model_overrides
     nrk = make_config("nrknet", preset="cpu-smoke")
     assert TrainConfig.from_dict(nrk.to_dict()) == nrk
     with pytest.raises(ValueError, match="identity_start"):
