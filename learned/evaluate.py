@@ -22,8 +22,9 @@ Protocols (``--protocol``)
 Each paper's published evaluation, defined and sourced in :mod:`learned.protocols`: ``none``
 (default: images as stored, whole, float metrics), ``ifan`` (8-bit read, top-left crop to a
 multiple of 8), ``nrknet`` / ``nrknet_rtf`` (8-bit read, centred reflect padding to 16, output
-rounded to 8 bits, Gaussian SSIM, LPIPS in BGR order; on RTF the padding is removed before
-scoring), ``kpac`` (8-bit read, output rounded half up to 8 bits) and ``dpdnet`` (16-bit read,
+rounded to 8 bits, Gaussian SSIM, LPIPS in BGR order, NRKNet's BatchNorm on each image's
+statistics as the authors' ``test.py`` runs it; on RTF the padding is removed before scoring),
+``kpac`` (8-bit read, output rounded half up to 8 bits) and ``dpdnet`` (16-bit read,
 1680x1120 only). Without ``--model`` (and with ``--baseline none``) the table is the input row
 of the papers' tables: the blurred input scored under the protocol.
 
