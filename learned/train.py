@@ -976,6 +976,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         e = result.evaluation
         print(f"{config.model}: held-out PSNR input {e['input_psnr']:.2f} dB -> output {e['output_psnr']:.2f} dB "
               f"({e['gain_db']:+.2f} dB over {e['images']} images)")
+    if not args.resume:
+        cli.record_outputs(config.out)
     written = [n for n in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, PLOT_NAME, EVAL_NAME) if (Path(config.out) / n).exists()]
     print(f"results: {config.out} ({', '.join(written)})", file=sys.stderr)
     return 0

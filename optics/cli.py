@@ -50,7 +50,13 @@ __all__ = [
     "check_output_files",
     "check_writable_dir",
     "prepare_output_dir",
+    "record_outputs",
+    "OUTPUT_RECORD",
 ]
+
+#: File a folder-writing command keeps in its output folder: ``{"complete": bool, "files": [...]}``,
+#: the files (relative paths) it wrote. ``--overwrite`` replaces only those (:func:`prepare_output_dir`).
+OUTPUT_RECORD = ".defocus-toolkit-outputs.json"
 
 #: Exceptions that mean "the user gave something wrong": exit status 2. Anything else is a failure
 #: at run time: exit status 1.
@@ -252,6 +258,44 @@ def _is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")  # optics.atomic's leftovers
 
 
+def _files_under(folder: Path) -> list[str]:
+    """Every file below ``folder`` (relative POSIX paths), the record and temporaries left out."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if not p.is_dir() and p.name != OUTPUT_RECORD and not _is_temporary(p.name))
+
+
+def _read_record(folder: Path) -> dict | None:
+    import json
+
+    try:
+        record = json.loads((folder / OUTPUT_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), list):
+        return None
+    return record
+
+
+def _write_record(folder: Path, files: list[str] | None) -> None:
+    import json
+
+    from .atomic import atomic_write_bytes
+
+    record = {"complete": files is not None, "files": files or []}
+    atomic_write_bytes(folder / OUTPUT_RECORD, json.dumps(record, indent=1).encode())
+
+
+def record_outputs(folder: str | os.PathLike) -> None:
+    """Record, when a command has finished, every file now below its output ``folder`` as its own.
+
+    :func:`prepare_output_dir` emptied (or created) the folder and marked the run as incomplete,
+    so everything below it now is this run's output; a later ``--overwrite`` replaces exactly
+    these files and refuses if anything else has appeared since.
+    """
+    folder = Path(folder)
+    _write_record(folder, _files_under(folder))
+
+
 def prepare_output_dir(
     folder: str | os.PathLike,
     *,
@@ -264,15 +308,23 @@ def prepare_output_dir(
 
     A folder that does not exist or is empty is fine. A non-empty folder is refused unless
     ``overwrite``; then every entry must be ``owned`` (something this command writes, so that a
-    mistyped ``--out ~`` never deletes a user's files) and, with ``clear``, those entries are
-    removed, so old and new results never mix.
+    mistyped ``--out ~`` never deletes a user's files) and, when the previous run left a complete
+    :data:`OUTPUT_RECORD` (:func:`record_outputs`), every file below the folder must be one that
+    run wrote: a file the user added later is named and nothing is removed. A folder with no
+    record at all is refused too: only a folder this toolkit wrote is ever cleared. With
+    ``clear``, the previous outputs are removed, so old and new results never mix.
+
+    The folder is then created (if missing) and holds an incomplete record, which the command
+    completes with :func:`record_outputs` when it finishes (a run that stops half-way leaves it
+    incomplete; ``overwrite`` then falls back to ``owned``).
 
     Raises
     ------
     FileExistsError
         A non-empty folder without ``overwrite``.
     ValueError
-        ``overwrite`` on a folder holding entries this command does not own (named).
+        ``overwrite`` on a folder holding entries this command does not own, files its previous
+        run did not write, or no record of a previous run (named).
     NotADirectoryError, PermissionError
         A file in the way, or a folder that cannot be written.
     """
@@ -281,21 +333,41 @@ def prepare_output_dir(
         raise NotADirectoryError(f"{what} {str(folder)!r} is a file; expected a folder")
     check_writable_dir(folder, f"{what} {str(folder)!r}")
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
-    if not entries:
-        return folder
-    names = ", ".join(repr(p.name) for p in entries[:4]) + (" ..." if len(entries) > 4 else "")
-    if not overwrite:
-        raise FileExistsError(f"{what} {str(folder)!r} is not empty ({len(entries)} entries: {names}); pass "
-                              "--overwrite to replace its contents, or choose a new folder")
-    foreign = [p for p in entries if not _is_temporary(p.name) and not (owned is not None and owned(p))]
-    if foreign:
-        listed = ", ".join(repr(p.name) for p in foreign[:4]) + (" ..." if len(foreign) > 4 else "")
-        raise ValueError(f"{what} {str(folder)!r} holds {len(foreign)} entries this command did not write "
-                         f"({listed}); --overwrite only replaces its own outputs: choose another folder")
-    if clear:
-        for p in entries:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
+    if entries:
+        _check_replaceable(folder, entries, overwrite, owned, what)
+        if clear:
+            for p in entries:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_record(folder, None)
     return folder
+
+
+def _check_replaceable(folder: Path, entries: list[Path], overwrite: bool, owned, what: str) -> None:
+    def listed(items) -> str:
+        items = list(items)
+        return ", ".join(repr(x) for x in items[:4]) + (" ..." if len(items) > 4 else "")
+
+    if not overwrite:
+        raise FileExistsError(f"{what} {str(folder)!r} is not empty ({len(entries)} entries: "
+                              f"{listed(p.name for p in entries)}); pass --overwrite to replace its contents, or "
+                              "choose a new folder")
+    foreign = [p.name for p in entries
+               if p.name != OUTPUT_RECORD and not _is_temporary(p.name) and not (owned is not None and owned(p))]
+    if foreign:
+        raise ValueError(f"{what} {str(folder)!r} holds {len(foreign)} entries this command did not write "
+                         f"({listed(foreign)}); --overwrite only replaces its own outputs: choose another folder")
+    record = _read_record(folder)
+    if record is None:
+        raise ValueError(f"{what} {str(folder)!r} has no record of the run that wrote it ({OUTPUT_RECORD}); "
+                         "--overwrite only replaces a folder this toolkit wrote: choose another folder, or empty "
+                         "this one yourself")
+    if record.get("complete"):
+        added = sorted(set(_files_under(folder)) - {str(f) for f in record["files"]})
+        if added:
+            raise ValueError(f"{what} {str(folder)!r} holds {len(added)} files its previous run did not write "
+                             f"({listed(added)}); --overwrite only replaces that run's outputs: move them, or "
+                             "choose another folder")

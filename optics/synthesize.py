@@ -664,6 +664,7 @@ def write_dataset(
             )
         )
     atomic_write_bytes(out / "scenes.json", json.dumps(manifest, indent=1).encode())
+    cli.record_outputs(out)
     return manifest
 
 

@@ -145,8 +145,8 @@ def test_extension_and_writability_are_checked(tmp_path):
 
 def test_prepare_output_dir(tmp_path):
     out = tmp_path / "out"
-    assert cli.prepare_output_dir(out) == out  # missing: fine (created by the caller)
-    out.mkdir()
+    assert cli.prepare_output_dir(out) == out  # missing: created, with an incomplete record
+    assert [p.name for p in out.iterdir()] == [cli.OUTPUT_RECORD]
     (out / "old.json").write_text("{}")
     with pytest.raises(FileExistsError, match="not empty.*--overwrite"):
         cli.prepare_output_dir(out)
@@ -159,5 +159,31 @@ def test_prepare_output_dir(tmp_path):
         cli.prepare_output_dir(out, overwrite=True, owned=owned)
     assert (out / "old.json").exists() and (out / "mine.txt").exists()  # nothing removed
     (out / "mine.txt").unlink()
+    cli.prepare_output_dir(out, overwrite=True, owned=owned)  # an incomplete record: `owned` decides
+    assert [p.name for p in out.iterdir()] == [cli.OUTPUT_RECORD]
+
+
+def test_overwrite_replaces_only_what_the_previous_run_recorded(tmp_path):
+    out = tmp_path / "report"
+
+    def owned(p):  # as permissive as a validation's: any figure, JSON or markdown file
+        return p.suffix in (".png", ".json", ".md")
+
+    cli.prepare_output_dir(out)
+    (out / "a.png").write_bytes(b"figure")
+    (out / "report.md").write_text("report")
+    cli.record_outputs(out)
+    (out / "holiday.png").write_bytes(b"a user's photo, owned() by extension alone")
+    with pytest.raises(ValueError, match="1 files its previous run did not write.*holiday.png"):
+        cli.prepare_output_dir(out, overwrite=True, owned=owned)
+    assert (out / "a.png").exists() and (out / "holiday.png").exists()  # nothing removed
+    (out / "holiday.png").unlink()
     cli.prepare_output_dir(out, overwrite=True, owned=owned)
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == [cli.OUTPUT_RECORD]
+    # a folder of the user's own files with no record: never cleared, even if every name is "owned"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "1.png").write_bytes(b"photo")
+    with pytest.raises(ValueError, match="no record of the run that wrote it"):
+        cli.prepare_output_dir(photos, overwrite=True, owned=owned)
+    assert (photos / "1.png").read_bytes() == b"photo"

@@ -32,6 +32,13 @@ def test_synthesize_refuses_a_non_empty_folder_and_overwrite_clears_it(tmp_path)
     with pytest.raises(ValueError, match="notes.txt"):
         write_dataset(out, 1, seed=3, overwrite=True, **SMALL)
     assert (out / "notes.txt").read_text() == "mine" and (out / "scenes.json").exists()
+    (out / "notes.txt").unlink()
+    # a file added inside a folder the command owns: the record of the previous run protects it
+    (out / "train_c" / "source" / "my_photo.png").write_bytes(b"a user's photo")
+    with pytest.raises(ValueError, match="previous run did not write.*train_c/source/my_photo.png"):
+        write_dataset(out, 1, seed=3, overwrite=True, **SMALL)
+    assert (out / "train_c" / "source" / "my_photo.png").read_bytes() == b"a user's photo"
+    assert len(list(out.rglob("*.png"))) == 5  # nothing removed
 
 
 # ------------------------------------------------------------------------------ evaluate, convert, validation
@@ -149,3 +156,18 @@ def test_peak_memory_reads_gnu_time(tmp_path):
     r = measure(["optics.synthesize", "--out", str(tmp_path / "x"), "--count", "0"], tmp_path, timeout=120)
     assert 0.01 < r["rss_gb"] < 4 and r["seconds"] > 0
     assert r["status"].startswith("2 (error: ") and "count" in r["status"]
+
+
+def test_validation_overwrite_replaces_only_its_own_report(tmp_path, capsys):
+    from validation import iac_receptive_field
+
+    out = tmp_path / "rep"
+    assert iac_receptive_field.main(["--quick", "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    (out / "holiday.png").write_bytes(b"a user's photo")  # a report file by its extension alone
+    assert cli.run(iac_receptive_field.main, ["--quick", "--out", str(out), "--overwrite"]) == 2
+    assert "holiday.png" in capsys.readouterr().err
+    assert (out / "holiday.png").read_bytes() == b"a user's photo"
+    (out / "holiday.png").unlink()
+    assert iac_receptive_field.main(["--quick", "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == written

@@ -76,6 +76,7 @@ def _main(argv) -> int:
     header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
     atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
     write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
+    cli.record_outputs(out)
     progress.close()
     print(f"results: {(out / 'report.md').resolve()} (figures and details in {out.resolve()}/<name>/)")
     return 0 if all_ok else 1

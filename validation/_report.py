@@ -131,6 +131,7 @@ def _cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv) -> int:
     args = parser.parse_args(argv)
     cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
     rows = run(args.out, args.quick)
+    cli.record_outputs(args.out)
     print(markdown_table(rows))
     print(f"results: figures, {name}.json and {name}.md in {args.out.resolve()}")
     return 0 if decides(rows) else 1

@@ -331,6 +331,7 @@ def _main(argv) -> int:
             cli.usage_error(str(err))
     cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
     rows = run(args.out, args.quick, args.kernels)
+    cli.record_outputs(args.out)
     print(markdown_table(rows))
     print(f"results: figures, {NAME}.json and {NAME}.md in {args.out.resolve()}")
     return 0 if decides(rows) else 1
