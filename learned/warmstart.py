@@ -84,7 +84,7 @@ def nrknet_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.n
 
 
 def ifan_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.nn.Module:
-    """Re-initialise ``net`` (a :class:`learned.ifan.IFAN` or ``IFANDual``) in place so that it starts near the identity.
+    """Re-initialise ``net`` (:class:`learned.ifan.IFAN` or ``IFANDual``) in place to start near the identity.
 
     Parameters
     ----------
