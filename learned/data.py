@@ -551,6 +551,12 @@ def _srgb_image(linear: np.ndarray, what: str) -> np.ndarray:
     return srgb_encode(np.clip(linear.astype(np.float64), 0.0, 1.0)).astype(np.float32)
 
 
+def _spread_evenly(index: int, fraction: float) -> bool:
+    """Whether item ``index`` is one of a ``fraction`` of items spread evenly over the indices
+    (true where ``floor(i f)`` steps up: every ``1/f``-th item)."""
+    return math.floor((index + 1) * fraction) > math.floor(index * fraction)
+
+
 #: Range of the largest |CoC| (px) of the nearly in-focus training scenes (``in_focus_fraction``).
 IN_FOCUS_COC = (0.25, 1.0)
 
@@ -655,16 +661,14 @@ class SyntheticDataset(Dataset):
         index = _check_index(index, len(self))
         if self.split != "train":
             return "motorcycle" if index % 4 == 3 else "dead_leaves"
-        f = self.photo_fraction  # spread evenly: scene i is a photo scene when floor(i f) steps up
-        return "photo_leaves" if math.floor((index + 1) * f) > math.floor(index * f) else "dead_leaves"
+        return "photo_leaves" if _spread_evenly(index, self.photo_fraction) else "dead_leaves"
 
     def in_focus(self, index: int) -> bool:
         """Whether training scene ``index`` is rendered nearly in focus (``in_focus_fraction``)."""
         index = _check_index(index, len(self))
         if self.split != "train":
             return False
-        f = self.in_focus_fraction  # every 1/f-th scene, counted from the last of each run
-        return math.floor((index + 1) * f) > math.floor(index * f)
+        return _spread_evenly(index, self.in_focus_fraction)
 
     def load(self, index: int) -> Dict[str, np.ndarray]:
         """Full-size sRGB (H, W, 3) float32 arrays 'input', 'target', 'left', 'right' of scene ``index``."""

@@ -35,6 +35,7 @@ LPIPS needs local weights (see :mod:`learned.metrics`; ``--lpips-weights FILE`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import inspect
 import io
@@ -145,41 +146,45 @@ def evaluate_dataset(
         raise ValueError("nothing to evaluate: the dataset is empty or limit < 1")
     if model is not None:
         model = model.to(device).eval()
-    saved_stats = getattr(model, "batchnorm_stats", None)
-    if saved_stats is not None and get_protocol(protocol).batch_statistics:
-        model.batchnorm_stats = "batch"  # the protocol's script never calls .eval(); restored below
-    try:
-        return _evaluate_rows(dataset, n, model, model_name, baseline, protocol, lpips_metric, device, progress, amp)
-    finally:
-        if saved_stats is not None:
-            model.batchnorm_stats = saved_stats
-
-
-def _evaluate_rows(dataset, n, model, model_name, baseline, protocol, lpips_metric, device, progress,
-                   amp) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
-    indices = range(n)
-    if progress:
-        from tqdm import tqdm
+    with _batch_statistics(model, get_protocol(protocol).batch_statistics):
+        indices = range(n)
+        if progress:
+            from tqdm import tqdm
 
-        indices = tqdm(indices, desc="evaluate", unit="image")
-    method_name = model_name or "model"
-    for i in indices:
-        loaded = dataset.load(i)
-        arrays = apply_protocol_crop(loaded, protocol)
-        name = dataset.sample_name(i)
-        target = arrays["target"]
-        results = [("input", arrays["input"])]
-        if baseline is not None:
-            results.append(("wiener", baseline(arrays["input"])))
-        if model is not None:
-            results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device,
-                                                             amp=amp)))
-        for method, image in results:
-            rows.append({"image": name, "method": method, **score(image, target, protocol=protocol,
-                                                                  lpips_metric=lpips_metric,
-                                                                  original_size=loaded["input"].shape[:2])})
+            indices = tqdm(indices, desc="evaluate", unit="image")
+        method_name = model_name or "model"
+        for i in indices:
+            loaded = dataset.load(i)
+            arrays = apply_protocol_crop(loaded, protocol)
+            name = dataset.sample_name(i)
+            target = arrays["target"]
+            results = [("input", arrays["input"])]
+            if baseline is not None:
+                results.append(("wiener", baseline(arrays["input"])))
+            if model is not None:
+                results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device,
+                                                       amp=amp)))
+            for method, image in results:
+                rows.append({"image": name, "method": method,
+                             **score(image, target, protocol=protocol, lpips_metric=lpips_metric,
+                                     original_size=loaded["input"].shape[:2])})
     return rows
+
+
+@contextlib.contextmanager
+def _batch_statistics(model: Optional[torch.nn.Module], enabled: bool):
+    """Run ``model``'s BatchNorm on each input's statistics (``batchnorm_stats='batch'``, NRKNet) while
+    ``enabled``, as a protocol whose script never calls ``.eval()`` does; restored afterwards."""
+    saved = getattr(model, "batchnorm_stats", None)
+    if not enabled or saved is None:
+        yield
+        return
+    model.batchnorm_stats = "batch"
+    try:
+        yield
+    finally:
+        model.batchnorm_stats = saved
 
 
 def mean_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -363,13 +363,10 @@ _SMOKE_DATA = "synthetic:size=128,photo_fraction=0.5,in_focus_fraction=0.5"
 _SMOKE = {
     # KPAC: base width 16 instead of 48 (trunk 32); 3 levels, 2 KPAC blocks as in the paper.
     "kpac": dict(model_overrides=dict(channels=16), steps=2000, batch_size=4, crop=64, lr=1e-3),
-    # IFAN: base width 8 instead of 32, 4 IAC iterations instead of 17; from its identity-preserving start.
-    "ifan": dict(model_overrides=dict(channels=8, iterations=4), steps=2000, batch_size=4, crop=64, lr=1e-3,
-                 identity_start=True),
-    # NRKNet: U-Net base width 16 instead of 64; the 21 RKR atoms and 3 scales as in the paper;
-    # BatchNorm on each image's statistics at test time, as the authors' test.py runs it.
-    "nrknet": dict(model_overrides=dict(base_channels=16, batchnorm_stats="batch"), steps=1200, batch_size=4,
-                   crop=48, lr=1e-3, identity_start=True),
+    # IFAN: base width 8 instead of 32, 4 IAC iterations instead of 17.
+    "ifan": dict(model_overrides=dict(channels=8, iterations=4), steps=2000, batch_size=4, crop=64, lr=1e-3),
+    # NRKNet: U-Net base width 16 instead of 64; the 21 RKR atoms and 3 scales as in the paper.
+    "nrknet": dict(model_overrides=dict(base_channels=16), steps=1200, batch_size=4, crop=48, lr=1e-3),
     # K3DN: widths (8, 16, 32) with 1/1/2 blocks, disparity width 8 / 16 channels, 32 kernels.
     "k3dn": dict(
         model_overrides=dict(widths=(8, 16, 32), encoder_blocks=(1, 1, 2), decoder_blocks=(1, 1, 2),
@@ -379,9 +376,21 @@ _SMOKE = {
 }
 
 
+def _smoke_changes(family: str, **changes) -> dict:
+    """What both smoke presets share, then ``changes``: the smoke data, cosine decay, scoring on 16
+    held-out images, the identity-preserving start of every family that has one
+    (:data:`learned.warmstart.IDENTITY_START_MODELS`), and NRKNet's BatchNorm on each image's
+    statistics at test time, as the authors' ``test.py`` runs it (model overrides merged)."""
+    from .warmstart import IDENTITY_START_MODELS
+
+    overrides = dict(batchnorm_stats="batch") if family == "nrknet" else {}
+    overrides.update(changes.pop("model_overrides", {}))
+    return dict(data=_SMOKE_DATA, eval_images=16, schedule=ScheduleConfig(kind="cosine"),
+                identity_start=family in IDENTITY_START_MODELS, model_overrides=overrides, **changes)
+
+
 def _preset_cpu_smoke(family: str) -> dict:
-    return dict(_SMOKE[family], data=_SMOKE_DATA, eval_images=16, checkpoint_every=250,
-                schedule=ScheduleConfig(kind="cosine"))
+    return _smoke_changes(family, checkpoint_every=250, **_SMOKE[family])
 
 
 #: gpu-smoke: the paper widths (no model overrides), batch 16, 64x64 crops of the cpu-smoke
@@ -396,13 +405,8 @@ _GPU_SMOKE_STEPS = {"kpac": 9000, "ifan": 1200, "nrknet": 600, "k3dn": 2500}
 
 
 def _preset_gpu_smoke(family: str) -> dict:
-    changes = dict(steps=_GPU_SMOKE_STEPS[family], batch_size=16, crop=64, lr=5e-4, data=_SMOKE_DATA,
-                   eval_images=16, checkpoint_every=500, schedule=ScheduleConfig(kind="cosine"))
-    if family == "ifan":
-        changes["identity_start"] = True
-    if family == "nrknet":
-        changes.update(identity_start=True, model_overrides=dict(batchnorm_stats="batch"))
-    return changes
+    return _smoke_changes(family, steps=_GPU_SMOKE_STEPS[family], batch_size=16, crop=64, lr=5e-4,
+                          checkpoint_every=500)
 
 
 #: Presets: name -> function(family) -> changes (keys of :func:`make_config`).

@@ -62,8 +62,7 @@ def nrknet_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.n
     .. [1] Y. Quan, Z. Wu and H. Ji, "Neumann Network with Recursive Kernels for Single Image
        Defocus Deblurring", CVPR 2023, Eq. 10-11 (the Neumann series and the blur operator).
     """
-    if not (0 < scale <= 1):
-        raise ValueError(f"scale must lie in (0, 1]; got {scale!r}")
+    _check_scale(scale)
     lstm = net.APU.conv_atten.conv
     batchnorm = net.APU.conv.main[1]
     summation = net.SummationLayer.conv
@@ -114,13 +113,17 @@ def ifan_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.nn.
     .. [1] J. Lee, H. Son, J. Rim, S. Cho and S. Lee, "Iterative Filter Adaptive Network for Single
        Image Defocus Deblurring", CVPR 2021 (the global residual of the reconstructor).
     """
-    if not (0 < scale <= 1):
-        raise ValueError(f"scale must lie in (0, 1]; got {scale!r}")
+    _check_scale(scale)
     conv = net.out_res[0]
     with torch.no_grad():
         conv.weight.mul_(scale)
         conv.bias.zero_()
     return net
+
+
+def _check_scale(scale: float) -> None:
+    if not (0 < scale <= 1):
+        raise ValueError(f"scale must lie in (0, 1]; got {scale!r}")
 
 
 def _sigmoid(x: float) -> float:
