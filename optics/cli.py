@@ -306,7 +306,8 @@ def prepare_output_dir(
 ) -> Path:
     """Check an output folder before any work; with ``overwrite``, remove what a previous run left.
 
-    A folder that does not exist or is empty is fine. A non-empty folder is refused unless
+    A folder that does not exist, is empty or holds only a record (a run that wrote nothing) is
+    fine. A non-empty folder is refused unless
     ``overwrite``; then every entry must be ``owned`` (something this command writes, so that a
     mistyped ``--out ~`` never deletes a user's files) and, when the previous run left a complete
     :data:`OUTPUT_RECORD` (:func:`record_outputs`), every file below the folder must be one that
@@ -333,7 +334,7 @@ def prepare_output_dir(
         raise NotADirectoryError(f"{what} {str(folder)!r} is a file; expected a folder")
     check_writable_dir(folder, f"{what} {str(folder)!r}")
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
-    if entries:
+    if entries and [p.name for p in entries] != [OUTPUT_RECORD]:  # a record alone: a run that wrote nothing
         _check_replaceable(folder, entries, overwrite, owned, what)
         if clear:
             for p in entries:

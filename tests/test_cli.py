@@ -147,6 +147,7 @@ def test_prepare_output_dir(tmp_path):
     out = tmp_path / "out"
     assert cli.prepare_output_dir(out) == out  # missing: created, with an incomplete record
     assert [p.name for p in out.iterdir()] == [cli.OUTPUT_RECORD]
+    cli.prepare_output_dir(out)  # a run that failed before writing anything: no --overwrite needed
     (out / "old.json").write_text("{}")
     with pytest.raises(FileExistsError, match="not empty.*--overwrite"):
         cli.prepare_output_dir(out)
