@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numba
 import numpy as np
 
@@ -128,14 +129,12 @@ def fold_padding(padded: Any, shape: tuple[int, int], radius: int, boundary: str
     ``padded`` is ``(H + 2R, W + 2R, C)``; the result is ``(H, W, C)``. NumPy, CuPy and torch
     (autograd-friendly, out-of-place) are supported.
     """
-    from optics._backend import is_cupy, is_torch
-
     h, w = shape
     rows = padding_indices(h, radius, boundary)
     cols = padding_indices(w, radius, boundary)
     keep_r = np.nonzero(rows >= 0)[0]
     keep_c = np.nonzero(cols >= 0)[0]
-    if is_torch(padded):
+    if array_api_compat.is_torch_array(padded):
         import torch
 
         dev = padded.device
@@ -147,7 +146,7 @@ def fold_padding(padded: Any, shape: tuple[int, int], radius: int, boundary: str
         tmp = out_r.index_select(1, kc)
         out = torch.zeros((h, w) + tuple(tmp.shape[2:]), dtype=padded.dtype, device=dev)
         return out.index_add(1, torch.as_tensor(cols[keep_c], device=dev), tmp)
-    if is_cupy(padded):
+    if array_api_compat.is_cupy_array(padded):
         import cupy as cp
         import cupyx
 
@@ -172,9 +171,7 @@ def fold_padding(padded: Any, shape: tuple[int, int], radius: int, boundary: str
 
 
 def _device_of(x: Any) -> Any:
-    from optics._backend import is_torch
-
-    return x.device if is_torch(x) else None
+    return x.device if array_api_compat.is_torch_array(x) else None
 
 
 def _check_shapes(image: np.ndarray, kernels: np.ndarray) -> int:

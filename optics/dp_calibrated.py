@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from .dual_pixel import DualPixelPSFs, _check_coc, _check_dtype
+from .dp_base import DualPixelPSFs, _check_coc, _check_dtype
 
 __all__ = ["CalibratedDPParams", "calibrated_dual_pixel_psfs", "calibrated_half_size", "PARAM_BOUNDS"]
 

@@ -35,7 +35,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .dp_calibrated import PARAM_BOUNDS, CalibratedDPParams, calibrated_dual_pixel_psfs, calibrated_half_size
-from .dual_pixel import DP_MODELS, DualPixelPSFs, _check_coc, _check_dtype, dual_pixel_psfs, psf_half_size
+from .dp_base import DualPixelPSFs, _check_coc, _check_dtype
+from .dual_pixel import DP_MODELS, dual_pixel_psfs, psf_half_size
 
 __all__ = [
     "DPFit",

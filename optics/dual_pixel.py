@@ -17,6 +17,9 @@ Two models are provided (``model=``):
     whose window is ``kappa = 1/7`` of the kernel size; each view weights it with a linear ramp
     across the kernel (0 on one side, 1 on the other).
 
+The calibrated, field-varying model fitted to measured kernels is in :mod:`optics.dp_calibrated`,
+the fitting in :mod:`optics.dp_fit`; :mod:`optics` exports all of them.
+
 Conventions
 -----------
 * Kernels have an odd side, origin at the centre pixel, and are NumPy arrays of ``dtype``.
@@ -32,10 +35,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from .dp_base import DualPixelPSFs, _check_coc, _check_dtype
 from .psf import disc_psf, gaussian_psf
 
 __all__ = ["DualPixelPSFs", "dual_pixel_psfs", "full_aperture_psf", "psf_half_size", "DP_MODELS"]
@@ -44,42 +48,6 @@ __all__ = ["DualPixelPSFs", "dual_pixel_psfs", "full_aperture_psf", "psf_half_si
 DP_MODELS = ("half_disc", "butterworth")
 
 _BUTTERWORTH_ORDERS = (3, 6, 9)
-
-
-class DualPixelPSFs(NamedTuple):
-    """Left and right dual-pixel PSFs; unpacks as ``left, right = ...``.
-
-    ``full`` is the full-aperture PSF ``(left + right) / 2``.
-    """
-
-    left: np.ndarray
-    right: np.ndarray
-
-    @property
-    def full(self) -> np.ndarray:
-        return (self.left + self.right) / 2
-
-
-def _check_coc(coc_radius: Any) -> float:
-    if isinstance(coc_radius, bool) or not isinstance(coc_radius, numbers.Real):
-        raise TypeError(
-            f"coc_radius must be a real number (signed CoC radius in pixels); got {coc_radius!r} "
-            f"of type {type(coc_radius).__name__}"
-        )
-    c = float(coc_radius)
-    if not math.isfinite(c):
-        raise ValueError(f"coc_radius must be finite; got {c}")
-    return c
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as err:
-        raise TypeError(f"dtype must be float32 or float64; got {dtype!r}") from err
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64; got {dt}")
-    return dt
 
 
 def _check_model_options(model: str, order: Any, beta: Any, cutoff_factor: Any, kappa: Any, vignetting: Any):
@@ -328,8 +296,3 @@ def dual_pixel_psfs(
     right = np.ascontiguousarray(left[:, ::-1])
     return DualPixelPSFs(left, right)
 
-
-# The calibrated, field-varying model (fitted to measured kernels) lives in its own modules; it is
-# re-exported here so that every dual-pixel PSF model is reachable from ``optics.dual_pixel``.
-from .dp_calibrated import CalibratedDPParams, calibrated_dual_pixel_psfs  # noqa: E402
-from .dp_fit import DualPixelField, fit_dual_pixel_field, fit_dual_pixel_psfs  # noqa: E402

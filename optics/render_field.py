@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
+from ._fft_layers import _axis_window, _irfft2_rows, _rfft2
 from .dp_calibrated import calibrated_dual_pixel_psfs, calibrated_half_size
 from .dp_fit import DualPixelField
-from .render import _axis_window, _irfft2_rows, _rfft2
 
 __all__ = ["tile_bounds", "FieldKernels", "field_kernels", "blur_layers_field"]
 

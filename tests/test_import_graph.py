@@ -1,0 +1,224 @@
+"""The project's import graph: no circle between modules, no import up the floors.
+
+The floors, lowest first: ``kernels`` <- ``optics`` <- ``learned`` <- ``validation``, ``benchmarks``.
+A module may import its own package and the floors below it, never one above (``validation`` and
+``benchmarks`` share the top floor). Imports are read from the source with :mod:`ast`, every one
+of them: those inside functions (lazy imports) count, as an import cycle is a cycle whether it
+runs at import time or at the first call.
+
+Edges follow import-linter's convention: ``from pkg.mod import name`` is an edge to ``pkg.mod``,
+``from pkg import sub`` to the submodule ``pkg.sub`` when there is one and to ``pkg`` (its
+``__init__``) otherwise; the parent packages a submodule import runs are not counted.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, Iterable, List, Set
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Floor of each top-level package (a higher number is a higher floor).
+FLOORS = {"kernels": 0, "optics": 1, "learned": 2, "validation": 3, "benchmarks": 3}
+
+
+def module_files(root: Path, packages: Iterable[str]) -> Dict[str, Path]:
+    """Dotted module name -> file for every ``.py`` file of ``packages`` under ``root``."""
+    modules = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imported_modules(name: str, source: str, is_package: bool, known: Set[str]) -> Set[str]:
+    """The modules of ``known`` that module ``name`` imports anywhere in ``source``."""
+
+    def owner(dotted: str) -> str | None:  # the longest known module that ``dotted`` lies in
+        while dotted and dotted not in known:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
+    package = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(owner(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - (node.level - 1)] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in known else owner(base))
+    found.discard(None)
+    found.discard(name)
+    return found
+
+
+def import_graph(root: Path = ROOT, packages: Iterable[str] = tuple(FLOORS)) -> Dict[str, Set[str]]:
+    files = module_files(root, packages)
+    known = set(files)
+    return {
+        name: imported_modules(name, path.read_text(encoding="utf-8"), path.name == "__init__.py", known)
+        for name, path in files.items()
+    }
+
+
+def find_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative), sorted."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    cycles = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in graph:
+                    continue
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return sorted(cycles)
+
+
+def upward_imports(graph: Dict[str, Set[str]], floors: Dict[str, int] = FLOORS) -> List[str]:
+    """``'a.b -> c.d'`` for every import of a module on a higher floor."""
+    return sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if floors[target.split(".")[0]] > floors[name.split(".")[0]]
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The project
+# ------------------------------------------------------------------------------------------------
+def test_graph_covers_the_project():
+    graph = import_graph()
+    for package in FLOORS:
+        assert package in graph, f"{package}/__init__.py not found under {ROOT}"
+    assert len(graph) > 60
+    assert "optics.psf" in graph["optics.dual_pixel"]  # a relative import at module level
+
+
+#: Circles in learned/ broken with its move into sub-packages (the next commits); to be emptied.
+KNOWN_CYCLES = [["learned", "learned.checkpoints"], ["learned.data", "learned.datasets"]]
+
+
+def test_no_import_cycles():
+    cycles = [c for c in find_cycles(import_graph()) if c not in KNOWN_CYCLES]
+    assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_no_upward_imports():
+    upward = upward_imports(import_graph())
+    assert not upward, (
+        "imports up the floors kernels <- optics <- learned <- validation, benchmarks:\n" + "\n".join(upward)
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The checker itself, on made-up modules
+# ------------------------------------------------------------------------------------------------
+def _write(root: Path, files: Dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_reader_sees_relative_absolute_and_lazy_imports(tmp_path):
+    _write(tmp_path, {
+        "pkg/__init__.py": "from .a import f\n",
+        "pkg/a.py": "import os\nfrom . import b\n\ndef f():\n    from pkg.sub.c import g\n    return g\n",
+        "pkg/b.py": "from .sub import c\nimport pkg.sub\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/c.py": "from .. import b\nfrom ..a import f\nfrom pkg import nothing_here\n",
+    })
+    graph = import_graph(tmp_path, ["pkg"])
+    assert graph == {
+        "pkg": {"pkg.a"},
+        "pkg.a": {"pkg.b", "pkg.sub.c"},
+        "pkg.b": {"pkg.sub.c", "pkg.sub"},
+        "pkg.sub": set(),
+        "pkg.sub.c": {"pkg.b", "pkg.a", "pkg"},
+    }
+    assert find_cycles(graph) == [["pkg", "pkg.a", "pkg.b", "pkg.sub.c"]]
+
+
+def test_cycle_finder():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    assert find_cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a", "d"}}) == [
+        ["a", "b", "c"],
+        ["d", "e"],
+    ]
+    assert find_cycles({"a": {"outside"}}) == []
+
+
+def test_cycle_check_fails_on_a_lazy_circle(tmp_path):
+    _write(tmp_path, {
+        "kernels/__init__.py": "",
+        "kernels/x.py": "def f():\n    from kernels import y\n",
+        "kernels/y.py": "from .x import f\n",
+    })
+    assert find_cycles(import_graph(tmp_path, ["kernels"])) == [["kernels.x", "kernels.y"]]
+
+
+@pytest.mark.parametrize(
+    "importer, line, upward",
+    [
+        ("kernels/k.py", "def f():\n    from optics._backend import is_torch\n", True),
+        ("optics/o.py", "import learned.m\n", True),
+        ("learned/m.py", "from validation import v\n", True),
+        ("learned/m2.py", "from benchmarks.b import run\n", True),
+        ("benchmarks/b2.py", "from validation import v\n", False),  # same floor
+        ("validation/v2.py", "from learned.m import x\nfrom optics import o\nimport kernels\n", False),
+    ],
+)
+def test_upward_check(tmp_path, importer, line, upward):
+    files = {f"{p}/__init__.py": "" for p in FLOORS}
+    files.update({"learned/m.py": "", "optics/o.py": "", "validation/v.py": "", "benchmarks/b.py": ""})
+    files[importer] = line
+    _write(tmp_path, files)
+    found = upward_imports(import_graph(tmp_path))
+    assert bool(found) is upward, found
