@@ -86,7 +86,8 @@ motion-blurred ``motion*.jpg``, left out here with a warning that counts them.
   result), ``gt_defocus_map/`` and ``calibration/``. The ground truth covers the central
   ``6 x 168`` by ``8 x 168`` pixels of the views (``_crop_image_central_fov``: offset
   ``(H - h) // 2``, ``(W - w) // 2``); the views are cropped the same way here, and the blurred
-  input is their mean. (The authors' vignetting correction from ``calibration/`` is not applied.)
+  input is their mean. The right view is vignetting-corrected from ``calibration/white_sheet_*.png``
+  as the authors' code does (:func:`pixel4_vignetting_scale`).
 
 **list:FILE[,root=DIR][,split=NAME]**: ``input,target`` per line, paths relative to ``DIR``
 (default: the folder of FILE), as NRKNet's ``Dataset_*`` files (relative to its ``data_offset``;
@@ -102,6 +103,7 @@ Sample names are file stems (DPDD: the blurred image's stem), ``SCENE/STEM`` for
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import warnings
@@ -109,6 +111,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from optics import cli
 
@@ -123,6 +127,8 @@ __all__ = [
     "cuhk_records",
     "pixeldp_records",
     "read_pixel4_view",
+    "pixel4_vignetting_scale",
+    "PIXEL4_VIGNETTING_WINDOW",
     "list_records",
     "parse_list_spec",
     "list_split",
@@ -442,9 +448,66 @@ def _pixel4_gt_path(view: Path) -> Path:
     return view.parent / "gt_all_in_focus_im" / f"{stem}_gt.png"
 
 
+#: Side of the box average of the white-sheet ratio (Xin et al., ``code/util.py``, ``window_size = 101``).
+PIXEL4_VIGNETTING_WINDOW = 101
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel4_vignetting_cached(left_sheet: Path, right_sheet: Path, stamp: tuple):
+    from scipy import ndimage
+
+    d = _data()
+    white_left = d._read_pixel4_raw(left_sheet)[..., 0].astype(np.float64)
+    white_right = d._read_pixel4_raw(right_sheet)[..., 0].astype(np.float64)
+    if white_left.shape != white_right.shape:
+        raise ValueError(f"white sheets {str(left_sheet)!r} {white_left.shape} and {str(right_sheet)!r} "
+                         f"{white_right.shape} must have the same size")
+    if not np.all(white_right > 0):
+        raise ValueError(f"white sheet {str(right_sheet)!r} has pixels at or below the black level; "
+                         "the vignetting ratio left / right is undefined there")
+    # flax.nn.avg_pool(..., padding='SAME'): zero padding, divided by the full window (101 * 101)
+    ratio = ndimage.uniform_filter(white_left / white_right, PIXEL4_VIGNETTING_WINDOW, mode="constant", cval=0.0)
+    ratio.setflags(write=False)
+    return ratio
+
+
+def pixel4_vignetting_scale(calibration: Path) -> np.ndarray:
+    r"""Per-pixel gain that Xin et al. apply to the right view: the box-averaged white-sheet ratio.
+
+    ``calibration`` is the data set's ``calibration/`` folder with ``white_sheet_left.png`` and
+    ``white_sheet_right.png`` (raw, normalised as the views). Returns the (H, W) float64 array
+
+    .. math:: g = \mathrm{box}_{101}\!\left(\frac{W_L}{W_R}\right)
+
+    (``code/util.py``, ``load_data_and_calibration``: ``per_pixel_scale = left_white_calib /
+    right_white_calib``, ``flax.nn.avg_pool`` over 101 x 101 with 'SAME' zero padding, then
+    ``right_image = per_pixel_scale_avg * right_image``, before the central crop).
+    """
+    sheets = [Path(calibration) / f"white_sheet_{side}.png" for side in ("left", "right")]
+    for sheet in sheets:
+        if not sheet.is_file():
+            raise FileNotFoundError(
+                f"vignetting calibration {str(sheet)!r} does not exist; Xin et al.'s preprocessing "
+                "corrects the right view with calibration/white_sheet_{left,right}.png (code/util.py)")
+    stamp = tuple((s.stat().st_mtime_ns, s.stat().st_size) for s in sheets)
+    return _pixel4_vignetting_cached(sheets[0].resolve(), sheets[1].resolve(), stamp)
+
+
 def read_pixel4_view(path: Path):
-    """Xin et al.'s raw view, normalised, cropped centrally to its ground truth's size (when it has one)."""
+    """Xin et al.'s raw view as their ``code/util.py`` loads it: normalised, vignetting-corrected, cropped.
+
+    ``max(v - 1024, 0) / (2**14 - 1)``; a right view (``NNN_right.png``) is multiplied by
+    :func:`pixel4_vignetting_scale` of the ``calibration/`` folder beside it; then the view is
+    cropped centrally to its ground truth's size (when it has one), as ``_crop_image_central_fov``.
+    """
+    path = Path(path)
     view = _data()._read_pixel4_raw(path)
+    if path.name.endswith("_right.png"):
+        gain = pixel4_vignetting_scale(path.parent / "calibration")
+        if gain.shape != view.shape[:2]:
+            raise ValueError(f"view {str(path)!r} is {view.shape[0]}x{view.shape[1]} but its white sheets "
+                             f"are {gain.shape[0]}x{gain.shape[1]}; they must match")
+        view = (view * gain[:, :, None]).astype(view.dtype)
     gt = _pixel4_gt_path(path)
     if gt.is_file():
         h, w = png_shape(gt)[:2]

@@ -202,9 +202,13 @@ def test_pixeldp_xin_layout_raw_normalisation(tmp_path):
     _write(tmp_path / "001_left.png", left)
     _write(tmp_path / "001_right.png", right)
     _write(tmp_path / "gt_all_in_focus_im/001_gt.png", gt)
+    white = np.full((9, 10), 1024 + 8000, np.uint16)
+    _write(tmp_path / "calibration/white_sheet_left.png", white)
+    _write(tmp_path / "calibration/white_sheet_right.png", white)
     s = build_dataset(f"pixeldp:{tmp_path}", "test")[0]
     expect_left = np.maximum(left.astype(np.float64) - 1024, 0) / (2**14 - 1)
-    expect_right = np.maximum(right.astype(np.float64) - 1024, 0) / (2**14 - 1)
+    # equal white sheets: the gain is the 101 x 101 zero-padded box average of ones, here 90 / 101**2
+    expect_right = np.maximum(right.astype(np.float64) - 1024, 0) / (2**14 - 1) * (90 / 101**2)
     np.testing.assert_allclose(s["left"][0].numpy(), expect_left, rtol=1e-6)
     np.testing.assert_allclose(s["right"][2].numpy(), expect_right, rtol=1e-6)
     np.testing.assert_allclose(s["input"][1].numpy(), (expect_left + expect_right) / 2, rtol=1e-6)

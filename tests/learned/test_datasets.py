@@ -210,13 +210,30 @@ def test_pixel4_views_are_cropped_to_the_central_ground_truth_window(tmp_path):
     left = _write(root / "001_left.png", RNG.integers(900, 1024 + 2**14 - 1, (10, 14), dtype=np.uint16))
     right = _write(root / "001_right.png", RNG.integers(900, 1024 + 2**14 - 1, (10, 14), dtype=np.uint16))
     gt = _write(root / "gt_all_in_focus_im/001_gt.png", RNG.integers(0, 2**16, (4, 6), dtype=np.uint16))
+    white_left = _write(root / "calibration/white_sheet_left.png", RNG.integers(5000, 9000, (10, 14), dtype=np.uint16))
+    white_right = _write(root / "calibration/white_sheet_right.png", RNG.integers(5000, 9000, (10, 14), dtype=np.uint16))
     arrays = build_dataset(f"pixeldp:{root}", "test").load(0)
+    # the authors' vignetting gain (code/util.py): ratio of the normalised white sheets, averaged over a
+    # 101 x 101 window with zero padding and divided by 101**2 (flax.nn.avg_pool, 'SAME'): naive sum here
+    ratio = (white_left.astype(np.float64) - 1024) / (white_right.astype(np.float64) - 1024)
+    gain = np.array([[ratio[max(0, i - 50):i + 51, max(0, j - 50):j + 51].sum() / 101**2 for j in range(14)]
+                     for i in range(10)])
     # the authors' _crop_image_central_fov: offsets ((10 - 4) // 2, (14 - 6) // 2) = (3, 4)
     expect_left = np.maximum(left[3:7, 4:10].astype(np.float64) - 1024, 0) / (2**14 - 1)
-    expect_right = np.maximum(right[3:7, 4:10].astype(np.float64) - 1024, 0) / (2**14 - 1)
+    expect_right = (np.maximum(right.astype(np.float64) - 1024, 0) / (2**14 - 1) * gain)[3:7, 4:10]
     np.testing.assert_allclose(arrays["left"][..., 0], expect_left, rtol=1e-6)
     np.testing.assert_allclose(arrays["input"][..., 2], (expect_left + expect_right) / 2, rtol=1e-6)
     np.testing.assert_allclose(arrays["target"][..., 1], gt / 65535.0, rtol=1e-6)
+    np.testing.assert_allclose(arrays["right"][..., 1], expect_right, rtol=1e-5)
+
+
+def test_pixel4_right_view_without_white_sheets_names_the_missing_file(tmp_path):
+    root = tmp_path / "DP_data_pixel_4"
+    for side in ("left", "right"):
+        _write(root / f"001_{side}.png", RNG.integers(900, 1024 + 2**14 - 1, (10, 14), dtype=np.uint16))
+    _write(root / "gt_all_in_focus_im/001_gt.png", RNG.integers(0, 2**16, (4, 6), dtype=np.uint16))
+    with pytest.raises(FileNotFoundError, match=r"white_sheet_left\.png"):
+        build_dataset(f"pixeldp:{root}", "test").load(0)
 
 
 # --------------------------------------------------------------------------------------------------
