@@ -17,7 +17,7 @@ def refuse_existing(parser: argparse.ArgumentParser, path: Optional[Path]) -> No
 
 def write_new(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically; an existing file is an error (never overwritten)."""
-    from learned.io import atomic_write_bytes
+    from learned.data.io import atomic_write_bytes
 
     if path.exists():
         raise FileExistsError(f"--out {str(path)!r} exists; choose another path (results are never overwritten)")

@@ -96,7 +96,7 @@ def _build_authors(model: str, folder: str, checkpoint: str):
 
     import torch
 
-    from learned.checkpoints import _strip_ifan_prefixes
+    from learned.training.checkpoints import _strip_ifan_prefixes
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if model == "ifan":

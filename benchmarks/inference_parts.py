@@ -60,8 +60,8 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from learned.iac import iterative_adaptive_convolution, split_filter_prediction
-    from learned.k3dn import wiener_inverse_kernels
+    from learned.models.iac import iterative_adaptive_convolution, split_filter_prediction
+    from learned.models.k3dn import wiener_inverse_kernels
     from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
     torch.set_num_threads(args.threads)

@@ -68,7 +68,7 @@ def _prepare(work: Path) -> None:
     from skimage import data
 
     import learned
-    from learned.io import write_image
+    from learned.data.io import write_image
 
     photo = np.tile(data.astronaut(), (2, 3, 1))[:720, :1280].astype(np.float64) / 255.0
     write_image(work / "photo.png", photo, 8)

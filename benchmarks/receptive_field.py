@@ -38,7 +38,7 @@ def measure(name: str, size: int, centre: int, margins, seed: int = 0):
 
     import learned
     from benchmarks.inference import _input
-    from learned.tiling import context_errors
+    from learned.inference.tiling import context_errors
 
     torch.manual_seed(seed)
     net = learned.build_model(name).eval()

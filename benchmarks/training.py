@@ -55,7 +55,7 @@ def run_one(model: str, seed: int, preset: str, runs: Path, device: str = "auto"
            "images": evaluation["images"], "input_psnr": evaluation["input_psnr"],
            "output_psnr": evaluation["output_psnr"], "gain_db": evaluation["gain_db"],
            "gain_db_by_source": evaluation.get("gain_db_by_source", {}), "load_after": _load()}
-    from learned.io import atomic_write_bytes
+    from learned.data.io import atomic_write_bytes
 
     atomic_write_bytes(record, json.dumps(row, indent=2).encode())
     return row
@@ -128,7 +128,7 @@ def machine(device: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from learned import MODELS
-    from learned.recipes import PRESETS
+    from learned.training.recipes import PRESETS
 
     parser = cli.ArgumentParser(prog="python -m benchmarks.training", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-smoke", choices=sorted(PRESETS), help="training preset (cpu-smoke)")

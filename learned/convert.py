@@ -12,7 +12,7 @@ from pathlib import Path
 
 from optics import cli
 
-from .checkpoints import OFFICIAL_FORMATS, load_official_checkpoint, save_checkpoint
+from .training.checkpoints import OFFICIAL_FORMATS, load_official_checkpoint, save_checkpoint
 
 
 def main(argv=None) -> int:

@@ -31,10 +31,10 @@ import torch
 from optics import cli
 
 from . import DUAL_PIXEL, MODELS
-from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
-from .io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
-from .precision import autocast
-from .tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
+from .training.checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
+from .data.io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
+from .inference.precision import autocast
+from .inference.tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
 
 
 def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> torch.nn.Module:

@@ -53,12 +53,12 @@ from optics import cli
 from . import DUAL_PIXEL, MODELS
 from . import metrics as M
 from .baseline import WienerBaseline, fit_wiener_baseline
-from .io import atomic_write_bytes
-from .precision import amp_dtype, autocast
-from .protocols import NAMES as PROTOCOLS
-from .protocols import get_protocol
-from .protocols import prepare as _prepare
-from .protocols import score as _protocol_score
+from .data.io import atomic_write_bytes
+from .inference.precision import amp_dtype, autocast
+from .data.protocols import NAMES as PROTOCOLS
+from .data.protocols import get_protocol
+from .data.protocols import prepare as _prepare
+from .data.protocols import score as _protocol_score
 
 __all__ = ["PROTOCOLS", "METRICS", "apply_protocol_crop", "run_model", "score", "evaluate_dataset",
            "mean_rows", "format_markdown", "format_csv", "main"]

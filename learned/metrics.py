@@ -249,7 +249,7 @@ def _numpy_only_unpickler(fh):
     ``_codecs.encode``, which pickle protocol 2 uses to store an array's bytes (str -> bytes,
     runs no code); NumPy 1.x module paths are mapped to NumPy 2's ``numpy._core``.
     """
-    from .checkpoints import _NumpyOnlyUnpickler
+    from .training.checkpoints import _NumpyOnlyUnpickler
 
     class _Unpickler(_NumpyOnlyUnpickler):
         ALLOWED = _NumpyOnlyUnpickler.ALLOWED | {("_codecs", "encode")}

@@ -93,18 +93,18 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from . import DUAL_PIXEL, MODELS, build_model
 from optics import cli
 
-from .checkpoints import _torch_load, load_state_dict_strict, save_checkpoint
-from .io import atomic_save, atomic_write_bytes
-from .losses import (
+from .training.checkpoints import _torch_load, load_state_dict_strict, save_checkpoint
+from .data.io import atomic_save, atomic_write_bytes
+from .training.losses import (
     ifan_disparity_loss,
     ifan_reblur_loss,
     k3dn_loss,
     mse_loss,
     nrknet_loss,
 )
-from .precision import amp_dtype as precision_amp_dtype
-from . import recipes as _recipes
-from .recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
+from .inference.precision import amp_dtype as precision_amp_dtype
+from .training import recipes as _recipes
+from .training.recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
     OPTIMIZER_NAMES,
     PRESETS,
     RECIPES,
@@ -164,7 +164,7 @@ class TrainingStep(nn.Module):
         self.loss = loss
         self.auxiliary = nn.ModuleDict()
         if self.family == "ifan" and loss.reblur_weight > 0:
-            from .ifan import IFANReblurNetwork
+            from .models.ifan import IFANReblurNetwork
 
             self.auxiliary["ifan_reblur"] = IFANReblurNetwork(
                 filter_channels=model.filter_dim, channels=model.iac_channels, iterations=model.iterations,
@@ -732,7 +732,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     torch.manual_seed(config.seed)  # model initialisation (every rank identical)
     model = build_model(config.model, **dict(config.model_overrides))
     if recipe.identity_start:  # learned.warmstart: D_t ~ I (values only; resumed weights replace them)
-        from .warmstart import identity_start_
+        from .models.warmstart import identity_start_
 
         identity_start_(model, config.model)
     trainer = TrainingStep(model, config.model, recipe.loss).to(device)

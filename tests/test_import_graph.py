@@ -138,12 +138,8 @@ def test_graph_covers_the_project():
     assert "optics.psf" in graph["optics.dual_pixel"]  # a relative import at module level
 
 
-#: Circles in learned/ broken with its move into sub-packages (the next commits); to be emptied.
-KNOWN_CYCLES = [["learned", "learned.checkpoints"], ["learned.data", "learned.datasets"]]
-
-
 def test_no_import_cycles():
-    cycles = [c for c in find_cycles(import_graph()) if c not in KNOWN_CYCLES]
+    cycles = find_cycles(import_graph())
     assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(
         " <-> ".join(c) for c in cycles
     )

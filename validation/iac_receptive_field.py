@@ -54,7 +54,7 @@ def local_separable_iteration(image: np.ndarray, kernels_v: np.ndarray, kernels_
 def _iac_operator():
     """The project's IAC if present (preferred), else None."""
     try:
-        from learned.iac import iterative_adaptive_convolution
+        from learned.models.iac import iterative_adaptive_convolution
     except ImportError:
         return None
     return iterative_adaptive_convolution

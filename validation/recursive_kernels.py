@@ -44,7 +44,7 @@ RADII = tuple(range(1, 20))
 # ---------------------------------------------------------------------------------------------
 def parameter_counts(n_atoms: int) -> dict:
     """Parameters of the atom set for J atoms, as stored by this project and by NRKNet's code."""
-    from learned.nrknet import RecursiveKernelStack
+    from learned.models.nrknet import RecursiveKernelStack
 
     a = np.tile(BINOMIAL, (n_atoms - 1, 1))
     optics.rkr_atoms(a)  # the array rkr_atoms accepts for J atoms

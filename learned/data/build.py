@@ -69,13 +69,14 @@ import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .io import read_image
+from .readers import IMAGE_SUFFIXES, ImageRecord, Reader, _pair_records, parse_list_spec
 
 __all__ = [
     "build_dataset",
@@ -92,10 +93,6 @@ __all__ = [
 
 SPEC_KINDS = ("synthetic", "dpdd", "lfdof", "realdof", "rtf", "cuhk", "pixeldp", "folder", "list")
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-#: Pixel 4 dual-pixel raw data (Xin et al.): 14-bit values with a black level of 1024.
-PIXEL4_BLACK_LEVEL = 1024
-PIXEL4_WHITE = 2**14 - 1
 
 SampleKey = Union[int, Tuple[int, int]]
 
@@ -123,8 +120,6 @@ def parse_spec(spec: str) -> Tuple[str, Optional[Path], Dict[str, str]]:
         raise ValueError(f"spec {spec!r} needs a folder: '{kind}:PATH'" if kind != "list" else
                          f"spec {spec!r} needs a list file: 'list:FILE[,root=DIR]'")
     if kind == "list":
-        from .datasets import parse_list_spec
-
         return (kind, *parse_list_spec(rest))
     return kind, Path(rest).expanduser(), {}
 
@@ -348,47 +343,9 @@ def _check_index(index: Any, length: int) -> int:
 # ==================================================================================================
 # Datasets on disk
 # ==================================================================================================
-@dataclass(frozen=True)
-class ImageRecord:
-    """Files of one sample: blurred centre ``input``, optional ``target``, ``left``, ``right``."""
-
-    name: str
-    input: Path
-    target: Optional[Path] = None
-    left: Optional[Path] = None
-    right: Optional[Path] = None
-
-
-Reader = Callable[[Path], np.ndarray]
-
-
 def _read_rgb(path: Path) -> np.ndarray:
     image, _ = read_image(path)
     return image
-
-
-def _read_pixel4_raw(path: Path) -> np.ndarray:
-    """Pixel 4 dual-pixel raw PNG (14 bit, black level 1024) to [0, 1], as Xin et al.'s code.
-
-    ``(v - 1024) / (2**14 - 1)`` with values below the black level set to 0 (the authors'
-    preprocessing, ``code/util.py``), replicated to 3 channels.
-    """
-    from optics.image_io import read_png
-
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"Pixel 4 dual-pixel view {str(path)!r} must be a 16-bit PNG")
-    if not path.is_file():
-        raise FileNotFoundError(f"input image {str(path)!r} does not exist")
-    raw = read_png(path)
-    if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(
-            f"Pixel 4 dual-pixel view {str(path)!r} must be a single-channel 16-bit PNG (raw green channel); "
-            f"got dtype {raw.dtype} and shape {raw.shape}"
-        )
-    if int(raw.max()) > PIXEL4_BLACK_LEVEL + PIXEL4_WHITE:
-        raise ValueError(f"{str(path)!r} has values above 14 bits + black level ({int(raw.max())}); not Pixel 4 raw data")
-    values = np.maximum(raw.astype(np.float32) - PIXEL4_BLACK_LEVEL, 0.0) / PIXEL4_WHITE
-    return np.repeat(values[:, :, None], 3, axis=2)
 
 
 class FileDataset(Dataset):
@@ -478,60 +435,6 @@ class FileDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> dict:
         index, rng = _sample_rng(self.seed, key, len(self))
         return self._sampler(self.load(index), self.records[index].name, rng)
-
-
-def _images_in(folder: Path, what: str) -> Dict[str, Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = {}
-    others = []
-    for p in files:
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            if p.stem in images:
-                raise ValueError(f"{what}: two images with the stem {p.stem!r} in {str(folder)!r}: "
-                                 f"{images[p.stem].name}, {p.name}")
-            images[p.stem] = p
-        elif p.name != "Thumbs.db":
-            others.append(p.name)
-    if not images:
-        raise ValueError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder {str(folder)!r}"
-                         + (f"; found {others[:5]}" if others else " (it is empty)"))
-    if others:
-        raise ValueError(f"{what}: files that are not images in {str(folder)!r}: {others[:10]}")
-    return images
-
-
-def _match(groups: Mapping[str, Mapping[str, Path]], what: str) -> List[str]:
-    """Names present in every group, or a ValueError listing the unmatched names per group."""
-    all_names = set().union(*[set(g) for g in groups.values()])
-    problems = []
-    for label, g in groups.items():
-        missing = sorted(all_names - set(g))
-        if missing:
-            problems.append(f"{len(missing)} missing in {label}: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
-    if problems:
-        raise ValueError(f"{what}: unmatched files; " + "; ".join(problems))
-    return sorted(all_names)
-
-
-def _first_existing(root: Path, names: Sequence[str]) -> Optional[Path]:
-    for n in names:
-        if (root / n).is_dir():
-            return root / n
-    return None
-
-
-def _pair_records(root: Path, input_names: Sequence[str], target_names: Sequence[str], what: str) -> List[ImageRecord]:
-    src = _first_existing(root, input_names)
-    tgt = _first_existing(root, target_names)
-    if src is None or tgt is None:
-        missing = [f"{root}/{'|'.join(n)}" for n, d in ((input_names, src), (target_names, tgt)) if d is None]
-        raise FileNotFoundError(f"{what}: missing folder(s) {missing}")
-    groups = {src.name: _images_in(src, what), tgt.name: _images_in(tgt, what)}
-    names = _match(groups, what)
-    g = list(groups.values())
-    return [ImageRecord(n, g[0][n], g[1][n]) for n in names]
 
 
 # ==================================================================================================
@@ -775,7 +678,7 @@ def build_dataset(spec: str, split: str = "train", *, crop: Optional[int] = None
         raise FileNotFoundError(f"{what}: dataset folder {str(root)!r} does not exist")
     readers: Dict[str, Reader] = {}
     centre_from_views = False
-    from . import datasets as real
+    from . import readers as real
 
     if kind == "dpdd":
         records, _ = real.dpdd_records(root, _check_split(split, SPLITS, "DPDD"))

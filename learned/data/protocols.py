@@ -75,7 +75,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import metrics as M
+from .. import metrics as M
 
 __all__ = ["Protocol", "PROTOCOLS", "NAMES", "get_protocol", "read_as_8bit", "prepare", "quantise", "score",
            "reflect_pad_centred"]

@@ -105,16 +105,13 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-
-from optics import cli
 
 __all__ = [
     "PUBLISHED_COUNTS",
@@ -135,11 +132,12 @@ __all__ = [
     "list_for_split",
     "suggest_level",
     "image_shape",
-    "check_dataset",
-    "format_report",
-    "main",
 ]
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Pixel 4 dual-pixel raw data (Xin et al.): 14-bit values with a black level of 1024.
+PIXEL4_BLACK_LEVEL = 1024
+PIXEL4_WHITE = 2**14 - 1
 #: Published split sizes (pairs; LFDOF: input images), see the module docstring for the sources.
 PUBLISHED_COUNTS: Dict[str, Dict[str, int]] = {
     "dpdd": {"train": 350, "val": 74, "test": 76},
@@ -159,10 +157,99 @@ DPDD_KNOWN_GAPS = frozenset({("1P0A2027", "1P0A2029"), ("1P0A1983", "1P0A1985")}
 _FRAME = re.compile(r"(\d+)$")
 
 
-def _data():
-    from . import data
+# ==================================================================================================
+# Records and folder pairing
+# ==================================================================================================
+@dataclass(frozen=True)
+class ImageRecord:
+    """Files of one sample: blurred centre ``input``, optional ``target``, ``left``, ``right``."""
 
-    return data
+    name: str
+    input: Path
+    target: Optional[Path] = None
+    left: Optional[Path] = None
+    right: Optional[Path] = None
+
+
+Reader = Callable[[Path], np.ndarray]
+
+
+def _read_pixel4_raw(path: Path) -> np.ndarray:
+    """Pixel 4 dual-pixel raw PNG (14 bit, black level 1024) to [0, 1], as Xin et al.'s code.
+
+    ``(v - 1024) / (2**14 - 1)`` with values below the black level set to 0 (the authors'
+    preprocessing, ``code/util.py``), replicated to 3 channels.
+    """
+    from optics.image_io import read_png
+
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"Pixel 4 dual-pixel view {str(path)!r} must be a 16-bit PNG")
+    if not path.is_file():
+        raise FileNotFoundError(f"input image {str(path)!r} does not exist")
+    raw = read_png(path)
+    if raw.dtype != np.uint16 or raw.ndim != 2:
+        raise ValueError(
+            f"Pixel 4 dual-pixel view {str(path)!r} must be a single-channel 16-bit PNG (raw green channel); "
+            f"got dtype {raw.dtype} and shape {raw.shape}"
+        )
+    if int(raw.max()) > PIXEL4_BLACK_LEVEL + PIXEL4_WHITE:
+        raise ValueError(f"{str(path)!r} has values above 14 bits + black level ({int(raw.max())}); not Pixel 4 raw data")
+    values = np.maximum(raw.astype(np.float32) - PIXEL4_BLACK_LEVEL, 0.0) / PIXEL4_WHITE
+    return np.repeat(values[:, :, None], 3, axis=2)
+
+
+def _images_in(folder: Path, what: str) -> Dict[str, Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = {}
+    others = []
+    for p in files:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in images:
+                raise ValueError(f"{what}: two images with the stem {p.stem!r} in {str(folder)!r}: "
+                                 f"{images[p.stem].name}, {p.name}")
+            images[p.stem] = p
+        elif p.name != "Thumbs.db":
+            others.append(p.name)
+    if not images:
+        raise ValueError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder {str(folder)!r}"
+                         + (f"; found {others[:5]}" if others else " (it is empty)"))
+    if others:
+        raise ValueError(f"{what}: files that are not images in {str(folder)!r}: {others[:10]}")
+    return images
+
+
+def _match(groups: Mapping[str, Mapping[str, Path]], what: str) -> List[str]:
+    """Names present in every group, or a ValueError listing the unmatched names per group."""
+    all_names = set().union(*[set(g) for g in groups.values()])
+    problems = []
+    for label, g in groups.items():
+        missing = sorted(all_names - set(g))
+        if missing:
+            problems.append(f"{len(missing)} missing in {label}: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+    if problems:
+        raise ValueError(f"{what}: unmatched files; " + "; ".join(problems))
+    return sorted(all_names)
+
+
+def _first_existing(root: Path, names: Sequence[str]) -> Optional[Path]:
+    for n in names:
+        if (root / n).is_dir():
+            return root / n
+    return None
+
+
+def _pair_records(root: Path, input_names: Sequence[str], target_names: Sequence[str], what: str) -> List[ImageRecord]:
+    src = _first_existing(root, input_names)
+    tgt = _first_existing(root, target_names)
+    if src is None or tgt is None:
+        missing = [f"{root}/{'|'.join(n)}" for n, d in ((input_names, src), (target_names, tgt)) if d is None]
+        raise FileNotFoundError(f"{what}: missing folder(s) {missing}")
+    groups = {src.name: _images_in(src, what), tgt.name: _images_in(tgt, what)}
+    names = _match(groups, what)
+    g = list(groups.values())
+    return [ImageRecord(n, g[0][n], g[1][n]) for n in names]
 
 
 def frame_number(stem: str) -> Optional[int]:
@@ -215,7 +302,7 @@ def _wrong_level(kind: str, root: Path, markers: Sequence[str], what: str) -> Fi
 # Readers (each returns ImageRecord lists; problems that do not stop loading are warnings)
 # ==================================================================================================
 def _sorted_images(folder: Path, what: str) -> List[Path]:
-    images = _data()._images_in(folder, what)
+    images = _images_in(folder, what)
     return sorted(images.values(), key=lambda p: p.name)
 
 
@@ -232,7 +319,6 @@ def _has_partner(stem: str, others: Sequence[Path]) -> bool:
 
 def dpdd_records(root: Path, split: str, *, warn: bool = True) -> Tuple[list, List[str]]:
     """DPDD records of ``split`` paired by sorted order per folder, and the pairing warnings."""
-    ImageRecord = _data().ImageRecord
     what = f"dpdd:{root} {split}"
     markers = [f"{s}_c/source" for s in ("test", "train", "val")]
     if not any((root / m).is_dir() for m in markers):
@@ -295,21 +381,20 @@ _RTF_GT = re.compile(r"^sharp_(\d+)$")
 
 def rtf_records(root: Path) -> list:
     """RTF records: ``image/0/image_NN`` with ``GT/sharp_NN`` (inputs only without ``GT/``)."""
-    d = _data()
     what = f"rtf:{root} test"
     gt_dir = root / "GT"
     if not gt_dir.is_dir():
         hint = suggest_level(root, ["GT/sharp_01.png"])
         if hint is not None:  # pointed into (or above) a tree with ground truth: do not drop it
             raise _wrong_level("rtf", root, ["GT/sharp_01.png"], what)
-        if (root / "image").is_dir() or any(p.suffix.lower() in d.IMAGE_SUFFIXES for p in root.iterdir() if p.is_file()):
-            folder = d._first_existing(root, ("image/0", "image", "input")) or root
-            return [d.ImageRecord(n, p) for n, p in d._images_in(folder, what).items()]
+        if (root / "image").is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir() if p.is_file()):
+            folder = _first_existing(root, ("image/0", "image", "input")) or root
+            return [ImageRecord(n, p) for n, p in _images_in(folder, what).items()]
         raise _wrong_level("rtf", root, ["GT", "image/0"], what)
     in_dir = root / "image" / "0"
     if not in_dir.is_dir():
         raise FileNotFoundError(f"{what}: folder {str(in_dir)!r} (RTF's blurred inputs image_NN.png) does not exist")
-    inputs, truths = d._images_in(in_dir, what), d._images_in(gt_dir, what)
+    inputs, truths = _images_in(in_dir, what), _images_in(gt_dir, what)
 
     def numbered(images: Dict[str, Path], pattern: re.Pattern, label: str) -> Dict[int, Path]:
         out: Dict[int, Path] = {}
@@ -321,14 +406,13 @@ def rtf_records(root: Path) -> list:
         return out
 
     a, b = numbered(inputs, _RTF_INPUT, "image/0"), numbered(truths, _RTF_GT, "GT")
-    names = d._match({"image/0 (image_NN)": {f"{k:02d}": v for k, v in a.items()},
+    names = _match({"image/0 (image_NN)": {f"{k:02d}": v for k, v in a.items()},
                       "GT (sharp_NN)": {f"{k:02d}": v for k, v in b.items()}}, what)
-    return [d.ImageRecord(a[int(n)].stem, a[int(n)], b[int(n)]) for n in names]
+    return [ImageRecord(a[int(n)].stem, a[int(n)], b[int(n)]) for n in names]
 
 
 def lfdof_records(root: Path, split: str) -> list:
     """LFDOF records of ``split`` (``train`` or ``test``)."""
-    d = _data()
     what = f"lfdof:{root} {split}"
     base = root / f"{split}_data"
     if not base.is_dir():
@@ -339,7 +423,7 @@ def lfdof_records(root: Path, split: str) -> list:
     inputs_dir, gt_dir = base / "input", base / "ground_truth"
     if not inputs_dir.is_dir():
         raise FileNotFoundError(f"{what}: folder {str(inputs_dir)!r} does not exist")
-    truths = d._images_in(gt_dir, what)
+    truths = _images_in(gt_dir, what)
     records: list = []
     unmatched: List[str] = []
     scene_dirs = _subdirs(inputs_dir)
@@ -347,16 +431,16 @@ def lfdof_records(root: Path, split: str) -> list:
     if not scene_dirs and not loose:
         raise ValueError(f"{what}: folder {str(inputs_dir)!r} is empty")
     for sd in scene_dirs:
-        for stem, path in d._images_in(sd, what).items():
+        for stem, path in _images_in(sd, what).items():
             if sd.name in truths:
-                records.append(d.ImageRecord(f"{sd.name}/{stem}", path, truths[sd.name]))
+                records.append(ImageRecord(f"{sd.name}/{stem}", path, truths[sd.name]))
             else:
                 unmatched.append(f"{sd.name}/{path.name}")
     if loose:
-        for stem, path in d._images_in(inputs_dir, what).items():
+        for stem, path in _images_in(inputs_dir, what).items():
             scene = stem.split("_ap")[0]
             if scene in truths:
-                records.append(d.ImageRecord(stem, path, truths[scene]))
+                records.append(ImageRecord(stem, path, truths[scene]))
             else:
                 unmatched.append(path.name)
     if unmatched:
@@ -370,24 +454,22 @@ def lfdof_records(root: Path, split: str) -> list:
 
 def realdof_records(root: Path) -> list:
     """RealDOF records: ``source/NN.png`` with ``target/NN.png``."""
-    d = _data()
     what = f"realdof:{root} test"
     if not ((root / "source").is_dir() or (root / "target").is_dir()):
         raise _wrong_level("realdof", root, ["source", "target"], what)
-    return d._pair_records(root, ("source",), ("target",), what)
+    return _pair_records(root, ("source",), ("target",), what)
 
 
 def cuhk_records(root: Path, *, warn: bool = True) -> Tuple[list, int]:
     """CUHK defocus images (inputs only) and the number of ``motion*`` images left out."""
-    d = _data()
     what = f"cuhk:{root} test"
-    folder = d._first_existing(root, ("image", "source")) or root
-    images = d._images_in(folder, what)
+    folder = _first_existing(root, ("image", "source")) or root
+    images = _images_in(folder, what)
     motion = sorted(n for n in images if n.lower().startswith("motion"))
     if motion and warn:
         warnings.warn(f"{what}: left out {len(motion)} motion-blurred images (motion*); "
                       f"{len(images) - len(motion)} defocus images remain", stacklevel=3)
-    records = [d.ImageRecord(n, p) for n, p in images.items() if n not in motion]
+    records = [ImageRecord(n, p) for n, p in images.items() if n not in motion]
     if not records:
         raise ValueError(f"{what}: no defocus images (only motion* files)")
     return records, len(motion)
@@ -456,9 +538,8 @@ PIXEL4_VIGNETTING_WINDOW = 101
 def _pixel4_vignetting_cached(left_sheet: Path, right_sheet: Path, stamp: tuple):
     from scipy import ndimage
 
-    d = _data()
-    white_left = d._read_pixel4_raw(left_sheet)[..., 0].astype(np.float64)
-    white_right = d._read_pixel4_raw(right_sheet)[..., 0].astype(np.float64)
+    white_left = _read_pixel4_raw(left_sheet)[..., 0].astype(np.float64)
+    white_right = _read_pixel4_raw(right_sheet)[..., 0].astype(np.float64)
     if white_left.shape != white_right.shape:
         raise ValueError(f"white sheets {str(left_sheet)!r} {white_left.shape} and {str(right_sheet)!r} "
                          f"{white_right.shape} must have the same size")
@@ -501,7 +582,7 @@ def read_pixel4_view(path: Path):
     cropped centrally to its ground truth's size (when it has one), as ``_crop_image_central_fov``.
     """
     path = Path(path)
-    view = _data()._read_pixel4_raw(path)
+    view = _read_pixel4_raw(path)
     if path.name.endswith("_right.png"):
         gain = pixel4_vignetting_scale(path.parent / "calibration")
         if gain.shape != view.shape[:2]:
@@ -517,7 +598,6 @@ def read_pixel4_view(path: Path):
 
 def pixeldp_records(root: Path) -> Tuple[list, bool]:
     """Records and whether they are Xin et al.'s raw views (True) or Abuolaim & Brown's set (False)."""
-    d = _data()
     what = f"pixeldp:{root} test"
     if (root / "test_c").is_dir():
         groups = {}
@@ -525,10 +605,10 @@ def pixeldp_records(root: Path) -> Tuple[list, bool]:
             folder = root / f"test_{view}"
             if not folder.is_dir():
                 raise FileNotFoundError(f"{what}: folder {str(folder)!r} does not exist")
-            groups[f"test_{view}"] = d._images_in(folder / "source" if (folder / "source").is_dir() else folder, what)
-        names = d._match(groups, what)
+            groups[f"test_{view}"] = _images_in(folder / "source" if (folder / "source").is_dir() else folder, what)
+        names = _match(groups, what)
         g = list(groups.values())
-        return [d.ImageRecord(n, g[0][n], None, g[1][n], g[2][n]) for n in names], False
+        return [ImageRecord(n, g[0][n], None, g[1][n], g[2][n]) for n in names], False
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".png")
     lefts = {p.name[: -len("_left.png")]: p for p in files if p.name.endswith("_left.png")}
     rights = {p.name[: -len("_right.png")]: p for p in files if p.name.endswith("_right.png")}
@@ -538,10 +618,10 @@ def pixeldp_records(root: Path) -> Tuple[list, bool]:
     if not gt_dir.is_dir():
         raise FileNotFoundError(f"{what}: folder {str(gt_dir)!r} (all-in-focus ground truth) does not exist")
     truths = {}
-    for stem, p in d._images_in(gt_dir, what).items():
+    for stem, p in _images_in(gt_dir, what).items():
         truths[stem[: -len("_gt")] if stem.endswith("_gt") else stem] = p
-    names = d._match({"*_left.png": lefts, "*_right.png": rights, "gt_all_in_focus_im": truths}, what)
-    return [d.ImageRecord(n, lefts[n], truths[n], lefts[n], rights[n]) for n in names], True
+    names = _match({"*_left.png": lefts, "*_right.png": rights, "gt_all_in_focus_im": truths}, what)
+    return [ImageRecord(n, lefts[n], truths[n], lefts[n], rights[n]) for n in names], True
 
 
 def parse_list_spec(rest: str) -> Tuple[Path, Dict[str, str]]:
@@ -592,7 +672,6 @@ def list_split(file: Path, options: Dict[str, str]) -> str:
 
 def list_records(file: Path, root: Optional[Path] = None) -> list:
     """Records from an ``input,target`` list (NRKNet's ``Dataset_*`` format)."""
-    d = _data()
     what = f"list:{file}"
     if not file.is_file():
         raise FileNotFoundError(f"{what}: list file {str(file)!r} does not exist")
@@ -638,178 +717,5 @@ def list_records(file: Path, root: Optional[Path] = None) -> list:
         if names[name] > 1:
             raise ValueError(f"{what}, line {number}: input {str(inp)!r} is listed twice")
         target = None if inp == tgt else base / tgt
-        records.append(d.ImageRecord(name, base / inp, target))
+        records.append(ImageRecord(name, base / inp, target))
     return records
-
-
-# ==================================================================================================
-# check
-# ==================================================================================================
-@dataclass
-class SplitReport:
-    """What ``check`` found for one split."""
-
-    split: str
-    count: int = 0
-    published: Optional[int] = None
-    sizes: Counter = field(default_factory=Counter)
-    depths: Counter = field(default_factory=Counter)
-    dual_pixel: bool = False
-    has_target: bool = False
-    cropped: bool = False
-    first: str = ""
-    last: str = ""
-    problems: List[str] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-
-
-def _rel(path: Optional[Path], root: Path) -> str:
-    if path is None:
-        return "-"
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _pair_text(record, root: Path) -> str:
-    centre = "(left + right) / 2" if record.left is not None and record.left == record.input else _rel(record.input, root)
-    text = f"{record.name}: {centre}"
-    if record.target is not None:
-        text += f" -> {_rel(record.target, root)}"
-    if record.left is not None:
-        text += f" (views {_rel(record.left, root)}, {_rel(record.right, root)})"
-    return text
-
-
-def _has_list(file: Path, options: Dict[str, str], split: str) -> bool:
-    try:
-        list_for_split(file, options, split)
-        return True
-    except ValueError:
-        return False
-
-
-def _splits(kind: str, root: Path, options: Dict[str, str]) -> Tuple[str, ...]:
-    if kind == "list":
-        return tuple(s for s in ("train", "val", "test") if _has_list(root, options, s))
-    if kind == "folder":
-        return tuple(s for s in ("train", "val", "test") if (root / s).is_dir()) or ("test",)
-    return {"dpdd": ("train", "val", "test"), "lfdof": ("train", "test")}.get(kind, ("test",))
-
-
-def check_split(spec: str, split: str) -> SplitReport:
-    """Build ``spec``'s ``split`` and inspect it (headers only; no pixel data is read)."""
-    d = _data()
-    kind, root, options = d.parse_spec(spec)
-    report = SplitReport(split)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            dataset = d.build_dataset(spec, split)
-        except (ValueError, FileNotFoundError) as err:
-            report.problems.append(str(err))
-            return report
-    for w in caught:
-        (report.notes if "motion-blurred" in str(w.message) else report.problems).append(str(w.message))
-    records = dataset.records
-    base = root if kind != "list" else Path(options["root"]) if "root" in options else root.parent
-    report.count = len(records)
-    report.published = PUBLISHED_COUNTS.get("pixel4" if kind == "pixeldp" and dataset.centre_from_views else kind, {}).get(split)
-    if kind == "list":
-        report.published = PUBLISHED_LIST_COUNTS.get(list_for_split(root, options, split).name)
-    if report.published is not None and report.count != report.published:
-        report.problems.append(f"{split}: {report.count} samples, but the published {kind} {split} split has "
-                               f"{report.published}")
-    report.dual_pixel = dataset.has_dual_pixel
-    report.cropped = dataset.centre_from_views
-    report.has_target = dataset.has_target
-    report.first, report.last = _pair_text(records[0], base), _pair_text(records[-1], base)
-    header = {}
-
-    def shape_of(path: Path):
-        if path not in header:
-            header[path] = image_shape(path)
-        return header[path]
-
-    for r in records:
-        shapes = {}
-        for key in ("input", "target", "left", "right"):
-            path = getattr(r, key)
-            if path is None or (key == "input" and dataset.centre_from_views):
-                continue
-            first = path not in header
-            try:
-                h, w, c, bits = shape_of(path)
-            except ValueError as err:
-                report.problems.append(str(err))
-                continue
-            if first:  # each file once (LFDOF's ground truth serves up to 15 inputs)
-                report.depths[bits] += 1
-            shapes[key] = (h, w)
-            if key == ("target" if dataset.centre_from_views else "input"):
-                report.sizes[f"{w}x{h}"] += 1
-        if dataset.centre_from_views and "target" in shapes:
-            shapes = {"target": shapes["target"]}  # the views are cropped to the ground truth
-        if len(set(shapes.values())) > 1:
-            report.problems.append(f"{r.name}: image sizes differ " + ", ".join(f"{k} {w}x{h}" for k, (h, w) in shapes.items()))
-    return report
-
-
-def check_dataset(spec: str) -> Tuple[List[SplitReport], List[str]]:
-    """Reports of every split of ``spec`` and the list of problems (empty when all is well)."""
-    kind, root, options = _data().parse_spec(spec)
-    if kind == "synthetic":
-        raise ValueError("synthetic data is rendered on the fly; there is nothing on disk to check")
-    if not root.exists():
-        raise ValueError(f"{'list file' if kind == 'list' else 'dataset folder'} {str(root)!r} does not exist")
-    reports = [check_split(spec, s) for s in _splits(kind, root, options)]
-    problems = [p for r in reports for p in r.problems]
-    return reports, problems
-
-
-def format_report(spec: str, reports: Sequence[SplitReport]) -> str:
-    lines = [f"# {spec}"]
-    for r in reports:
-        published = f" (published: {r.published})" if r.published is not None else ""
-        lines.append(f"{r.split}: {r.count} samples{published}")
-        if r.count:
-            sizes = ", ".join(f"{s} ({n})" for s, n in r.sizes.most_common(4)) + (" ..." if len(r.sizes) > 4 else "")
-            depths = ", ".join(f"{b}-bit ({n} files)" for b, n in sorted(r.depths.items()))
-            lines += [f"  sizes: {sizes}" + (" (the views cropped to the ground truth's window)" if r.cropped else ""),
-                      f"  bit depths: {depths}",
-                      f"  ground truth: {'yes' if r.has_target else 'no (inputs only)'}",
-                      f"  dual-pixel views: {'yes' if r.dual_pixel else 'no'}",
-                      f"  first: {r.first}", f"  last:  {r.last}"]
-        lines += [f"  note: {n}" for n in r.notes]
-        lines += [f"  PROBLEM: {p}" for p in r.problems]
-    return "\n".join(lines)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m learned.datasets check SPEC``: exit 0 when no problem is found, 1 on a problem in the
-    data, 2 for a bad spec or a missing path (one ``error:`` line, :func:`optics.cli.run`)."""
-    return cli.run(_main, argv)
-
-
-def _main(argv: Optional[Sequence[str]]) -> int:
-    parser = cli.ArgumentParser(
-        prog="python -m learned.datasets",
-        description="Check a downloaded dataset against its published layout and counts.",
-        epilog="Specs: dpdd:PATH, lfdof:PATH, realdof:PATH, rtf:PATH, cuhk:PATH, pixeldp:PATH, folder:PATH, "
-               "list:FILE[,root=DIR]. Layouts: see the docstring of learned/datasets.py.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="counts, sizes, bit depths and pairing of every split; exit 1 on a problem")
-    check.add_argument("spec", help="dataset spec, e.g. dpdd:/data/dd_dp_dataset_png")
-    args = parser.parse_args(argv)
-    reports, problems = check_dataset(args.spec)  # bad spec / missing path: one error line, exit 2 (cli.run)
-    print(format_report(args.spec, reports))
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
-        return 1
-    print("ok: no problems found")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

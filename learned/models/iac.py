@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .precision import upcast_low_precision
+from ..inference.precision import upcast_low_precision
 
 __all__ = [
     "iterative_adaptive_convolution",

@@ -40,8 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
-from ._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
+from ..inference._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
+from ..inference._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
 from .iac import iac_step, iterative_adaptive_convolution, split_filter_prediction
 
 __all__ = ["IFAN", "IFANDual", "IFANReblurNetwork", "IFANResidualBlock", "MODELS"]

@@ -42,9 +42,9 @@ import torch.nn.functional as F
 
 from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
-from ._padding import check_input, crop_to, pad_to_multiple
-from ._speed import add_into, cpu_channels_last
-from .precision import upcast_low_precision
+from ..inference._padding import check_input, crop_to, pad_to_multiple
+from ..inference._speed import add_into, cpu_channels_last
+from ..inference.precision import upcast_low_precision
 
 __all__ = [
     "K3DN",

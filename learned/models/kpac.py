@@ -50,7 +50,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
+from ..inference._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
 
 __all__ = [
     "KPAC",

@@ -67,8 +67,8 @@ import torch.nn.functional as F
 
 from optics.rkr import rkr_stack, symmetric_softmax_taps
 
-from ._padding import check_input
-from ._speed import add_into, cpu_channels_last, needs_grad
+from ..inference._padding import check_input
+from ..inference._speed import add_into, cpu_channels_last, needs_grad
 
 __all__ = ["NRKNet", "RecursiveKernelStack", "MODELS", "MIN_SIZE", "SIZE_MULTIPLE", "PAPER_PARAMETERS"]
 

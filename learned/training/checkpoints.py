@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io import atomic_save
+from ..data.io import atomic_save
 
 __all__ = [
     "OFFICIAL_FORMATS",
@@ -126,7 +126,7 @@ def load_official_checkpoint(model_name: str, path: str | Path) -> nn.Module:
     torch.nn.Module
         In eval mode, taking and returning RGB in [0, 1] like every model of the zoo.
     """
-    from . import build_model
+    from ..models import build_model
 
     if model_name not in OFFICIAL_FORMATS:
         raise ValueError(
@@ -136,7 +136,7 @@ def load_official_checkpoint(model_name: str, path: str | Path) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     if model_name.startswith("kpac"):
-        from .kpac import load_tensorflow_params
+        from ..models.kpac import load_tensorflow_params
 
         model = build_model(model_name)
         load_tensorflow_params(model, read_kpac_npz(path))
@@ -168,7 +168,7 @@ def is_toolkit_checkpoint(obj: Mapping) -> bool:
 
 def load_checkpoint(path: str | Path, model_name: str | None = None) -> nn.Module:
     """Load a checkpoint written by :func:`save_checkpoint` (or ``python -m learned.convert``)."""
-    from . import build_model
+    from ..models import build_model
 
     path = Path(path)
     obj = _torch_load(path)

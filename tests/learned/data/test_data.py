@@ -14,12 +14,12 @@ from learned.data import (
     IFANAugmentation,
     ImageRecord,
     SyntheticDataset,
-    _apply_dihedral,
     area_resize,
     build_dataset,
     ifan_grayscale,
     parse_spec,
 )
+from learned.data.build import _apply_dihedral
 from optics.image_io import png_bytes
 
 RNG = np.random.default_rng(11)

@@ -1,6 +1,6 @@
 """The real datasets' layouts (learned.datasets) on fixtures that copy their names and nesting.
 
-File names and nesting are those of the authors' releases (see learned/datasets.py for the
+File names and nesting are those of the authors' releases (see learned/data/readers.py for the
 sources): the DPDD, RTF, LFDOF and RealDOF names below are lines of NRKNet's Dataset_* lists,
 the Pixel 4 names those of Xin et al.'s DP_data_pixel_4 folder. Images are tiny; 16-bit PNG
 where the real files are 16-bit.

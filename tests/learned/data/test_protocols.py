@@ -1,4 +1,4 @@
-"""The papers' evaluation protocols (learned.protocols) against independent references.
+"""The papers' evaluation protocols (learned.data.protocols) against independent references.
 
 Expected values are computed here from the stored integer pixels with NumPy closed forms, a
 naive sliding-window SSIM, numpy.pad and Pillow's own 16-bit PNG decoding, never with the code
@@ -18,7 +18,7 @@ from PIL import Image
 
 from learned.data import build_dataset
 from learned.evaluate import evaluate_dataset, main
-from learned.protocols import PROTOCOLS, Protocol, prepare, quantise, read_as_8bit, score
+from learned.data.protocols import PROTOCOLS, Protocol, prepare, quantise, read_as_8bit, score
 from optics.image_io import png_bytes
 
 RNG = np.random.default_rng(12)

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from learned import DUAL_PIXEL, build_model
-from learned.iac import iterative_adaptive_convolution
-from learned.k3dn import horizontal_correlation, local_attention_scores, psf_deblur
-from learned.precision import amp_dtype, autocast, upcast_low_precision
+from learned.models.iac import iterative_adaptive_convolution
+from learned.models.k3dn import horizontal_correlation, local_attention_scores, psf_deblur
+from learned.inference.precision import amp_dtype, autocast, upcast_low_precision
 from learned.train import TrainingStep, build_optimizer, make_config
 from test_train import TINY as ALL_TINY  # tests/learned/test_train.py
 
@@ -215,7 +215,7 @@ def test_evaluate_and_deblur_cli_take_amp(tmp_path, capsys):
     from learned import save_checkpoint
     from learned.deblur import main as deblur_main
     from learned.evaluate import main as evaluate_main
-    from learned.io import write_image
+    from learned.data.io import write_image
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "kpac.pt"

@@ -9,8 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import learned
-from learned._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
-from learned.k3dn import wiener_inverse_kernels
+from learned.inference._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
+from learned.models.k3dn import wiener_inverse_kernels
 from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -111,7 +111,7 @@ def test_streamed_filter_head_equals_full_filter_prediction(dtype, reuse_vertica
     # time into reused buffers; return_aux=True forms the whole prediction and runs
     # iterative_adaptive_convolution on it: the same numbers, bit for bit.
     torch.manual_seed(3)
-    model = learned.ifan.IFAN(channels=4, iterations=3, filter_taps=5,
+    model = learned.models.ifan.IFAN(channels=4, iterations=3, filter_taps=5,
                               reuse_vertical_kernel=reuse_vertical_kernel).to(dtype).eval()
     x = torch.rand(2, 3, 19, 26, dtype=dtype)
     padded = cpu_channels_last(F.pad(x, (0, 6, 0, 5)))

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from learned.deblur import deblur_image
-from learned.tiling import activation_bytes_per_pixel, tile_side_for_budget, tile_starts, tiled_apply, trust_weights
+from learned.inference.tiling import activation_bytes_per_pixel, tile_side_for_budget, tile_starts, tiled_apply, trust_weights
 
 
 def small_net(seed=0):
@@ -95,7 +95,7 @@ def test_aligned_tile_starts_keep_the_overlap_and_the_phase(length, tile, overla
 
 def test_every_model_has_a_measured_context_and_a_small_overlap_warns():
     import learned
-    from learned.tiling import CONTEXT_MAX_ERROR, CONTEXT_PX, context_warning
+    from learned.inference.tiling import CONTEXT_MAX_ERROR, CONTEXT_PX, context_warning
 
     assert set(CONTEXT_PX) == set(learned.MODELS) == set(CONTEXT_MAX_ERROR)
     for name, (at_255, _) in CONTEXT_PX.items():
@@ -110,7 +110,7 @@ def test_a_real_network_tiles_within_1_255_with_4x_its_measured_context_and_not_
     overlap 8 (2 px of context) does not, and neither do unaligned tile starts (sampling phase)."""
     import learned
     from benchmarks.inference import _input
-    from learned.tiling import CONTEXT_PX
+    from learned.inference.tiling import CONTEXT_PX
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

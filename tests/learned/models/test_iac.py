@@ -1,4 +1,4 @@
-"""Tests for learned.iac: IFAN's iterative adaptive convolution.
+"""Tests for learned.models.iac: IFAN's iterative adaptive convolution.
 
 References used: a naive per-pixel loop written from Eq. 1 of the IFAN paper (clamped indices =
 replicate padding), float64 gradcheck, the receptive-field identity N(k-1)+1, and the parity
@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from learned.iac import (
+from learned.models.iac import (
     IterativeAdaptiveConvolution,
     iterative_adaptive_convolution,
     separable_adaptive_filter,
     split_filter_prediction,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 PARITY = SHARED / "parity" / "ifan"
 
 
@@ -199,7 +199,7 @@ def test_bad_arguments_raise():
 @pytest.mark.skipif(not PARITY.is_dir(), reason=f"IFAN parity vectors not found at {PARITY} (../shared missing)")
 def test_bug_option_reproduces_official_iac_output():
     """The authors' IAC output (iac_output.npy) is reproduced only with the bug switched on."""
-    from learned.ifan import IFAN
+    from learned.models.ifan import IFAN
 
     state = torch.load(PARITY / "IFAN_parity.pytorch", weights_only=True)
     state = {k.removeprefix("module.").removeprefix("Network."): v for k, v in state.items()}

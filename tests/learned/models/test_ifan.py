@@ -1,4 +1,4 @@
-"""Tests for learned.ifan (IFAN, IFAN dual-pixel, reblurring network).
+"""Tests for learned.models.ifan (IFAN, IFAN dual-pixel, reblurring network).
 
 Independent references: the parameter counts of the authors' models (official-code-facts.md),
 the key/shape list and the input/outputs of the authors' own code in ../shared/parity/ifan.
@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learned.ifan import IFAN, IFANDual, IFANReblurNetwork, MODELS
+from learned.models.ifan import IFAN, IFANDual, IFANReblurNetwork, MODELS
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 PARITY = SHARED / "parity" / "ifan"
 needs_parity = pytest.mark.skipif(
     not PARITY.is_dir(), reason=f"IFAN parity vectors not found at {PARITY} (../shared missing)"
@@ -308,7 +308,7 @@ def test_output_parity_on_gpu(cuda_device, official_model):
 
 # --------------------------------------------------------------------------- learned/_padding.py helpers
 def test_pad_to_multiple_and_crop_to():
-    from learned._padding import crop_to, pad_to_multiple
+    from learned.inference._padding import crop_to, pad_to_multiple
 
     x = torch.arange(2 * 5 * 7, dtype=torch.float64).reshape(1, 2, 5, 7)
     padded, size = pad_to_multiple(x, 4, "replicate")
@@ -332,7 +332,7 @@ def test_pad_to_multiple_and_crop_to():
 
 
 def test_check_input_messages():
-    from learned._padding import check_input
+    from learned.inference._padding import check_input
 
     check_input(torch.rand(2, 3, 8, 9), "image", 3, 8)  # valid: no exception
     with pytest.raises(TypeError, match="image must be a torch.Tensor"):

@@ -1,4 +1,4 @@
-"""Tests for learned.k3dn (K3DN, Yang et al., CVPR 2023).
+"""Tests for learned.models.k3dn (K3DN, Yang et al., CVPR 2023).
 
 References used: naive per-cell / per-pixel loops, scipy.signal.convolve2d (true convolution),
 a NumPy Wiener inverse, closed-form parameter counts from the layer formulas, and the paper's
@@ -14,7 +14,7 @@ import pytest
 import scipy.signal
 import torch
 
-from learned.k3dn import (
+from learned.models.k3dn import (
     CONFIGS,
     K3DN,
     MODELS,
@@ -115,7 +115,7 @@ def test_psf_deblur_delta_kernel_is_wiener_gain():
 
 
 def test_psf_deblur_channel_chunking_is_exact(monkeypatch):
-    import learned.k3dn as mod
+    import learned.models.k3dn as mod
 
     f = torch.rand(1, 5, 8, 8, dtype=torch.float64)
     K = torch.rand(1, 5, 4, 4, 3, 3, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""Tests for learned.kpac (KPAC 3-level, 2-level, dual-pixel).
+"""Tests for learned.models.kpac (KPAC 3-level, 2-level, dual-pixel).
 
 Independent references: the parameter counts of the authors' TensorFlow models
 (official-code-facts.md), the TensorFlow parameter list written out by hand from their
@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learned.kpac import KPAC, KPACDual, MODELS, SharedAtrousConv2d, TFSameConv2d, load_tensorflow_params
+from learned.models.kpac import KPAC, KPACDual, MODELS, SharedAtrousConv2d, TFSameConv2d, load_tensorflow_params
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -1,4 +1,4 @@
-"""Tests for learned.nrknet (NRKNet, Quan, Wu and Ji, CVPR 2023).
+"""Tests for learned.models.nrknet (NRKNet, Quan, Wu and Ji, CVPR 2023).
 
 The parity tests compare with outputs of the authors' unmodified code on an authors'-format
 checkpoint (``shared/parity/nrknet``, see its README); they skip when that folder is absent.
@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learned.nrknet import MIN_SIZE, MODELS, NRKNet, RecursiveKernelStack
+from learned.models.nrknet import MIN_SIZE, MODELS, NRKNet, RecursiveKernelStack
 
-PARITY = Path(__file__).resolve().parents[2].parent / "shared" / "parity" / "nrknet"
+PARITY = Path(__file__).resolve().parents[3].parent / "shared" / "parity" / "nrknet"
 needs_parity = pytest.mark.skipif(
     not (PARITY / "NRKNet_parity.pth").is_file(),
     reason=f"parity vectors not found at {PARITY} (the shared folder beside the repository is absent)",

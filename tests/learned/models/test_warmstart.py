@@ -1,4 +1,4 @@
-"""The identity-preserving starts of NRKNet and IFAN (learned.warmstart) and the presets that use them.
+"""The identity-preserving starts of NRKNet and IFAN (learned.models.warmstart) and the presets that use them.
 
 Reference: the identity itself. With D_t ~ I every Neumann term (I - D_t)^k Y_t is ~0, so NRKNet
 returns its input; the authors' initialisation is far from it (measured 4.6 multi-scale MSE at
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from learned import build_model
-from learned.recipes import TrainConfig, make_config
-from learned.warmstart import identity_start_, ifan_identity_start_, nrknet_identity_start_
+from learned.training.recipes import TrainConfig, make_config
+from learned.models.warmstart import identity_start_, ifan_identity_start_, nrknet_identity_start_
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

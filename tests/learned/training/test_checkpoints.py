@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import learned
-from learned import checkpoints, convert, deblur
-from learned.io import read_image, write_image
+from learned import convert, deblur
+from learned.training import checkpoints
+from learned.data.io import read_image, write_image
 from optics.image_io import png_bytes, read_png
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 PARITY = SHARED / "parity"
 needs_parity = pytest.mark.skipif(not PARITY.is_dir(), reason=f"parity vectors not found at {PARITY}")
 
@@ -102,7 +103,7 @@ def test_ifan_prefixes_and_reblur_keys(tmp_path, caplog):
         "with_reblur": {**state, "module.reblurNet.RBF.0.weight": torch.zeros(3), "module.reblurNet.RBF.0.bias": torch.zeros(3)},
     }
     for name, variant in variants.items():
-        with caplog.at_level(logging.INFO, logger="learned.checkpoints"):
+        with caplog.at_level(logging.INFO, logger="learned.training.checkpoints"):
             model = learned.load_official_checkpoint("ifan", _save(tmp_path, variant, f"{name}.pytorch"))
         assert isinstance(model, learned.IFAN)
     assert "ignored 2 keys of the training-only reblurring network" in caplog.text

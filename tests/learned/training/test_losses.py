@@ -1,4 +1,4 @@
-"""Tests of learned.losses against closed forms and naive NumPy references."""
+"""Tests of learned.training.losses against closed forms and naive NumPy references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learned.losses import (
+from learned.training.losses import (
     NRKNET_SCALE_WEIGHTS,
     area_downsample,
     fft_l1_loss,

@@ -1,4 +1,4 @@
-"""Tests of learned.recipes (recipes, presets, typed configs) and the start-of-training log line.
+"""Tests of learned.training.recipes (recipes, presets, typed configs) and the start-of-training log line.
 
 The log line must show the settings a run really uses, after the preset and the flags are applied
 (it once printed the paper recipe's source text whatever a preset or flag changed).
@@ -11,9 +11,9 @@ import logging
 import torch
 from torch.utils.data import Dataset
 
-import learned.recipes as lr_mod
+import learned.training.recipes as lr_mod
 import learned.train as lt
-from learned.recipes import RECIPES, describe_recipe, make_config
+from learned.training.recipes import RECIPES, describe_recipe, make_config
 
 
 def test_train_re_exports_every_recipe_name():
