@@ -7,7 +7,7 @@ This is a re-implementation exact to the official code (configuration ``num_res 
 ``num_kernels = 21``, ``in_ch = 3``): 6,094,107 parameters, and the authors' ``.pth`` state
 dicts load with ``strict=True`` (submodule names below follow theirs on purpose; the
 class names are ours). Its output matches the authors' network on the parity vectors in
-``shared/parity/nrknet`` to about 1e-6 (see ``tests/learned/test_nrknet.py``).
+``shared/parity/nrknet`` to about 1e-6 (see ``tests/learned/models/test_nrknet.py``).
 
 Architecture (official attribute names in brackets)
 ---------------------------------------------------

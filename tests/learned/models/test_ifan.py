@@ -306,7 +306,7 @@ def test_output_parity_on_gpu(cuda_device, official_model):
     assert float((out - _load("output_unclipped")).abs().max()) <= PARITY_ATOL
 
 
-# --------------------------------------------------------------------------- learned/_padding.py helpers
+# ------------------------------------------------------------------ learned/inference/_padding.py helpers
 def test_pad_to_multiple_and_crop_to():
     from learned.inference._padding import crop_to, pad_to_multiple
 
