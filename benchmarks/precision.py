@@ -5,12 +5,12 @@
 Every model of :data:`learned.MODELS` (paper widths, weights from ``torch.manual_seed(seed)``, or a
 checkpoint with ``--checkpoint NAME=PATH``) runs the first ``--images`` held-out synthetic test
 scenes (``synthetic:size=SIZE``) twice on the CPU: in float32, and under
-``torch.autocast("cpu", dtype=torch.bfloat16)`` (:func:`learned.precision.autocast`, what ``--amp``
+``torch.autocast("cpu", dtype=torch.bfloat16)`` (:func:`learned.inference.precision.autocast`, what ``--amp``
 does in :mod:`learned.deblur` and :mod:`learned.evaluate`). Both outputs are clipped to [0, 1], as
 the papers evaluate. The table gives, averaged over the images: the largest absolute difference
 between the two outputs, the PSNR of the bf16 output against the fp32 one (higher: closer), and
 the change of the PSNR against the ground truth that bf16 causes (dB). The models' float32
-boundaries (:mod:`learned.precision`) keep FFTs, IAC, RKR and the losses in float32; everything
+boundaries (:mod:`learned.inference.precision`) keep FFTs, IAC, RKR and the losses in float32; everything
 else (convolutions, matrix products) runs in bfloat16.
 
 CUDA autocast uses the same dtype policy (bf16 where supported), so the figures carry over up to

@@ -6,7 +6,7 @@
 For each model of :data:`learned.MODELS` at its default (paper) configuration, seeded random
 initialisation (``torch.manual_seed(seed)``), eval mode, one thread, on the benchmark image of
 :func:`benchmarks.inference._input` (a smooth pattern plus noise; the right view of a dual-pixel
-model is the same image shifted by 3 px), :func:`learned.tiling.context_errors` compares the
+model is the same image shifted by 3 px), :func:`learned.inference.tiling.context_errors` compares the
 output of the central ``centre`` px patch computed from the whole ``size`` px input with the
 output computed from that patch plus ``m`` px of context. The table gives the max and mean
 |change| (unclipped outputs, in 1/255: a bound on the clipped ones) per margin, and the smallest measured margin that keeps the
@@ -14,7 +14,7 @@ max change below 1/255 and below 1e-6.
 
 These are *effective* contexts at a tolerance, not receptive fields: every network here has a
 theoretical receptive field larger than the crop (KPAC's shape attention pools globally, so its
-own is infinite), and trained weights can give other figures. :data:`learned.tiling.CONTEXT_PX`
+own is infinite), and trained weights can give other figures. :data:`learned.inference.tiling.CONTEXT_PX`
 holds the numbers this command printed. ``--out`` writes the table to a new file (never
 overwritten).
 """

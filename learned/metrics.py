@@ -245,7 +245,7 @@ _LPIPS_SCALE = (0.458, 0.448, 0.450)
 def _numpy_only_unpickler(fh):
     """An unpickler that builds NumPy arrays (in dicts/lists) and refuses every other global.
 
-    :class:`learned.checkpoints._NumpyOnlyUnpickler` (used for KPAC's ``.npz``) plus
+    :class:`learned.training.checkpoints._NumpyOnlyUnpickler` (used for KPAC's ``.npz``) plus
     ``_codecs.encode``, which pickle protocol 2 uses to store an array's bytes (str -> bytes,
     runs no code); NumPy 1.x module paths are mapped to NumPy 2's ``numpy._core``.
     """

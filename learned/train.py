@@ -104,7 +104,7 @@ from .training.losses import (
 )
 from .inference.precision import amp_dtype as precision_amp_dtype
 from .training import recipes as _recipes
-from .training.recipes import (  # re-exported: the recipes, presets and configs live in learned.recipes
+from .training.recipes import (  # re-exported: the recipes, presets and configs live in learned.training.recipes
     OPTIMIZER_NAMES,
     PRESETS,
     RECIPES,

@@ -24,7 +24,7 @@ Public functions
 :func:`rkr_stack` / :func:`rkr_stack_adjoint`
     The ``J`` filtered images ``I (x) A_1 .. I (x) A_J`` of a batch ``(..., H, W)`` computed
     with the recursion of Eq. 5, and the adjoint of that linear map. This is the single
-    implementation of the recursion: :func:`rkr_blur` and :class:`learned.nrknet.NRKNet` both
+    implementation of the recursion: :func:`rkr_blur` and :class:`learned.models.nrknet.NRKNet` both
     use it.
 :func:`rkr_blur` / :func:`rkr_blur_adjoint`
     The operator of Eq. 4 on an ``(H, W)`` or ``(H, W, C)`` image and its exact adjoint.

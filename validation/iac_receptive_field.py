@@ -3,7 +3,7 @@
 ``python -m validation.iac_receptive_field [--quick] [--out DIR]``
 
 The receptive field is measured, not computed: an impulse is pushed through the iterative
-adaptive convolution (:func:`learned.iac.iterative_adaptive_convolution`, random positive per-pixel
+adaptive convolution (:func:`learned.models.iac.iterative_adaptive_convolution`, random positive per-pixel
 taps, zero bias, so every leaky ReLU acts as the identity and nothing cancels) and the extent of
 the non-zero response is counted along each axis. A tiny independent NumPy implementation of
 the same iteration (replicate padding, vertical then horizontal pass) checks the operator itself.

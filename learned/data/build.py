@@ -45,7 +45,7 @@ learned.datasets check SPEC`` checks a download). ``folder:`` files are matched 
 sorted order, see above); a file without a partner, a missing folder, an empty folder, an
 unreadable image, a 4-channel PNG or a pair of different sizes raises an error that names the
 files: nothing is skipped silently. 8- and 16-bit PNG (read losslessly with pypng), JPEG, BMP
-and TIFF are read by :func:`learned.io.read_image` and scaled to [0, 1] by their bit depth.
+and TIFF are read by :func:`learned.data.io.read_image` and scaled to [0, 1] by their bit depth.
 
 Samples are dicts of float32 tensors ``(3, H, W)`` in [0, 1]: ``'input'`` (blurred centre
 image), ``'target'`` (absent for inputs-only sets), ``'left'``, ``'right'`` (dual-pixel views,
@@ -366,7 +366,7 @@ class FileDataset(Dataset):
     ifan_augment : IFANAugmentation, True or None
     readers : mapping, optional
         Per view ('input', 'target', 'left', 'right') a function ``Path -> (H, W, 3) float32``;
-        default :func:`learned.io.read_image`.
+        default :func:`learned.data.io.read_image`.
     centre_from_views : bool
         The blurred input is ``(left + right) / 2`` (for sets that store only the two views).
     description : str

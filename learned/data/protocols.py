@@ -37,7 +37,7 @@ Protocols
     the target ``* 2 - 1``, in BGR channel order. NRKNet Table 1 (DPDD, RealDOF) and Table 2
     (LFDOF). NRKNet's ``test.py`` never calls ``.eval()``, so its BatchNorm normalises with
     each test image's statistics: a model with ``batchnorm_stats`` (NRKNet) is run that way
-    under this protocol (see ``learned.nrknet``).
+    under this protocol (see ``learned.models.nrknet``).
 ``nrknet_rtf``
     ``nrknet`` for RTF: ``test.py`` crops ``[4:364, 4:364]`` before every metric, which removes
     exactly the padding of a 360x360 image (4 pixels a side up to 368; the crop implies RTF's
@@ -109,7 +109,7 @@ class Protocol:
         Run a network that has BatchNorm (NRKNet's coefficient module) on the statistics of
         each test image, as a script that never calls ``.eval()`` does (NRKNet's ``test.py``);
         its published numbers come from that mode (``batchnorm_stats='batch'`` of
-        :class:`learned.nrknet.NRKNet`).
+        :class:`learned.models.nrknet.NRKNet`).
     """
 
     name: str

@@ -41,7 +41,7 @@ in IFAN's README)::
   ``/65535``); IFAN (``config.in_bit = 8``), NRKNet and KPAC read them with ``cv2.imread`` /
   ``scipy.misc.imread(mode='RGB')``, which keep the high byte of each 16-bit value (OpenCV's
   ``grfmt_png.cpp`` calls libpng's ``png_set_strip_16`` when a 16-bit PNG is read into 8 bits;
-  Pillow does the same for 16-bit RGB; see :mod:`learned.protocols`).
+  Pillow does the same for 16-bit RGB; see :mod:`learned.data.protocols`).
 
 **RTF** (D'Andres et al., TIP 2016), spec ``rtf:PATH``, PATH = ``RTFDataset`` (shared by the
 authors on request, NRKNet's README)::

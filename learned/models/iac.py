@@ -191,7 +191,7 @@ def iterative_adaptive_convolution(
     features : torch.Tensor
         Input features, shape (B, C, H, W), float32 or float64; float16 / bfloat16 inputs (any of
         the four, as under ``torch.autocast``) are cast to float32 at entry and the result is
-        returned in their promoted dtype (:func:`learned.precision.upcast_low_precision`).
+        returned in their promoted dtype (:func:`learned.inference.precision.upcast_low_precision`).
     kernels_v, kernels_h : torch.Tensor
         Per-pixel vertical and horizontal taps for each iteration, shape (B, N, C, k, H, W) with
         ``k`` odd; tap ``t`` weights the neighbour at offset ``t - (k - 1) / 2``.

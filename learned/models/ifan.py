@@ -159,7 +159,7 @@ class IFAN(nn.Module):
     1, 1/2, 1/4, 1/8), a filter encoder (``kconv*``) feeding the disparity map estimator
     ``DME`` (one channel at 1/8, no activation) and, through ``conv_DME`` and ``conv4_4``, the
     filter predictor ``F`` whose 1x1 head predicts :math:`N (2 C k + C)` = 15232 channels at
-    1/8 resolution. IAC (:func:`learned.iac.iterative_adaptive_convolution`) filters the 1/8
+    1/8 resolution. IAC (:func:`learned.models.iac.iterative_adaptive_convolution`) filters the 1/8
     features, and a reconstructor with additive skips returns
 
     .. math:: \\hat S = \\phi(\\mathrm{conv}(f)) + C,
@@ -349,7 +349,7 @@ class IFAN(nn.Module):
         With ``keep_filters`` False the result has no ``filters`` entry and the filter
         prediction may be streamed through IAC (:meth:`_streamed_iac`)."""
         # On the CPU the whole network runs channels-last (oneDNN's native layout: no reorder
-        # copies around each convolution); same values, see learned._speed.
+        # copies around each convolution); same values, see learned.inference._speed.
         same = filter_input is image
         image = cpu_channels_last(image)
         filter_input = image if same else cpu_channels_last(filter_input)

@@ -510,7 +510,7 @@ class Encoder(nn.Module):
         )
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        # channels-last on the CPU (oneDNN's layout, see learned._speed); F_B leaves contiguous
+        # channels-last on the CPU (oneDNN's layout, see learned.inference._speed); F_B leaves contiguous
         x = self.stem(cpu_channels_last(torch.cat([left, right], dim=1)))
         for i, stage in enumerate(self.stages):
             x = stage(x)

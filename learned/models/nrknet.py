@@ -381,7 +381,7 @@ class NRKNet(nn.Module):
     # -- pieces of the forward pass --------------------------------------------------------
     def _features(self, y: torch.Tensor) -> torch.Tensor:
         """Shared U-Net: (B, 3, h, w) -> (B, base, h, w)."""
-        # On the CPU the U-Net runs channels-last (oneDNN's native layout), see learned._speed.
+        # On the CPU the U-Net runs channels-last (oneDNN's native layout), see learned.inference._speed.
         res1 = self.Encoder[0](self.feat_extract[0](cpu_channels_last(y)))
         res2 = self.Encoder[1](self.feat_extract[1](res1))
         res3 = self.Encoder[2](self.feat_extract[2](res2))

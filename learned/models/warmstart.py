@@ -1,6 +1,6 @@
 """Identity-preserving starts: initial weights under which a network returns its input.
 
-Used by the smoke presets (:mod:`learned.recipes`) for NRKNet and IFAN; the ``paper`` preset keeps
+Used by the smoke presets (:mod:`learned.training.recipes`) for NRKNet and IFAN; the ``paper`` preset keeps
 the authors' initialisation. Only initial values change, never the architecture or the state-dict
 keys, so checkpoints stay compatible with the authors' code.
 
@@ -29,7 +29,7 @@ _GATE_BIAS = {"i": 1.0, "f": -6.0, "o": 1.0, "g": 1.0}
 
 
 def nrknet_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.nn.Module:
-    """Re-initialise ``net`` (a :class:`learned.nrknet.NRKNet`) in place so that ``D_t ~ I``.
+    """Re-initialise ``net`` (a :class:`learned.models.nrknet.NRKNet`) in place so that ``D_t ~ I``.
 
     Parameters
     ----------
@@ -83,7 +83,7 @@ def nrknet_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.n
 
 
 def ifan_identity_start_(net: torch.nn.Module, scale: float = 0.01) -> torch.nn.Module:
-    """Re-initialise ``net`` (:class:`learned.ifan.IFAN` or ``IFANDual``) in place to start near the identity.
+    """Re-initialise ``net`` (:class:`learned.models.ifan.IFAN` or ``IFANDual``) in place to start near the identity.
 
     Parameters
     ----------

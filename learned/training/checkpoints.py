@@ -119,7 +119,7 @@ def load_official_checkpoint(model_name: str, path: str | Path) -> nn.Module:
         IFAN ``.pytorch`` (keys with ``module.`` and/or ``Network.`` prefixes; ``reblurNet.`` keys
         of the training-only reblurring network are ignored with a logged note; the IAC
         bug-compatibility option is switched on), NRKNet ``.pth`` (no prefix; BGR handled inside)
-        or KPAC ``.npz`` (TensorFlow layout, see :func:`learned.kpac.load_tensorflow_params`).
+        or KPAC ``.npz`` (TensorFlow layout, see :func:`learned.models.kpac.load_tensorflow_params`).
 
     Returns
     -------

@@ -129,7 +129,7 @@ def nrknet_pyramid(image: torch.Tensor, levels: int = 3) -> List[torch.Tensor]:
     """``[X_1, X_2, X_3]``: the image at full, half and quarter resolution (NRKNet's pyramid).
 
     Downsampling takes every other row and column (``F.interpolate(x, scale_factor=0.5)``,
-    nearest), exactly as :class:`learned.nrknet.NRKNet` builds its input pyramid ``Y_t``, so the
+    nearest), exactly as :class:`learned.models.nrknet.NRKNet` builds its input pyramid ``Y_t``, so the
     reblurring loss of Eq. 14 compares ``D_t(X_t)`` with the very ``Y_t`` the network saw.
     """
     if image.ndim != 4:
@@ -155,7 +155,7 @@ def nrknet_loss(
     Parameters
     ----------
     deblurred : sequence of 4 tensors
-        ``[Z_3, Z_2, Z_1, Z_0]`` as returned by :meth:`learned.nrknet.NRKNet.forward_multiscale`:
+        ``[Z_3, Z_2, Z_1, Z_0]`` as returned by :meth:`learned.models.nrknet.NRKNet.forward_multiscale`:
         quarter-, half- and full-resolution outputs, then the fused output, (B, 3, H/4, W/4),
         (B, 3, H/2, W/2), (B, 3, H, W), (B, 3, H, W).
     reblurred : sequence of 3 tensors, or empty
@@ -285,7 +285,7 @@ def ifan_disparity_loss(left: torch.Tensor, right: torch.Tensor, disparity: torc
     left, right : torch.Tensor, shape (B, 3, H, W)
         Dual-pixel views.
     disparity : torch.Tensor, shape (B, 1, H/s, W/s)
-        Predicted disparity map (DME output, :meth:`learned.ifan.IFAN.estimate_disparity`), in
+        Predicted disparity map (DME output, :meth:`learned.models.ifan.IFAN.estimate_disparity`), in
         pixels of the 1/s grid (s = 8 for IFAN); H and W must be multiples of s.
 
     Returns
@@ -326,7 +326,7 @@ def ifan_reblur_loss(reblurred: torch.Tensor, blurred: torch.Tensor) -> torch.Te
     Parameters
     ----------
     reblurred : torch.Tensor, shape (B, 3, H/s, W/s)
-        Output of :class:`learned.ifan.IFANReblurNetwork` on the sharp image.
+        Output of :class:`learned.models.ifan.IFANReblurNetwork` on the sharp image.
     blurred : torch.Tensor, shape (B, 3, H, W)
         The network's (blurred) input; H, W multiples of s.
 
@@ -360,7 +360,7 @@ def k3dn_loss(
     deblurred, sharp : torch.Tensor, shape (B, 3, H, W)
         :math:`\\hat{I}` and the all-in-focus ground truth :math:`I`.
     reblurred, blurred : torch.Tensor, shape (B, 3, H, W)
-        :math:`\\hat{B}` (:meth:`learned.k3dn.K3DN.forward_train`) and
+        :math:`\\hat{B}` (:meth:`learned.models.k3dn.K3DN.forward_train`) and
         :math:`B = (B_L + B_R) / 2`.
     reblur_weight : float
         :math:`\\lambda_1`.

@@ -8,12 +8,12 @@ that runs them is :func:`learned.train.train`; every name here is also importabl
 Recipes (:data:`RECIPES`, the default of each family; 256x256 crops, flips and rot90)
 -----------------------------------------------------------------------------------------
 =======  ==========================================================  ==============================
-family   loss (:mod:`learned.losses`)                                 optimiser, batch, schedule
+family   loss (:mod:`learned.training.losses`)                        optimiser, batch, schedule
 =======  ==========================================================  ==============================
 KPAC     MSE                                                          Adam 1e-4, batch 8
 IFAN     MSE + disparity loss (right view warped by the 1/8           RAdam 1e-4, decoupled wd 0.01,
          disparity onto the left, ``grid_sample``) + reblurring       grad-norm clip 0.5, batch 8,
-         loss through :class:`learned.ifan.IFANReblurNetwork`         600k steps, x0.5 at 500k, 550k;
+         loss through :class:`learned.models.IFANReblurNetwork`       600k steps, x0.5 at 500k, 550k;
          (weights 1, 1, 1)                                            noise/grayscale/rescale aug.
 NRKNet   Eq. 12-14: scale weights 1/.75/.5/.25 on MSE + 0.1 FFT-L1,   Adam 1e-4, batch 4, x0.5 at 1/2
          + 0.1 x reblurring loss ``||D_t(X_t) - Y_t||^2``             and 3/4 of the run
@@ -34,7 +34,7 @@ iterations, NRKNet base 16, K3DN widths (8, 16, 32)), 64x64 crops (48 for NRKNet
 training scenes, half of them photo-textured and half of them nearly in focus
 (``synthetic:size=128,photo_fraction=0.5,in_focus_fraction=0.5``; 128 is the test scenes' size,
 so leaf sizes relative to the blur match the test split), batch 4, LR 1e-3 with cosine decay to 0,
-600-2000 steps, IFAN and NRKNet from their identity-preserving starts (:mod:`learned.warmstart`),
+600-2000 steps, IFAN and NRKNet from their identity-preserving starts (:mod:`learned.models.warmstart`),
 NRKNet's BatchNorm on each image's statistics at test time (``batchnorm_stats='batch'``, as the
 authors' ``test.py`` runs it), scored on the 16 held-out synthetic test images at the end
 (``eval.json``). On a machine shared with other jobs pass ``--threads 1`` (OpenMP threads
@@ -159,7 +159,7 @@ class Recipe:
     (per process), crop side, number of steps, whether AMP is allowed on CUDA, the size
     multiple crops must have (the network's padding multiple), where the numbers come from, and
     whether training starts from the identity-preserving initialisation of
-    :mod:`learned.warmstart` (NRKNet; the architecture and checkpoint keys are unchanged)."""
+    :mod:`learned.models.warmstart` (NRKNet; the architecture and checkpoint keys are unchanged)."""
 
     optimizer: OptimizerConfig
     loss: LossConfig
@@ -356,7 +356,7 @@ def _preset_paper(family: str) -> dict:
 #: natural photos) and half of them nearly in focus (largest CoC 0.25-1 px: without them IFAN and
 #: NRKNet learn to sharpen everything and lose several dB on the nearly sharp test crops), batch 4,
 #: cosine LR decay to 0, IFAN and NRKNet from their identity-preserving starts
-#: (:mod:`learned.warmstart`), evaluation on the 16 held-out synthetic test images at the end (the
+#: (:mod:`learned.models.warmstart`), evaluation on the 16 held-out synthetic test images at the end (the
 #: test split does not depend on these options). Measured at 3-12 minutes per run with
 #: ``--threads 1`` on a 2-core machine shared with other jobs (README, ``benchmarks.training``).
 _SMOKE_DATA = "synthetic:size=128,photo_fraction=0.5,in_focus_fraction=0.5"
@@ -379,7 +379,7 @@ _SMOKE = {
 def _smoke_changes(family: str, **changes) -> dict:
     """What both smoke presets share, then ``changes``: the smoke data, cosine decay, scoring on 16
     held-out images, the identity-preserving start of every family that has one
-    (:data:`learned.warmstart.IDENTITY_START_MODELS`), and NRKNet's BatchNorm on each image's
+    (:data:`learned.models.warmstart.IDENTITY_START_MODELS`), and NRKNet's BatchNorm on each image's
     statistics at test time, as the authors' ``test.py`` runs it (model overrides merged)."""
     from ..models.warmstart import IDENTITY_START_MODELS
 
