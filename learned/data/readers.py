@@ -103,7 +103,6 @@ Sample names are file stems (DPDD: the blurred image's stem), ``SCENE/STEM`` for
 
 from __future__ import annotations
 
-import functools
 import re
 import warnings
 from collections import Counter
@@ -112,6 +111,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from optics.dp_pixel4 import (PIXEL4_BLACK_LEVEL, PIXEL4_VIGNETTING_WINDOW, PIXEL4_WHITE, crop_central,  # noqa: F401
+                            pixel4_vignetting_gain, read_pixel4_raw)
 
 __all__ = [
     "PUBLISHED_COUNTS",
@@ -135,9 +137,6 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-#: Pixel 4 dual-pixel raw data (Xin et al.): 14-bit values with a black level of 1024.
-PIXEL4_BLACK_LEVEL = 1024
-PIXEL4_WHITE = 2**14 - 1
 #: Published split sizes (pairs; LFDOF: input images), see the module docstring for the sources.
 PUBLISHED_COUNTS: Dict[str, Dict[str, int]] = {
     "dpdd": {"train": 350, "val": 74, "test": 76},
@@ -175,26 +174,8 @@ Reader = Callable[[Path], np.ndarray]
 
 
 def _read_pixel4_raw(path: Path) -> np.ndarray:
-    """Pixel 4 dual-pixel raw PNG (14 bit, black level 1024) to [0, 1], as Xin et al.'s code.
-
-    ``(v - 1024) / (2**14 - 1)`` with values below the black level set to 0 (the authors'
-    preprocessing, ``code/util.py``), replicated to 3 channels.
-    """
-    from optics.image_io import read_png
-
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"Pixel 4 dual-pixel view {str(path)!r} must be a 16-bit PNG")
-    if not path.is_file():
-        raise FileNotFoundError(f"input image {str(path)!r} does not exist")
-    raw = read_png(path)
-    if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(
-            f"Pixel 4 dual-pixel view {str(path)!r} must be a single-channel 16-bit PNG (raw green channel); "
-            f"got dtype {raw.dtype} and shape {raw.shape}"
-        )
-    if int(raw.max()) > PIXEL4_BLACK_LEVEL + PIXEL4_WHITE:
-        raise ValueError(f"{str(path)!r} has values above 14 bits + black level ({int(raw.max())}); not Pixel 4 raw data")
-    values = np.maximum(raw.astype(np.float32) - PIXEL4_BLACK_LEVEL, 0.0) / PIXEL4_WHITE
+    """Pixel 4 dual-pixel raw PNG to [0, 1] (:func:`optics.dp_pixel4.read_pixel4_raw`), replicated to 3 channels."""
+    values = read_pixel4_raw(path)
     return np.repeat(values[:, :, None], 3, axis=2)
 
 
@@ -516,62 +497,14 @@ def image_shape(path: Path) -> Tuple[int, int, int, int]:
         raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
 
 
-def _central_crop(image, shape: Tuple[int, int], path: Path):
-    H, W = image.shape[:2]
-    h, w = shape
-    if h > H or w > W:
-        raise ValueError(f"{str(path)!r} ({H}x{W}) is smaller than its ground truth ({h}x{w})")
-    top, left = (H - h) // 2, (W - w) // 2
-    return image[top : top + h, left : left + w]
-
-
 def _pixel4_gt_path(view: Path) -> Path:
     stem = view.stem.rsplit("_", 1)[0]
     return view.parent / "gt_all_in_focus_im" / f"{stem}_gt.png"
 
 
-#: Side of the box average of the white-sheet ratio (Xin et al., ``code/util.py``, ``window_size = 101``).
-PIXEL4_VIGNETTING_WINDOW = 101
-
-
-@functools.lru_cache(maxsize=4)
-def _pixel4_vignetting_cached(left_sheet: Path, right_sheet: Path, stamp: tuple):
-    from scipy import ndimage
-
-    white_left = _read_pixel4_raw(left_sheet)[..., 0].astype(np.float64)
-    white_right = _read_pixel4_raw(right_sheet)[..., 0].astype(np.float64)
-    if white_left.shape != white_right.shape:
-        raise ValueError(f"white sheets {str(left_sheet)!r} {white_left.shape} and {str(right_sheet)!r} "
-                         f"{white_right.shape} must have the same size")
-    if not np.all(white_right > 0):
-        raise ValueError(f"white sheet {str(right_sheet)!r} has pixels at or below the black level; "
-                         "the vignetting ratio left / right is undefined there")
-    # flax.nn.avg_pool(..., padding='SAME'): zero padding, divided by the full window (101 * 101)
-    ratio = ndimage.uniform_filter(white_left / white_right, PIXEL4_VIGNETTING_WINDOW, mode="constant", cval=0.0)
-    ratio.setflags(write=False)
-    return ratio
-
-
 def pixel4_vignetting_scale(calibration: Path) -> np.ndarray:
-    r"""Per-pixel gain that Xin et al. apply to the right view: the box-averaged white-sheet ratio.
-
-    ``calibration`` is the data set's ``calibration/`` folder with ``white_sheet_left.png`` and
-    ``white_sheet_right.png`` (raw, normalised as the views). Returns the (H, W) float64 array
-
-    .. math:: g = \mathrm{box}_{101}\!\left(\frac{W_L}{W_R}\right)
-
-    (``code/util.py``, ``load_data_and_calibration``: ``per_pixel_scale = left_white_calib /
-    right_white_calib``, ``flax.nn.avg_pool`` over 101 x 101 with 'SAME' zero padding, then
-    ``right_image = per_pixel_scale_avg * right_image``, before the central crop).
-    """
-    sheets = [Path(calibration) / f"white_sheet_{side}.png" for side in ("left", "right")]
-    for sheet in sheets:
-        if not sheet.is_file():
-            raise FileNotFoundError(
-                f"vignetting calibration {str(sheet)!r} does not exist; Xin et al.'s preprocessing "
-                "corrects the right view with calibration/white_sheet_{left,right}.png (code/util.py)")
-    stamp = tuple((s.stat().st_mtime_ns, s.stat().st_size) for s in sheets)
-    return _pixel4_vignetting_cached(sheets[0].resolve(), sheets[1].resolve(), stamp)
+    """The right view's vignetting gain from ``calibration/`` (:func:`optics.dp_pixel4.pixel4_vignetting_gain`)."""
+    return pixel4_vignetting_gain(calibration)
 
 
 def read_pixel4_view(path: Path):
@@ -592,7 +525,7 @@ def read_pixel4_view(path: Path):
     gt = _pixel4_gt_path(path)
     if gt.is_file():
         h, w = png_shape(gt)[:2]
-        view = _central_crop(view, (h, w), path)
+        view = crop_central(view, (h, w), f"view {str(path)!r}")
     return view
 
 
