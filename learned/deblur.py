@@ -31,8 +31,9 @@ import torch
 from optics import cli
 
 from . import DUAL_PIXEL, MODELS
+from ._cli import add_threads_argument, apply_threads, check_device
 from .checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
-from .io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
+from .io import READ_SUFFIXES, WRITE_SUFFIXES, is_grayscale, read_image, write_image
 from .precision import autocast
 from .tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
 
@@ -140,6 +141,30 @@ def context_error(model, inputs, tile: int) -> tuple[float, float]:
     return worst, mean
 
 
+#: Smallest image side accepted (px): every network pads to its multiple internally, but a few
+#: pixels carry no image to deblur, and reflect padding needs more than the pad on each side.
+MIN_SIDE = 16
+
+
+def _check_images(paths, min_side: int) -> None:
+    """Read every input image once before the model is loaded: each unreadable, empty or too small
+    file is named (all of them, in one line), so a batch does not stop half-way at a bad file."""
+    problems = []
+    for path in paths:
+        try:
+            image, _ = read_image(path)
+            is_grayscale(path)
+        except (ValueError, OSError) as err:
+            problems.append(cli.one_line(err))
+            continue
+        if min(image.shape[:2]) < min_side:
+            problems.append(f"image {str(path)!r} is {image.shape[1]}x{image.shape[0]} px; expected at least "
+                            f"{min_side} px on each side")
+    if problems:
+        raise ValueError(f"{len(problems)} of {len(paths)} input images cannot be deblurred (nothing was written): "
+                         + "; ".join(problems))
+
+
 def _jobs(args) -> list[tuple[Path, Path]]:
     if args.out is None:
         if len(args.paths) != 2:
@@ -164,6 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument("--right", type=Path, help="right view for a dual-pixel model (the input is the left view)")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: the input's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_threads_argument(parser)
     parser.add_argument("--max-memory", type=float, default=8.0, metavar="GIB",
                         help="activation memory budget; larger images are tiled (default 8 GiB)")
     parser.add_argument("--tile", type=int, help="force tiles of this side (pixels)")
@@ -187,7 +213,9 @@ def main(argv=None) -> int:
         parser.error(f"argument --overlap: expected >= 0 px; got {args.overlap}")
     if args.tile is not None and args.tile < 1:
         parser.error(f"argument --tile: expected >= 1 px; got {args.tile}")
-    # everything checked before the model is loaded or an image read
+    # everything checked before the model is loaded
+    device = str(check_device(args.device))
+    apply_threads(args.threads)
     jobs = _jobs(args)
     if dual and len(jobs) != 1:
         parser.error(f"model {args.model!r} takes one dual-pixel pair; got {len(jobs)} inputs")
@@ -199,18 +227,22 @@ def main(argv=None) -> int:
     cli.check_output_files([(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
                            overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint],
                            what="output image")
+    _check_images([src for src, _ in jobs] + ([args.right] if dual else []), MIN_SIDE)
 
-    model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(args.device)
+    model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
     for src, dst in jobs:
         image, depth = read_image(src)
+        gray = is_grayscale(src)
         right = None
         if dual:
             right, _ = read_image(args.right)
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
-        result = deblur_image(model, image, right, args.device, args.max_memory, args.tile, args.overlap,
-                              progress=sys.stderr.isatty(), amp=args.amp,
+        result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
+                              progress=True, amp=args.amp,
                               allow_inexact_tiles=args.allow_inexact_tiles, model_name=args.model)
+        if gray:  # a grayscale photo comes back grayscale (the networks see it as R = G = B)
+            result = result.mean(axis=2)
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
     where = jobs[0][1] if len(jobs) == 1 else f"{len(jobs)} images in {args.out}"
