@@ -102,7 +102,7 @@ class _Lines:
         self.stream = stream
 
     def write(self, text: str) -> None:
-        text = text.replace("\r", "").rstrip()
+        text = text.replace("\r", "").replace("||", "|").rstrip()
         if text:
             self.stream.write(text + "\n")
 
