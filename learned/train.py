@@ -481,20 +481,22 @@ def _write_plot(log_path: Path, plot_path: Path, title: str) -> None:
     steps = np.array([int(r["step"]) for r in rows], dtype=np.float64)
     # per-step losses are noisy: faint raw total, and every term averaged over <= 200 bins of steps
     bins = np.array_split(np.arange(len(rows)), min(len(rows), 200))
-    fig = Figure(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(9, 4), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    ax.plot(steps, [float(r["total"]) for r in rows], color="0.75", linewidth=0.5, label="total (per step)")
-    for c in columns:
+    ax.plot(steps, [float(r["total"]) for r in rows], color="0.75", linewidth=0.5, label="total (per step)", zorder=1)
+    for i, c in enumerate(columns):
         values = np.array([float(r[c]) if r.get(c) not in (None, "") else math.nan for r in rows])
-        ax.plot([steps[b].mean() for b in bins], [values[b].mean() for b in bins], label=f"{c} (bin mean)",
-                linewidth=1.5 if c == "total" else 0.8)
+        style = (dict(color="k", linestyle="--", linewidth=1.0, zorder=2) if c == "blurred_input_mse"  # reference
+                 else dict(color=f"C{i}", linewidth=2.0 if c == "total" else 1.2, zorder=3 + (c != "total")))
+        label = "blurred input's mse (reference)" if c == "blurred_input_mse" else f"{c} (bin mean)"
+        ax.plot([steps[b].mean() for b in bins], [values[b].mean() for b in bins], label=label, **style)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if all(float(r["total"]) > 0 for r in rows):
         ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the curves
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
