@@ -3,8 +3,12 @@
 One network per file, each a pure ``nn.Module`` whose constructor arguments are its
 configuration. :data:`MODELS` maps a name to the class or factory that builds the deploy network
 (training-only heads such as IFAN's reblurring network are separate modules). Every model takes
-and returns RGB float tensors in [0, 1] of shape (B, 3, H, W) for any H, W at or above its
-minimum; dual-pixel models take ``(left, right)``.
+RGB float tensors in [0, 1] of shape (B, 3, H, W) for any H, W at or above its minimum and
+returns the same shape; dual-pixel models take ``(left, right)``. Outputs are **not clamped**
+(training needs the gradient outside [0, 1], and the authors' networks do not clamp either): a
+trained network stays close to [0, 1], an untrained one need not (e.g. NRKNet at its random
+initialisation). ``learned.deblur`` and ``learned.evaluate`` clip to
+[0, 1] before writing or scoring, as the papers' evaluations do.
 """
 
 from __future__ import annotations
