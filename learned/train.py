@@ -825,10 +825,8 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     csv_log = _CsvLog(log_path, start_step) if ctx.is_main else None
     progress = None
     if ctx.is_main and config.progress:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=recipe.steps, initial=start_step, desc=f"train {config.model}", unit="step",
-                        dynamic_ncols=True)
+        progress = cli.progress_bar(total=recipe.steps, initial=start_step, desc=f"train {config.model}",
+                                    unit="step", dynamic_ncols=True)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         log.info("training %s (%s preset) on %s on %s (world size %d, AMP %s): %s",
@@ -874,7 +872,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                 csv_log.write({"step": step, "lr": lr, **last, "seconds": round(time.perf_counter() - t0, 4)})
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(loss=f"{last['total']:.4g}")
+                    progress.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
             if step % config.checkpoint_every == 0 or step == recipe.steps or _time_to_save(
                     config.checkpoint_minutes, last_save_time, ctx, device):
                 last_save_time = time.perf_counter()
