@@ -141,15 +141,11 @@ def context_error(model, inputs, tile: int) -> tuple[float, float]:
     return worst, mean
 
 
-#: Smallest image side accepted (px): every network pads to its multiple internally, but a few
-#: pixels carry no image to deblur, and reflect padding needs more than the pad on each side.
-MIN_SIDE = 16
-
-
-def _check_images(paths, min_side: int) -> None:
-    """Read every input image once before the model is loaded: each unreadable, empty or too small
-    file is named (all of them, in one line), so a batch does not stop half-way at a bad file."""
-    problems = []
+def _check_images(paths) -> dict:
+    """Read every input image once before the model is loaded: each unreadable or empty file is
+    named (all of them, in one line), so a batch does not stop half-way at a bad file. Returns
+    each path's (height, width)."""
+    problems, sizes = [], {}
     for path in paths:
         try:
             image, _ = read_image(path)
@@ -157,12 +153,20 @@ def _check_images(paths, min_side: int) -> None:
         except (ValueError, OSError) as err:
             problems.append(cli.one_line(err))
             continue
-        if min(image.shape[:2]) < min_side:
-            problems.append(f"image {str(path)!r} is {image.shape[1]}x{image.shape[0]} px; expected at least "
-                            f"{min_side} px on each side")
+        sizes[path] = image.shape[:2]
     if problems:
         raise ValueError(f"{len(problems)} of {len(paths)} input images cannot be deblurred (nothing was written): "
                          + "; ".join(problems))
+    return sizes
+
+
+def _check_sizes(sizes: dict, model: torch.nn.Module, model_name: str) -> None:
+    """Every image at least the model's ``min_size`` on each side, checked before any is processed."""
+    minimum = int(getattr(model, "min_size", 1))
+    small = [f"{str(p)!r} is {w}x{h} px" for p, (h, w) in sizes.items() if min(h, w) < minimum]
+    if small:
+        raise ValueError(f"{len(small)} of {len(sizes)} input images are smaller than the {minimum}x{minimum} px "
+                         f"that {model_name} needs (nothing was written): " + "; ".join(small))
 
 
 def _jobs(args) -> list[tuple[Path, Path]]:
@@ -227,9 +231,10 @@ def main(argv=None) -> int:
     cli.check_output_files([(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
                            overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint],
                            what="output image")
-    _check_images([src for src, _ in jobs] + ([args.right] if dual else []), MIN_SIDE)
+    sizes = _check_images([src for src, _ in jobs] + ([args.right] if dual else []))
 
     model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
+    _check_sizes(sizes, model, args.model)
     for src, dst in jobs:
         image, depth = read_image(src)
         gray = is_grayscale(src)

@@ -44,16 +44,21 @@ def files(tmp_path_factory):
     (folder / "gray.png").write_bytes(png_bytes(rng.integers(0, 255, (96, 112), dtype=np.uint8)))
     (folder / "one.png").write_bytes(png_bytes(np.zeros((1, 1, 3), np.uint8)))
     (folder / "empty.png").write_bytes(b"")
+    (folder / "bad.png").write_bytes((folder / "a.png").read_bytes()[:100])  # a truncated download
     (folder / "empty.pt").write_bytes(b"")
     return folder
 
 
 def test_bad_images_are_all_named_before_the_model_loads(files):
-    proc = _run("learned.deblur", "a.png", "empty.png", "one.png", "--out", "out", "--model", "kpac",
+    proc = _run("learned.deblur", "a.png", "empty.png", "bad.png", "--out", "out", "--model", "kpac",
                 "--checkpoint", "empty.pt", cwd=files)  # an empty checkpoint too: the images are checked first
-    line = _one_error(proc, "2 of 3 input images", "'empty.png'", "empty (0 bytes)", "'one.png' is 1x1 px",
-                      "nothing was written")
+    line = _one_error(proc, "2 of 3 input images", "'empty.png'", "empty (0 bytes)", "'bad.png'", "nothing was written")
     assert "EOFError" not in line
+    # too small for the model: every such file named before any image is processed
+    proc = _run("learned.deblur", "a.png", "one.png", "--out", "out", "--model", "kpac", "--checkpoint", "kpac.pt",
+                cwd=files)
+    _one_error(proc, "1 of 2 input images are smaller than the 8x8 px that kpac needs", "'one.png' is 1x1 px",
+               "nothing was written")
     assert not (files / "out").exists()
 
 
@@ -133,3 +138,20 @@ def test_validation_without_data_is_not_run_and_only_replaces_only(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert list(report["validations"]) == ["iac_receptive_field", "dual_pixel_calibration"]
     assert report["validations"]["dual_pixel_calibration"]["verdict"] == "NOT RUN"
+
+
+def test_every_model_states_its_smallest_input():
+    """learned.deblur checks each photo against ``model.min_size`` before processing any: it must be true."""
+    import learned
+
+    for name in learned.MODELS:
+        model = learned.build_model(name).eval()
+        m = model.min_size
+        shape = lambda s: (1, 3, s, s + 1)  # noqa: E731
+        inputs = (lambda s: (torch.rand(shape(s)), torch.rand(shape(s)))) if name in learned.DUAL_PIXEL else (
+            lambda s: (torch.rand(shape(s)),))
+        with torch.no_grad():
+            assert model(*inputs(m)).shape[-2:] == (m, m + 1), name
+            if m > 1:
+                with pytest.raises(ValueError, match="must be at least"):
+                    model(*inputs(m - 1))
