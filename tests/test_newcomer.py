@@ -79,6 +79,7 @@ def test_an_empty_or_foreign_checkpoint_is_one_short_line(files):
     ("learned.evaluate", ["--model", "kpac", "--checkpoint", "kpac.pt", "--no-lpips", "--limit", "1"]),
     ("learned.summary", ["--models", "kpac"]),
     ("learned.train", ["--model", "kpac", "--steps", "1", "--out", "run"]),
+    ("benchmarks.training", ["--runs", "run"]),
 ])
 def test_device_cuda_without_cuda_fails_first_in_one_line(files, module, argv):
     proc = _run(module, *argv, "--device", "cuda", cwd=files)
