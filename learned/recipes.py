@@ -37,9 +37,9 @@ so leaf sizes relative to the blur match the test split), batch 4, LR 1e-3 with 
 600-2000 steps, IFAN and NRKNet from their identity-preserving starts (:mod:`learned.warmstart`),
 NRKNet's BatchNorm on each image's statistics at test time (``batchnorm_stats='batch'``, as the
 authors' ``test.py`` runs it), scored on the 16 held-out synthetic test images at the end
-(``eval.json``). On a machine shared with other jobs pass ``--threads 1`` (OpenMP threads
-spin-wait for a busy core and run ~10x slower). Measured per family and seed in the README
-(``python -m benchmarks.training``).
+(``eval.json``). ``python -m learned.train`` uses one torch thread unless ``--threads N`` (OpenMP
+threads spin-wait for a busy core, so more threads on a machine shared with other jobs run far
+slower). Measured per family and seed in ``docs/training.md`` (``python -m benchmarks.training``).
 
 Why the in-focus scenes: the test split holds nearly sharp crops (input 33-37 dB) where any change
 costs several dB, while the MSE of a batch is dominated by its most blurred crops; trained without
