@@ -41,9 +41,9 @@ def default_threads() -> int:
 
     torch's own default is one thread per core; OpenMP threads spin-wait for each other, so on a
     machine whose cores are busy with other jobs extra threads cost far more than they bring
-    (issue 20: IFAN training, 20 steps on a loaded 2-core machine, 127 s with 2 threads against
-    11.6 s with 1). This takes the cores available to the process minus the 1-minute load average,
-    at least 1.
+    (measured in ``docs/training.md``: 20 IFAN training steps on a loaded 2-core machine, 5x slower
+    with 2 threads than with 1). This takes the cores available to the process minus the 1-minute
+    load average, at least 1.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:

@@ -62,3 +62,12 @@ def test_cuda_latency_modes_and_peak_memory(cuda_device):
     assert all(result[k] > 0 for k in result)
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags  # restored
     assert summary.main(["--models", "kpac", "--size", "64x48", "--device", cuda_device]) == 0
+
+
+def test_paper_figures_and_notes_only_at_their_size(capsys):
+    """Issue 20: the notes quote 1280x720 figures; at another --size they are left out."""
+    assert summary.main(["--models", "kpac", "--size", "64x48", "--no-latency", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.startswith("| kpac |"))
+    assert "197 G" not in row and summary.PAPER["kpac"].note not in row
+    assert "paper figures and notes are for 1280x720" in out
