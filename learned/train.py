@@ -60,6 +60,11 @@ interrupted, and the sampler has no state to save (its seed and next step are st
 record). The global RNG states are saved in the checkpoint as well. On CPU a run interrupted at step k and
 resumed ends with exactly the weights of an uninterrupted run (tested with ``torch.equal``);
 on GPU, cuDNN / atomics make runs reproducible only up to floating-point non-determinism.
+Bit-exact needs the same number of CPU threads (the summation order of the convolutions depends
+on it): the checkpoint stores it, ``--resume`` reuses it, and a different ``--threads`` is
+accepted with a warning. ``--resume --steps N`` with a larger ``N`` continues on the LR
+schedule of an N-step run (:func:`reschedule`), which differs from an uninterrupted N-step run
+only in the steps already taken.
 
 Recipes and presets
 -------------------
@@ -93,6 +98,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from . import DUAL_PIXEL, MODELS, build_model
 from optics import cli
 
+from ._cli import check_device
 from .training.checkpoints import _torch_load, load_state_dict_strict, save_checkpoint
 from .data.io import atomic_save, atomic_write_bytes
 from .training.losses import (
@@ -475,20 +481,22 @@ def _write_plot(log_path: Path, plot_path: Path, title: str) -> None:
     steps = np.array([int(r["step"]) for r in rows], dtype=np.float64)
     # per-step losses are noisy: faint raw total, and every term averaged over <= 200 bins of steps
     bins = np.array_split(np.arange(len(rows)), min(len(rows), 200))
-    fig = Figure(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(9, 4), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    ax.plot(steps, [float(r["total"]) for r in rows], color="0.75", linewidth=0.5, label="total (per step)")
-    for c in columns:
+    ax.plot(steps, [float(r["total"]) for r in rows], color="0.75", linewidth=0.5, label="total (per step)", zorder=1)
+    for i, c in enumerate(columns):
         values = np.array([float(r[c]) if r.get(c) not in (None, "") else math.nan for r in rows])
-        ax.plot([steps[b].mean() for b in bins], [values[b].mean() for b in bins], label=f"{c} (bin mean)",
-                linewidth=1.5 if c == "total" else 0.8)
+        style = (dict(color="k", linestyle="--", linewidth=1.0, zorder=2) if c == "blurred_input_mse"  # reference
+                 else dict(color=f"C{i}", linewidth=2.0 if c == "total" else 1.2, zorder=3 + (c != "total")))
+        label = "blurred input's mse (reference)" if c == "blurred_input_mse" else f"{c} (bin mean)"
+        ax.plot([steps[b].mean() for b in bins], [values[b].mean() for b in bins], label=label, **style)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if all(float(r["total"]) > 0 for r in rows):
         ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the curves
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -538,6 +546,28 @@ class _CsvLog:
             self._fh = None
 
 
+def reschedule(scheduler, cfg: ScheduleConfig, steps: int, step: int) -> float:
+    """Stretch a resumed run's LR schedule to ``steps`` in all: from ``step`` on, the LR is that of a
+    run planned for ``steps`` from the start (cosine over ``steps``; milestones at the recipe's
+    fractions of ``steps``), not the stored schedule's (whose cosine climbs back up after its end).
+    Returns the LR set for the next step."""
+    import bisect
+    from collections import Counter
+
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        scheduler.T_max = max(1, steps)
+        lrs = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * step / scheduler.T_max)) / 2
+               for base in scheduler.base_lrs]
+    else:
+        new = sorted({max(1, round(f * steps)) for f in cfg.milestones})  # as build_scheduler
+        scheduler.milestones = Counter(new)
+        lrs = [base * scheduler.gamma ** bisect.bisect_right(new, step) for base in scheduler.base_lrs]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = list(lrs)
+    return lrs[0]
+
+
 # ==================================================================================================
 # Checkpoints
 # ==================================================================================================
@@ -571,13 +601,15 @@ def _save_training_checkpoint(path: Path, step: int, config: TrainConfig, traine
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
             "rng": _rng_state(),
             "sampler": {"seed": int(config.seed), "next_step": int(step) + 1},
+            "threads": int(torch.get_num_threads()),  # resuming bit-exactly needs the same count
         },
     }
     atomic_save(payload, path)
 
 
 #: Config fields that may differ between a run and its resumption.
-_RESUMABLE_CHANGES = {"steps", "device", "num_workers", "progress", "out", "checkpoint_every", "eval_images"}
+_RESUMABLE_CHANGES = {"steps", "device", "num_workers", "progress", "out", "checkpoint_every", "checkpoint_minutes",
+                      "eval_images"}
 
 
 def _check_resume_config(stored: TrainConfig, current: TrainConfig) -> None:
@@ -588,12 +620,25 @@ def _check_resume_config(stored: TrainConfig, current: TrainConfig) -> None:
     diffs += [f"recipe.{k}: checkpoint {a_recipe[k]!r} vs now {b_recipe[k]!r}" for k in a_recipe if a_recipe[k] != b_recipe[k]]
     if diffs:
         raise ValueError("cannot resume with a different configuration (only steps, device, num_workers, "
-                         "checkpoint_every, eval_images may change): " + "; ".join(diffs))
+                         "checkpoint_every, checkpoint_minutes, eval_images may change): " + "; ".join(diffs))
 
 
 # ==================================================================================================
 # Evaluation
 # ==================================================================================================
+def _time_to_save(minutes: float, since: float, ctx, device: torch.device) -> bool:
+    """True when ``minutes`` (> 0) have passed since ``since``; with several processes, when rank 0
+    says so (every rank must save at the same step)."""
+    if not minutes:
+        return False
+    due = time.perf_counter() - since >= 60.0 * minutes
+    if ctx.enabled:
+        flag = torch.tensor([float(due)], device=device)
+        dist.broadcast(flag, src=0)
+        due = bool(flag.item())
+    return due
+
+
 def _psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     mse = float(torch.mean((x.double() - y.double()) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
@@ -755,6 +800,12 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
         start_step = int(t["step"])
         if start_step >= recipe.steps:
             raise ValueError(f"checkpoint is at step {start_step}; pass --steps > {start_step} to train further")
+        planned = int(t["train_config"]["recipe"]["steps"])
+        if planned != recipe.steps:
+            lr = reschedule(scheduler, recipe.schedule, recipe.steps, start_step)
+            if ctx.is_main:
+                log.info("the LR schedule now runs over %d steps (the checkpoint's run planned %d): LR %.3g at step %d",
+                         recipe.steps, planned, lr, start_step + 1)
         if ctx.is_main:
             log.info("resumed %s at step %d", ckpt_path, start_step)
 
@@ -774,10 +825,8 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     csv_log = _CsvLog(log_path, start_step) if ctx.is_main else None
     progress = None
     if ctx.is_main and config.progress:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=recipe.steps, initial=start_step, desc=f"train {config.model}", unit="step",
-                        dynamic_ncols=True)
+        progress = cli.progress_bar(total=recipe.steps, initial=start_step, desc=f"train {config.model}",
+                                    unit="step", dynamic_ncols=True)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         log.info("training %s (%s preset) on %s on %s (world size %d, AMP %s): %s",
@@ -789,7 +838,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     last: Dict[str, float] = {}
     last_saved = start_step if state is not None else None
     step = done = start_step
-    t0 = time.perf_counter()
+    t0 = last_save_time = time.perf_counter()
     try:
         for step, batch in zip(range(start_step + 1, recipe.steps + 1), loader):
             batch = _to_device(batch, device)
@@ -823,8 +872,10 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                 csv_log.write({"step": step, "lr": lr, **last, "seconds": round(time.perf_counter() - t0, 4)})
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(loss=f"{last['total']:.4g}")
-            if step % config.checkpoint_every == 0 or step == recipe.steps:
+                    progress.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
+            if step % config.checkpoint_every == 0 or step == recipe.steps or _time_to_save(
+                    config.checkpoint_minutes, last_save_time, ctx, device):
+                last_save_time = time.perf_counter()
                 # a finite loss with non-finite gradients poisons the weights: never save those
                 bad = [n for n, p in trainer.named_parameters() if not bool(torch.isfinite(p).all())]
                 if bad:
@@ -889,6 +940,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=None, help="square training crop side (default: the recipe's, 256)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (1000)")
+    p.add_argument("--checkpoint-minutes", type=float, default=None, metavar="M",
+                   help="also save a checkpoint after M minutes without one (default 10; 0: by steps only)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--no-identity-start", action="store_true",
@@ -899,8 +952,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="model constructor override, VALUE a Python literal (repeatable), e.g. "
                    "--model-arg channels=16 or --model-arg 'widths=(8, 16, 32)'")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of torch (torch.set_num_threads); 1 is fastest on a machine shared with "
-                   "other jobs (OpenMP threads spin-wait when a core is busy)")
+                   help="CPU threads of torch (torch.set_num_threads); default 1 for a new run (the same results on "
+                   "every machine, and fastest on one shared with other jobs: OpenMP threads spin-wait when a core "
+                   "is busy), and the run's own count on --resume (bit-exact continuation)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     cli.add_overwrite_argument(p, "the outputs of an earlier run in --out (a new run, not --resume)")
     return p
@@ -929,16 +983,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"argument --threads: expected >= 1; got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"argument --threads: expected >= 1; got {args.threads}")
+    if args.checkpoint_minutes is not None and not args.checkpoint_minutes >= 0:
+        parser.error(f"argument --checkpoint-minutes: expected >= 0; got {args.checkpoint_minutes}")
+    if args.device != "auto":
+        check_device(args.device)
+    threads = args.threads or 1
     if args.resume:
         if args.out is None:
             parser.error("argument --resume: expected --out DIR (the folder holding checkpoint.pt); got no --out")
         training = load_training_checkpoint(Path(args.out) / CHECKPOINT_NAME)["training"]
         stored = TrainConfig.from_dict(training["train_config"])
         done = int(training["step"])
+        stored_threads = training.get("threads")
+        if args.threads is None and stored_threads:
+            threads = int(stored_threads)  # the same summation order: bit-exact continuation
+        elif stored_threads and args.threads != stored_threads:
+            cli.warn(f"--threads {args.threads} differs from the {stored_threads} thread(s) the run used so far: it "
+                     "continues, but not bit-exactly as an uninterrupted run would (leave --threads out to reuse "
+                     f"{stored_threads})")
         if (args.steps or stored.recipe.steps) <= done:
             asked = f"--steps {args.steps}" if args.steps else f"its {stored.recipe.steps} steps"
             raise ValueError(f"argument --resume: the run in {args.out!r} is finished (checkpoint at step {done}, "
@@ -958,6 +1022,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = replace(stored, recipe=recipe, out=args.out, device=args.device, num_workers=args.num_workers,
                          progress=not args.no_progress,
                          checkpoint_every=args.checkpoint_every or stored.checkpoint_every,
+                         checkpoint_minutes=(stored.checkpoint_minutes if args.checkpoint_minutes is None
+                                             else args.checkpoint_minutes),
                          eval_images=stored.eval_images if args.eval_images is None else args.eval_images)
     else:
         if args.model is None:
@@ -967,6 +1033,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise FileExistsError(f"--out {str(config.out)!r} holds a run ({CHECKPOINT_NAME}): pass --resume to continue "
                                   "it, --overwrite to start again (its files are replaced), or choose another --out")
         cli.prepare_output_dir(config.out, overwrite=args.overwrite, what="--out", owned=_owned_by_train)
+    torch.set_num_threads(threads)
+    on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    if on_cpu and config.preset == "paper" and config.recipe.steps >= _recipes.RECIPES[config.family].steps:
+        cli.warn(f"the paper recipe of {config.model} ({config.recipe.steps} steps, batch {config.recipe.batch_size}, "
+                 f"{config.recipe.crop} px crops) needs a GPU: on a CPU it takes hundreds of hours; on a CPU use "
+                 "--preset cpu-smoke (reduced widths, minutes per model)")
     try:
         result = train(config, resume=args.resume)
     except TrainingInterrupted as stop:
@@ -992,7 +1064,8 @@ def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
         args.model, preset=args.preset or "paper", data=args.data, out=args.out,
         seed=0 if args.seed is None else args.seed, steps=args.steps, batch_size=args.batch_size,
         crop=args.crop, lr=args.lr, device=args.device, model_overrides=_parse_model_args(args.model_arg),
-        checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, amp=not args.no_amp,
+        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
+        num_workers=args.num_workers, amp=not args.no_amp,
         eval_images=args.eval_images, progress=not args.no_progress,
         identity_start=False if args.no_identity_start else None,
     )

@@ -22,7 +22,7 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     try:
         width, height, rows, info = png.Reader(filename=str(path)).asDirect()
         data = np.vstack([np.asarray(row) for row in rows])
-    except (png.Error, OSError, ValueError) as err:
+    except (png.Error, OSError, ValueError, EOFError) as err:
         raise ValueError(f"cannot read PNG {str(path)!r}: {err}") from err
     dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8
     planes = info["planes"]

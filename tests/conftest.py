@@ -74,3 +74,15 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A command's ``main`` run in-process sets torch's thread count (``--threads`` and its
+    default, issue 20); put it back so that no test changes the threads of the tests after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != previous:
+        torch.set_num_threads(previous)

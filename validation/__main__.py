@@ -8,6 +8,7 @@ JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 from optics import cli
 from optics.atomic import atomic_write_bytes
 
-from ._report import decides, is_report_file, markdown_table, write_json
+import json
+
+from ._report import decides, is_report_file, markdown_table, verdict, write_json
 
 #: Explicit list of validation modules (no directory scanning). Modules that are not present in
 #: this checkout are reported as missing, never silently skipped.
@@ -45,41 +48,62 @@ def _main(argv) -> int:
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases")
     parser.add_argument("--out", type=Path, default=Path("validation_report"), help="report folder")
     parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
-    cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
+    cli.add_overwrite_argument(parser, "a previous report in --out (cleared first; with --only, only the "
+                               "named validations' parts are replaced)")
     args = parser.parse_args(argv)
     names = args.only or VALIDATIONS
     unknown = sorted(set(names) - set(VALIDATIONS))
     if unknown:
         parser.error(f"unknown validation(s) {unknown}; choose from {VALIDATIONS}")
-    out = cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=_owned)
+    # --only X --overwrite replaces X's report alone: the other validations' folders and rows stay
+    previous = _previous_report(args.out) if args.only and args.overwrite else {}
+    if previous.get("quick") != args.quick:  # never mix --quick and full results in one report
+        previous = {}
+    out = cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=_owned, clear=not previous)
+    for name in names if previous else ():
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
     out.mkdir(parents=True, exist_ok=True)
-    from tqdm import tqdm
 
-    sections, summary, all_ok = [], {}, True
-    progress = tqdm(names, desc="validation", unit="validation", file=sys.stderr)
+    summary, this_run_ok = {}, True
+    progress = cli.progress_bar(names, desc="validation", unit="validation")
     for name in progress:
-        progress.set_postfix_str(name)
+        progress.set_postfix_str(name, refresh=sys.stderr.isatty())
         module = importlib.import_module(f"validation.{name}")
         t0 = time.perf_counter()
         rows = module.run(out / name, args.quick)
         seconds = time.perf_counter() - t0
-        ok = decides(rows)
-        all_ok &= ok
-        summary[name] = dict(passed=ok, seconds=round(seconds, 1), claims=rows)
+        this_run_ok &= decides(rows)
+        summary[name] = dict(passed=decides(rows), verdict=verdict(rows), seconds=round(seconds, 1), claims=rows)
+        progress.write(f"[{verdict(rows)}] validation.{name} ({seconds:.0f} s)", file=sys.stdout)
+    kept = {k: v for k, v in previous.get("validations", {}).items() if k not in summary and (out / k).is_dir()}
+    summary = {k: (summary.get(k) or kept[k]) for k in VALIDATIONS if k in summary or k in kept}
+    all_ok = all(v["passed"] for v in summary.values())
+    sections = []
+    for name, entry in summary.items():
+        rows, seconds = entry["claims"], entry["seconds"]
         figs = sorted(p.name for p in (out / name).glob("*.png"))
         sections.append(
-            f"## {name}: {'PASS' if ok else 'FAIL'} ({seconds:.0f} s)\n\n"
+            f"## {name}: {verdict(rows)} ({seconds:.0f} s{'' if name in names else ', an earlier run'})\n\n"
             f"Details: [{name}/{name}.md]({name}/{name}.md)\n\n" + markdown_table(rows)
             + "".join(f"\n![{f}]({name}/{f})\n" for f in figs)
         )
-        progress.write(f"[{'PASS' if ok else 'FAIL'}] validation.{name} ({seconds:.0f} s)", file=sys.stdout)
     header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
     atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
     write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
     cli.record_outputs(out)
     progress.close()
     print(f"results: {(out / 'report.md').resolve()} (figures and details in {out.resolve()}/<name>/)")
-    return 0 if all_ok else 1
+    return 0 if this_run_ok else 1
+
+
+def _previous_report(folder: Path) -> dict:
+    """The report.json of an earlier run in ``folder`` (empty if there is none or it is unreadable)."""
+    try:
+        report = json.loads((Path(folder) / "report.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) and isinstance(report.get("validations"), dict) else {}
 
 
 if __name__ == "__main__":

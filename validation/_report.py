@@ -57,12 +57,22 @@ def claim(name: str, paper: str, ours: str, tolerance: str, passed: bool, inform
     return row
 
 
+def verdict(rows: list[dict]) -> str:
+    """'NOT RUN' when every row says the validation could not run (``not_run``, e.g. no data),
+    else 'PASS' or 'FAIL' as :func:`decides`."""
+    if rows and all(r.get("not_run") for r in rows):
+        return "NOT RUN"
+    return "PASS" if decides(rows) else "FAIL"
+
+
 def decides(rows: list[dict]) -> bool:
     """True iff every row that tests a paper claim passed (informational rows do not count)."""
     return all(r["passed"] for r in rows if not r.get("informational"))
 
 
 def _result_cell(row: dict) -> str:
+    if row.get("not_run"):
+        return f"NOT RUN ({row['informational']})" if row.get("informational") else "NOT RUN"
     outcome = "PASS" if row["passed"] else "FAIL"
     return f"INFO ({outcome}; {row['informational']})" if row.get("informational") else outcome
 

@@ -227,22 +227,23 @@ def figure_psfs(out: Path) -> str:
 
     cocs = [-12.0, -6.0, -2.0, 0.0, 2.0, 6.0, 12.0]
     size = 2 * 15 + 1
-    fig, axes = plt.subplots(6, len(cocs), figsize=(1.6 * len(cocs), 1.7 * 6))
+    fig, axes = plt.subplots(6, len(cocs), figsize=(1.6 * len(cocs) + 0.8, 1.6 * 6), constrained_layout=True)
     for m, model in enumerate(MODELS):
         for j, c in enumerate(cocs):
             left, right = dual_pixel_psfs(c, model, size=size)
             full = full_aperture_psf(c, model, size=size)
-            vmax = max(left.max(), right.max())
             for k, (label, kernel) in enumerate((("left", left), ("right", right), ("centre", full))):
                 ax = axes[3 * m + k, j]
-                ax.imshow(kernel, cmap="magma", vmin=0, vmax=vmax)
+                # one colour scale per kernel, relative to its own peak (a 0 px CoC is a single pixel)
+                im = ax.imshow(kernel / kernel.max(), cmap="magma", vmin=0, vmax=1)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if j == 0:
-                    ax.set_ylabel(f"{model}\n{label}", fontsize=8)
+                    ax.set_ylabel(f"{model}\n{label}", fontsize=9)
                 if m == 0 and k == 0:
-                    ax.set_title(f"CoC {c:+g} px", fontsize=8)
-    fig.suptitle("Dual-pixel PSFs across signed CoC (cf. K3DN Fig. 2; Abuolaim et al. ICCV 2021 Fig. 3)", fontsize=9)
+                    ax.set_title(f"CoC {c:+g} px", fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.5, label="PSF value / its peak")
+    fig.suptitle("Dual-pixel PSFs across signed CoC (cf. K3DN Fig. 2; Abuolaim et al. ICCV 2021 Fig. 3)", fontsize=10)
     save_figure(fig, out / "psfs.png")
     return "psfs.png"
 

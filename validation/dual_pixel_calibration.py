@@ -260,7 +260,8 @@ def run(out_dir: Path, quick: bool = False, kernels: Path | None = None) -> list
     out.mkdir(parents=True, exist_ok=True)
     if kernels is None:
         rows = [claim("Dual-pixel PSF models against the measured Pixel 4 kernels", "Xin et al. ICCV 2021 calibration",
-                      "not run: " + needs_data_message(), "-", False, informational="needs data")]
+                      "not run: " + needs_data_message(), "-", False, informational="needs data",
+                      not_run=True)]
         write_json(out / f"{NAME}.json", dict(validation=NAME, ran=False, reason=needs_data_message(), claims=rows))
         write_markdown(out / f"{NAME}.md", "Dual-pixel PSFs against measured Pixel 4 kernels", rows,
                        f"Not run: {needs_data_message()}.\n\nRun `python -m validation.dual_pixel_calibration --kernels DIR`.")

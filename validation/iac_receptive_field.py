@@ -97,11 +97,16 @@ def _figure(results: list[dict], responses: dict, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     k3 = [r for r in results if r["k"] == 3]
-    fig, axes = plt.subplots(1, len(k3) + 1, figsize=(3.2 * (len(k3) + 1), 3.4), constrained_layout=True)
+    # two rows (impulse responses, then the plot) so that the text stays readable at page width
+    cols = (len(k3) + 1) // 2 + 1
+    fig = plt.figure(figsize=(3.0 * cols, 6.4), constrained_layout=True)
+    grid = fig.add_gridspec(2, cols)
+    axes = [fig.add_subplot(grid[i // (cols - 1), i % (cols - 1)]) for i in range(len(k3))]
+    axes.append(fig.add_subplot(grid[:, cols - 1]))
     for ax, r in zip(axes, k3):
         resp = responses[(r["N"], 3)]
         ax.imshow(np.log10(np.maximum(resp / resp.max(), 1e-300)), cmap="magma", vmin=-40, vmax=0)
-        ax.set_title(f"N={r['N']}: RF {r['measured_rows']} (paper {r['paper']})", fontsize=9)
+        ax.set_title(f"N={r['N']}: RF {r['measured_rows']}\n(paper {r['paper']})", fontsize=12)
         ax.set_xticks([])
         ax.set_yticks([])
     ax = axes[-1]
@@ -111,11 +116,12 @@ def _figure(results: list[dict], responses: dict, out: Path) -> list[str]:
     ax.plot(ns, [r["measured_rows"] for r in k3], "x", color="C3", ms=8, label="measured (impulse)")
     for r in (r for r in results if r["k"] != 3):
         ax.plot(r["N"], r["measured_rows"], "+", color="C2", ms=9)
-    ax.set_xlabel("iterations N")
-    ax.set_ylabel("receptive field (px)")
-    ax.legend(fontsize=7)
-    ax.set_title("'+': k = 5 (4N+1)", fontsize=9)
-    fig.suptitle("IAC impulse responses, log10(response / max), black below 1e-40 (IFAN Table 4)", fontsize=10)
+    ax.set_xlabel("iterations N", fontsize=12)
+    ax.set_ylabel("receptive field (px)", fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.legend(fontsize=11)
+    ax.set_title("'+': k = 5 (4N+1)", fontsize=12)
+    fig.suptitle("IAC impulse responses, log10(response / max), black below 1e-40 (IFAN Table 4)", fontsize=13)
     save_figure(fig, out / "iac_receptive_field.png")
     return ["iac_receptive_field.png"]
 

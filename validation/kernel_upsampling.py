@@ -104,8 +104,10 @@ def figure1(out: Path) -> str:
     ax.plot(x_up, up[s * r], "-", lw=2.5, label=r"$\frac{1}{9} k_{\uparrow 3}$")
     ax.plot(x_up, ref[s * r], "--", color="k", label=r"$k'$: Gaussian $\sigma$ = 4.5")
     ax.set_xlabel("pixel")
+    ax.set_ylabel("kernel value (centre row)")
     ax.set_title("Fig. 1: 3x upsampling of a 2-D Gaussian (centre row)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")  # the left half is empty; the peak is in the middle
+    fig.tight_layout()
     save_figure(fig, out / "fig1_gaussian_upsampling.png")
     return "fig1_gaussian_upsampling.png"
 

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from optics.atomic import atomic_write_bytes
+from optics.cli import one_line
 from optics.image_io import png_bytes, read_png
 
-__all__ = ["READ_SUFFIXES", "WRITE_SUFFIXES", "read_image", "write_image", "atomic_save", "atomic_write_bytes"]
+__all__ = ["READ_SUFFIXES", "WRITE_SUFFIXES", "read_image", "is_grayscale", "write_image", "atomic_save", "atomic_write_bytes"]
 
 #: File suffixes :func:`read_image` accepts (lower case).
 READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -48,6 +49,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     path = check_input_file(path, "input image", READ_SUFFIXES)
     suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read image {str(path)!r}: the file is empty (0 bytes)")
     try:
         if suffix == ".png":
             img = read_png(path)  # lossless 16-bit (Pillow would truncate 16-bit RGB to 8 bits)
@@ -60,7 +63,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
                 img = tif.asarray()
         else:
             img = iio.imread(path, rotate=True)  # apply EXIF orientation
-    except (OSError, ValueError, RuntimeError, SyntaxError) as err:  # readers raise many types for corrupt files
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as err:  # readers raise many types for corrupt files
         raise ValueError(f"cannot read image {str(path)!r}: {err}") from err
     img = np.asarray(img)
     if img.dtype == np.uint8:
@@ -80,8 +83,32 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return (img.astype(np.float32) / scale), depth
 
 
+def is_grayscale(path: str | os.PathLike) -> bool:
+    """True when the image file at ``path`` stores one channel (read from its header only)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".png":
+            import png
+
+            reader = png.Reader(filename=str(path))
+            reader.preamble()
+            return not reader.color_type & 2 and not reader.color_type & 1  # neither colour nor palette
+        if suffix in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return bool(tif.pages) and tif.pages[0].samplesperpixel == 1
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return img.mode in ("L", "I;16", "I;16B", "I;16L", "I", "1")
+    except Exception as err:  # noqa: BLE001 - the readers raise many types; read_image names the problem
+        raise ValueError(f"cannot read image {str(path)!r}: {one_line(err) or type(err).__name__}") from err
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) -> None:
-    """Write a float (H, W, 3) image in [0, 1] as an 8- or 16-bit PNG or TIFF (by suffix), atomically.
+    """Write a float (H, W, 3) image (or (H, W) grayscale) in [0, 1] as an 8- or 16-bit PNG or TIFF (by suffix), atomically.
 
     Values outside [0, 1] are an error rather than silently clipped: clip them explicitly first
     (every network output in this toolkit is clipped by its caller with ``np.clip``).
@@ -89,8 +116,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) 
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16; got {bit_depth}")
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3); got shape {image.shape}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"image must be (H, W, 3), or (H, W) for grayscale; got shape {image.shape}")
     if not np.isfinite(image).all():
         raise ValueError("image must be finite; got NaN or inf values")
     lo, hi = float(image.min()), float(image.max())
@@ -116,7 +143,7 @@ def _tiff_bytes(data: np.ndarray) -> bytes:
     import tifffile
 
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, data, photometric="rgb")  # uncompressed, lossless
+    tifffile.imwrite(buffer, data, photometric="rgb" if data.ndim == 3 else "minisblack")  # uncompressed, lossless
     return buffer.getvalue()
 
 

@@ -106,9 +106,9 @@ def tiled_apply(
     out = weight_sum = None
     jobs = [(r0, c0) for r0 in rows for c0 in cols]
     if progress:
-        from tqdm import tqdm
+        from optics.cli import progress_bar
 
-        jobs = tqdm(jobs, desc="tiles", unit="tile")
+        jobs = progress_bar(jobs, desc="tiles", unit="tile")
     for r0, c0 in jobs:
         h, w = min(tile, H - r0), min(tile, W - c0)
         y = fn(*[x[..., r0 : r0 + h, c0 : c0 + w] for x in inputs])

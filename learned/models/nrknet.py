@@ -326,6 +326,8 @@ class NRKNet(nn.Module):
 
     #: Neumann terms applied at scales 1/4, 1/2 and 1 (fixed by the official code).
     NEUMANN_TERMS = (3, 2, 1)
+    #: Smallest input side (as the other models' ``min_size``).
+    min_size = MIN_SIZE
 
     def __init__(
         self,

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from optics.cli import one_line
+
 from ..data.io import atomic_save
 
 __all__ = [
@@ -45,6 +47,8 @@ OFFICIAL_FORMATS = {
 
 
 def _torch_load(path: Path) -> dict:
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"cannot read {str(path)!r} as a PyTorch checkpoint: the file is empty (0 bytes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -56,7 +60,8 @@ def _torch_load(path: Path) -> dict:
             f"weights_only=True, which never runs code from the file): {detail}"
         ) from err
     except (RuntimeError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"cannot read {str(path)!r} as a PyTorch checkpoint: {err}") from err
+        raise ValueError(f"cannot read {str(path)!r} as a PyTorch checkpoint: "
+                         f"{one_line(err) or type(err).__name__}") from err
     if not isinstance(obj, Mapping):
         raise ValueError(f"{str(path)!r} must hold a state dict (a mapping); got {type(obj).__name__}")
     return dict(obj)
@@ -107,6 +112,15 @@ def _strip_ifan_prefixes(state: dict) -> dict:
     return out
 
 
+def _is_torch_archive(path: Path) -> bool:
+    """True for a ``torch.save`` zip archive (it holds ``<name>/data.pkl``; an ``.npz`` holds ``.npy`` files)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_official_checkpoint(model_name: str, path: str | Path) -> nn.Module:
     """Build ``model_name`` and load the authors' released weights from ``path``; return it in eval mode.
 
@@ -135,6 +149,10 @@ def load_official_checkpoint(model_name: str, path: str | Path) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if _is_torch_archive(path) and is_toolkit_checkpoint(state := _torch_load(path)):
+        raise ValueError(f"checkpoint {str(path)!r} is one of this toolkit's checkpoints (model "
+                         f"{state.get('model')!r}), not the authors' format: drop --official "
+                         "(in Python: learned.load_checkpoint)")
     if model_name.startswith("kpac"):
         from ..models.kpac import load_tensorflow_params
 

@@ -37,9 +37,9 @@ so leaf sizes relative to the blur match the test split), batch 4, LR 1e-3 with 
 600-2000 steps, IFAN and NRKNet from their identity-preserving starts (:mod:`learned.models.warmstart`),
 NRKNet's BatchNorm on each image's statistics at test time (``batchnorm_stats='batch'``, as the
 authors' ``test.py`` runs it), scored on the 16 held-out synthetic test images at the end
-(``eval.json``). On a machine shared with other jobs pass ``--threads 1`` (OpenMP threads
-spin-wait for a busy core and run ~10x slower). Measured per family and seed in the README
-(``python -m benchmarks.training``).
+(``eval.json``). ``python -m learned.train`` uses one torch thread unless ``--threads N`` (OpenMP
+threads spin-wait for a busy core, so more threads on a machine shared with other jobs run far
+slower). Measured per family and seed in ``docs/training.md`` (``python -m benchmarks.training``).
 
 Why the in-focus scenes: the test split holds nearly sharp crops (input 33-37 dB) where any change
 costs several dB, while the MSE of a batch is dominated by its most blurred crops; trained without
@@ -256,6 +256,9 @@ class TrainConfig:
         'auto' (CUDA if available, else CPU), 'cpu', 'cuda', 'cuda:1', ...
     checkpoint_every : int
         Steps between checkpoints (the last step is always saved).
+    checkpoint_minutes : float
+        Also save a checkpoint when this many minutes have passed since the last one (a slow run
+        on a CPU loses at most that much work; 0: by steps only).
     num_workers : int
         DataLoader worker processes (0: load in the main process).
     amp : bool
@@ -276,6 +279,7 @@ class TrainConfig:
     preset: str = "paper"
     device: str = "auto"
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 10.0
     num_workers: int = 0
     amp: bool = True
     eval_images: int = 0
@@ -306,6 +310,8 @@ class TrainConfig:
                                  f"{self.model!r}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1; got {self.checkpoint_every}")
+        if not (math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes >= 0):
+            raise ValueError(f"checkpoint_minutes must be >= 0; got {self.checkpoint_minutes!r}")
         if self.num_workers < 0 or self.eval_images < 0:
             raise ValueError(f"num_workers and eval_images must be >= 0; got {self.num_workers}, {self.eval_images}")
 
@@ -427,6 +433,7 @@ def make_config(
     device: str = "auto",
     model_overrides: Optional[Mapping[str, Any]] = None,
     checkpoint_every: Optional[int] = None,
+    checkpoint_minutes: Optional[float] = None,
     num_workers: int = 0,
     amp: bool = True,
     eval_images: Optional[int] = None,
@@ -440,7 +447,7 @@ def make_config(
         raise ValueError(f"preset must be one of {sorted(PRESETS)}; got {preset!r}")
     changes = dict(PRESETS[preset](family))
     explicit = dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
-                    eval_images=eval_images, identity_start=identity_start)
+                    checkpoint_minutes=checkpoint_minutes, eval_images=eval_images, identity_start=identity_start)
     changes.update({k: v for k, v in explicit.items() if v is not None})
     overrides = dict(changes.pop("model_overrides", {}))
     overrides.update(model_overrides or {})

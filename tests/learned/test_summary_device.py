@@ -29,11 +29,27 @@ def test_device_argument(capsys):
     assert "| kpac |" in out and "latency CPU" in out
     with pytest.raises(SystemExit) as err:
         summary.main(["--models", "kpac", "--device", "tpu"])
-    assert err.value.code == 2 and "--device must be cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert err.value.code == 2 and "argument --device: expected cpu, cuda or cuda:N; got 'tpu'" in capsys.readouterr().err
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit) as err:
             summary.main(["--models", "kpac", "--device", "cuda"])
-        assert err.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+        message = capsys.readouterr().err
+        assert err.value.code == 2 and ("no CUDA support" in message or "no CUDA GPU" in message)
+        assert "use --device cpu" in message
+
+
+def test_cpu_latency_is_timed_as_benchmarks_inference_times_it():
+    """Issue 20: one untimed warm-up pass (the first one pays for oneDNN primitives and caches),
+    then the median of the timed passes, without autograd."""
+    calls = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            calls.append(torch.is_grad_enabled())
+            return x
+
+    summary.latency(Probe(), (torch.zeros(1),), warmup=1, runs=3)
+    assert calls == [False] * 4
 
 
 def test_cuda_latency_modes_and_peak_memory(cuda_device):
@@ -46,3 +62,12 @@ def test_cuda_latency_modes_and_peak_memory(cuda_device):
     assert all(result[k] > 0 for k in result)
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags  # restored
     assert summary.main(["--models", "kpac", "--size", "64x48", "--device", cuda_device]) == 0
+
+
+def test_paper_figures_and_notes_only_at_their_size(capsys):
+    """Issue 20: the notes quote 1280x720 figures; at another --size they are left out."""
+    assert summary.main(["--models", "kpac", "--size", "64x48", "--no-latency", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.startswith("| kpac |"))
+    assert "197 G" not in row and summary.PAPER["kpac"].note not in row
+    assert "paper figures and notes are for 1280x720" in out
