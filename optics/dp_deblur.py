@@ -81,7 +81,7 @@ __all__ = [
 
 #: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
-DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=2e-2, scale_bias=-0.15,
+DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=-0.1,
                 margin=48)
 
 #: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
@@ -329,6 +329,24 @@ def _windows(left, right, psfs: DualPixelPSFGrid, margin: int, backend):
     return out, n
 
 
+def _map_windows(fn, windows, workers: int, backend):
+    """``(w, fn(w))`` for every window, in order; NumPy windows on ``workers`` threads (-1: every core).
+
+    The FFTs and array arithmetic release the GIL, so the windows run in parallel; the caller
+    accumulates the results in one thread, in a fixed order (results do not depend on ``workers``).
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    count = (os.cpu_count() or 1) if workers == -1 else int(workers)
+    if backend.name != "numpy" or count <= 1:
+        for w in windows:
+            yield w, fn(w)
+        return
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        yield from zip(windows, pool.map(fn, windows))
+
+
 def _otfs(psfs: DualPixelPSFGrid, row: int, col: int, scale: float, n: int, backend, complex_dtype):
     """Transfer functions of cell (row, col) at ``scale`` on an n x n grid, recentred as a pair."""
     kl, kr, (dy, dx) = psfs.pair(row, col, scale)
@@ -391,8 +409,12 @@ def _check_positive(value, name, allow_zero=False):
 # --------------------------------------------------------------------------------------------------
 def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
                            *, cost_eps: float = DEFAULTS["cost_eps"], margin: int = DEFAULTS["margin"],
-                           _windows_out: Optional[list] = None) -> Any:
-    """Whitened DP cross-consistency cost :math:`E_s` (module Notes) of every scale, shape (S, H, W), unaggregated."""
+                           workers: int = -1, _windows_out: Optional[list] = None) -> Any:
+    """Whitened DP cross-consistency cost :math:`E_s` (module Notes) of every scale, shape (S, H, W), unaggregated.
+
+    ``workers``: threads over the cells' windows (NumPy; -1: every core); the result does not depend on it.
+    """
+    _check_workers(workers)
     be = _check_views(left, right, psfs)
     s = _check_scales(scales)
     _check_positive(cost_eps, "cost_eps")
@@ -404,15 +426,20 @@ def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     H, W = left.shape
     cost = xp.zeros((len(s),) + (H, W), dtype=left.dtype)
     weight = xp.zeros((H, W), dtype=left.dtype)
-    for w in windows:
-        y0, y1, x0, x1 = w.box
-        weight[y0:y1, x0:x1] += w.tent
+    def one(w):
+        part = xp.empty((len(s), w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
         for i, sc in enumerate(s):
             KL, KR = _otfs(psfs, w.row, w.col, float(sc), n, be, cdt)
             num = w.FL * KR - w.FR * KL
             den = xp.sqrt(xp.abs(KL) ** 2 + xp.abs(KR) ** 2 + cost_eps)
             e = fft.irfft2(num / den, s=(n, n))[w.inner]
-            cost[i, y0:y1, x0:x1] += w.tent * e * e
+            part[i] = w.tent * e * e
+        return part
+
+    for w, part in _map_windows(one, windows, workers, be):
+        y0, y1, x0, x1 = w.box
+        weight[y0:y1, x0:x1] += w.tent
+        cost[:, y0:y1, x0:x1] += part
     return cost / weight
 
 
@@ -467,6 +494,11 @@ def aggregate_cost(cost: Any, guide: Any, *, smooth: float, radius: int, guide_e
     return guided_filter(guide, out, int(radius), float(guide_eps))
 
 
+def _check_workers(workers):
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or (workers < 1 and workers != -1):
+        raise ValueError(f"workers must be -1 (every core) or an integer >= 1; got {workers!r}")
+
+
 def _check_options(radius, margin, smooth, guide_eps, cost_eps, wiener_eps):
     _check_positive(guide_eps, "guide_eps")
     _check_positive(cost_eps, "cost_eps")
@@ -482,7 +514,7 @@ def _defocus(left, right, psfs, s, o, windows_out=None):
     be = namespace(left)
     xp = be.xp
     cost = dual_pixel_cost_volume(left, right, psfs, s, cost_eps=o["cost_eps"], margin=o["margin"],
-                                  _windows_out=windows_out)
+                                  workers=o["workers"], _windows_out=windows_out)
     guide = (left + right) / 2
     guide = guide / max(float(xp.max(guide)), float(np.finfo(np.float32).tiny))
     agg = aggregate_cost(cost, guide, smooth=o["smooth"], radius=o["radius"], guide_eps=o["guide_eps"])
@@ -495,7 +527,8 @@ def _defocus(left, right, psfs, s, o, windows_out=None):
 
 def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
                            *, cost_eps: float = DEFAULTS["cost_eps"], smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
-                           guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"]) -> DualPixelDeblurResult:
+                           guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
+                           workers: int = -1) -> DualPixelDeblurResult:
     r"""Signed defocus map of a DP pair, edge-aware (``image`` of the result is None).
 
     Parameters
@@ -515,6 +548,8 @@ def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
         scaled to a maximum of 1.
     margin : int
         Context in pixels around each two-cell window.
+    workers : int
+        Threads over the windows (NumPy arrays; -1: every core). Results do not depend on it.
 
     Returns
     -------
@@ -522,7 +557,7 @@ def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     """
     _check_options(radius, margin, smooth, guide_eps, cost_eps, 1.0)
     s = _check_scales(scales)
-    o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin)
+    o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers)
     _, _, defocus, conf = _defocus(left, right, psfs, s, o)
     return DualPixelDeblurResult(None, defocus, conf, s)
 
@@ -531,12 +566,13 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
                       *, defocus: Any = None, wiener_eps: float = DEFAULTS["wiener_eps"],
                       scale_bias: float = DEFAULTS["scale_bias"], cost_eps: float = DEFAULTS["cost_eps"],
                       smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
-                      guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"]) -> DualPixelDeblurResult:
+                      guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
+                      workers: int = -1) -> DualPixelDeblurResult:
     r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
 
     Parameters
     ----------
-    left, right, psfs, scales, cost_eps, smooth, radius, guide_eps, margin
+    left, right, psfs, scales, cost_eps, smooth, radius, guide_eps, margin, workers
         As :func:`dual_pixel_defocus_map`.
     defocus : (H, W) array, optional
         A signed defocus map to deblur with (e.g. a ground truth) instead of estimating one;
@@ -547,7 +583,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         Added to the *estimated* defocus before the layers are chosen (not to ``defocus`` given,
         nor to the returned map). Measured on the tuning scenes 001-008: the scale of least
         cross-consistency cost lies about 0.1-0.3 above the scale whose deconvolution is closest
-        to the ground truth (docs/real_dual_pixel.md); -0.15 compensates for it.
+        to the ground truth (docs/real_dual_pixel.md); the default -0.1 (tuned) compensates for part of it.
 
     Returns
     -------
@@ -555,12 +591,13 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         ``image`` (H, W) in the views' dtype and library, not clipped.
     """
     _check_options(radius, margin, smooth, guide_eps, cost_eps, wiener_eps)
+    _check_workers(workers)
     if isinstance(scale_bias, bool) or not isinstance(scale_bias, numbers.Real) or not math.isfinite(scale_bias):
         raise ValueError(f"scale_bias must be a finite number; got {scale_bias!r}")
     s = _check_scales(scales)
     if defocus is None:
         store: list = []
-        o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin)
+        o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers)
         agg, idx, d, conf = _defocus(left, right, psfs, s, o, windows_out=store)
         windows, n = store
         be = namespace(left)
@@ -586,19 +623,23 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
     H, W = left.shape
     out = xp.zeros((H, W), dtype=left.dtype)
     weight = xp.zeros((H, W), dtype=left.dtype)
-    for w in windows:
+    def one(w):
         y0, y1, x0, x1 = w.box
         loc = idx[y0:y1, x0:x1]
         lo, hi = int(math.floor(float(xp.min(loc)))), min(int(math.ceil(float(xp.max(loc)))), len(s) - 1)
-        layers = [(i, xp.clip(1 - xp.abs(loc - i), 0, 1)) for i in range(lo, hi + 1)]
         acc = xp.zeros((y1 - y0, x1 - x0), dtype=left.dtype)
-        for i, lw in layers:
+        for i in range(lo, hi + 1):
+            lw = xp.clip(1 - xp.abs(loc - i), 0, 1)
             if not bool(xp.any(lw > 0)):
                 continue
             KL, KR = _otfs(psfs, w.row, w.col, float(s[i]), n, be, cdt)
             X = (xp.conj(KL) * w.FL + xp.conj(KR) * w.FR) / (xp.abs(KL) ** 2 + xp.abs(KR) ** 2 + wiener_eps)
             acc += lw * fft.irfft2(X, s=(n, n))[w.inner]
-        out[y0:y1, x0:x1] += w.tent * acc
+        return w.tent * acc
+
+    for w, part in _map_windows(one, windows, workers, be):
+        y0, y1, x0, x1 = w.box
+        out[y0:y1, x0:x1] += part
         weight[y0:y1, x0:x1] += w.tent
     res.image = out / weight
     return res

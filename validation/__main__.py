@@ -28,6 +28,7 @@ VALIDATIONS = [
     "recursive_kernels",
     "iac_receptive_field",
     "dual_pixel_calibration",  # needs the Pixel 4 kernels (--kernels); here it reports 'needs data'
+    "real_dual_pixel",  # needs Xin et al.'s Pixel 4 scenes (--data); here it reports 'needs data'
 ]
 
 

@@ -64,6 +64,17 @@ Protocols
     IFAN's. LPIPS is not in DPDNet's code (its README points to richzhang's
     PerceptualSimilarity); it is computed as IFAN's. DPDNet (ECCV 2020) Table 1.
 
+``registered``
+    ``none`` after one global sub-pixel translation of each prediction onto its target (scoring
+    side only, never the method's input): the shift is found by phase correlation of the
+    channel means (``skimage.registration.phase_cross_correlation``, 1/20 px), applied with
+    cubic interpolation (``scipy.ndimage.shift``), and every image (prediction and target) loses
+    a border of ``REGISTER_BORDER`` = 8 px before scoring, whatever its shift, so rows of one
+    table cover the same pixels. A shift beyond the border is an error. This toolkit's protocol
+    for data whose ground truth is not aligned with the capture (Xin et al.'s Pixel 4 set: the
+    all-in-focus image is offset from the views by about -0.9..+1.0 px in rows and -0.6..-3.3 px
+    in columns); it rewards sharpness, not a particular alignment.
+
 Channel order matters only for LPIPS (PSNR, SSIM and MAE are means over channels).
 """
 
@@ -78,7 +89,7 @@ import numpy as np
 from .. import metrics as M
 
 __all__ = ["Protocol", "PROTOCOLS", "NAMES", "get_protocol", "read_as_8bit", "prepare", "quantise", "score",
-           "reflect_pad_centred"]
+           "reflect_pad_centred", "register_to", "REGISTER_BORDER"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,9 @@ class Protocol:
         each test image, as a script that never calls ``.eval()`` does (NRKNet's ``test.py``);
         its published numbers come from that mode (``batchnorm_stats='batch'`` of
         :class:`learned.models.nrknet.NRKNet`).
+    register : bool
+        Translate the prediction onto the target by one global sub-pixel shift and drop a
+        ``REGISTER_BORDER`` px border before scoring (:func:`register_to`).
     """
 
     name: str
@@ -122,6 +136,7 @@ class Protocol:
     lpips_bgr: bool = False
     size: Optional[Tuple[int, int]] = None
     batch_statistics: bool = False
+    register: bool = False
 
     def __post_init__(self) -> None:
         if self.quantise not in ("none", "round", "round_half_up"):
@@ -137,6 +152,7 @@ PROTOCOLS: Dict[str, Protocol] = {
                            ssim_gaussian=True, lpips_bgr=True, batch_statistics=True),
     "kpac": Protocol("kpac", read_8bit=True, quantise="round_half_up"),
     "dpdnet": Protocol("dpdnet", size=(1120, 1680)),
+    "registered": Protocol("registered", register=True),
 }
 NAMES = tuple(PROTOCOLS)
 
@@ -211,6 +227,39 @@ def quantise(image: np.ndarray, mode: str) -> np.ndarray:
     return (np.clip(q, 0.0, 255.0) / 255.0).astype(image.dtype)
 
 
+#: Border (pixels) every image loses under the ``registered`` protocol; also the largest shift allowed.
+REGISTER_BORDER = 8
+
+
+def register_to(prediction: np.ndarray, target: np.ndarray, border: int = REGISTER_BORDER):
+    """(prediction shifted onto target, target), both without a ``border`` px frame, and the shift (dy, dx).
+
+    One global translation found by phase correlation of the channel means to 1/20 px
+    (``skimage.registration.phase_cross_correlation``), applied to every channel with cubic
+    interpolation (``scipy.ndimage.shift``, edge values beyond the border).
+    """
+    from scipy import ndimage
+    from skimage.registration import phase_cross_correlation
+
+    a = prediction.mean(axis=2) if prediction.ndim == 3 else prediction
+    b = target.mean(axis=2) if target.ndim == 3 else target
+    if min(a.shape) <= 2 * border + 8:
+        raise ValueError(f"images of {a.shape[0]}x{a.shape[1]} are too small to register with a {border} px border")
+    # zero-mean images: the mean's large, flat correlation would pull the peak towards no shift
+    shift, _, _ = phase_cross_correlation(b - b.mean(dtype=np.float64), a - a.mean(dtype=np.float64), upsample_factor=20,
+                                          normalization=None)
+    if np.max(np.abs(shift)) > border:
+        raise ValueError(f"registration found a shift of {tuple(np.round(shift, 2))} px, beyond the {border} px border; "
+                         "is this the right ground truth?")
+    if prediction.ndim == 3:
+        moved = np.stack([ndimage.shift(prediction[..., c].astype(np.float64), shift, order=3, mode="nearest")
+                          for c in range(prediction.shape[2])], axis=2)
+    else:
+        moved = ndimage.shift(prediction.astype(np.float64), shift, order=3, mode="nearest")
+    inner = (slice(border, -border), slice(border, -border))
+    return np.clip(moved[inner], 0, 1).astype(prediction.dtype), target[inner], (float(shift[0]), float(shift[1]))
+
+
 def score(prediction: np.ndarray, target: np.ndarray, protocol="none", *,
           lpips_metric: Optional[Callable[[np.ndarray, np.ndarray], float]] = None,
           original_size: Optional[Tuple[int, int]] = None) -> Dict[str, float]:
@@ -225,6 +274,8 @@ def score(prediction: np.ndarray, target: np.ndarray, protocol="none", *,
             raise ValueError(f"the {p.name} protocol needs the image size before padding (original_size)")
         prediction = unpad(prediction, original_size, p.pad_multiple)
         target = unpad(target, original_size, p.pad_multiple)
+    if p.register:
+        prediction, target, _ = register_to(np.clip(prediction, 0, 1), target)
     prediction = quantise(prediction, p.quantise)
     if p.quantise == "round":
         target = quantise(target, "round")  # NRKNet rounds the target too (a no-op on 8-bit files)
