@@ -305,7 +305,7 @@ def _windows(left, right, psfs: DualPixelPSFGrid, margin: int, backend):
     xp, fft = backend.xp, backend.fft
     H, W = left.shape
     c = psfs.cell
-    pad = c // 2 + margin
+    pad = c - c // 2 + margin  # the first window starts at c // 2 - c - margin (odd cells too)
     Lp = xp.pad(left, pad, mode="symmetric")
     Rp = xp.pad(right, pad, mode="symmetric")
     n = _fast_len(2 * c + 2 * margin)
@@ -515,12 +515,14 @@ def _defocus(left, right, psfs, s, o, windows_out=None):
     xp = be.xp
     cost = dual_pixel_cost_volume(left, right, psfs, s, cost_eps=o["cost_eps"], margin=o["margin"],
                                   workers=o["workers"], _windows_out=windows_out)
-    guide = (left + right) / 2
-    guide = guide / max(float(xp.max(guide)), float(np.finfo(np.float32).tiny))
+    guide_raw = (left + right) / 2
+    guide = guide_raw / max(float(xp.max(guide_raw)), float(np.finfo(np.float32).tiny))
     agg = aggregate_cost(cost, guide, smooth=o["smooth"], radius=o["radius"], guide_eps=o["guide_eps"])
     idx = _subscale_argmin(agg, xp)
     mean = xp.mean(agg, axis=0)
-    conf = xp.clip(1 - xp.min(agg, axis=0) / xp.where(mean > 0, mean, 1), 0, 1).astype(left.dtype)
+    # a floor at the views' rounding level: a cost that is only rounding noise (no texture) gives 0, not ~1
+    floor = float(np.finfo(left.dtype).eps) * float(xp.mean(guide_raw)) ** 2 + float(np.finfo(left.dtype).tiny)
+    conf = xp.clip((mean - xp.min(agg, axis=0)) / (mean + floor), 0, 1).astype(left.dtype)
     defocus = xp.asarray(np.interp(to_numpy(idx).ravel(), np.arange(len(s)), s).reshape(idx.shape).astype(left.dtype))
     return agg, idx, defocus, conf
 
