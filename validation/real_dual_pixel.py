@@ -110,8 +110,11 @@ def _figure(out: Path, name: str, blurred, ours, target, defocus, truth_map, row
 
 
 def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path | None = None,
-            log=lambda message: None) -> list[dict]:
-    """One row per scene: PSNR/SSIM (raw and registered) of input and ours, Spearman, GT scale, seconds."""
+            log=lambda message: None, options: dict | None = None) -> list[dict]:
+    """One row per scene: PSNR/SSIM (raw and registered) of input and ours, Spearman, GT scale, seconds.
+
+    ``options`` override :data:`optics.dp_deblur.DEFAULTS` (the tuning runs of docs/real_dual_pixel.md).
+    """
     from learned.baseline import DualPixelBaseline
     from learned.data import build_dataset
     from learned.evaluate import score
@@ -119,7 +122,7 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
     from optics.image_io import read_png
 
     psfs = load_psfs(data / "calibration" if psf == "calibration" else "pixel4")
-    row_method = DualPixelBaseline(psfs)
+    row_method = DualPixelBaseline(psfs, **(options or {}))
     dataset = build_dataset(f"pixeldp:{data}", "test", crop=None, augment=False)
     rows = []
     for i in range(len(dataset)):
