@@ -487,11 +487,38 @@ def aggregate_cost(cost: Any, guide: Any, *, smooth: float, radius: int, guide_e
     then snaps the cost, and so the defocus map, to the image's edges.
     """
     be = namespace(cost, guide)
-    nd = _ndimage(be)
-    out = be.xp.empty_like(cost)
-    for i in range(cost.shape[0]):
-        out[i] = nd.gaussian_filter(cost[i], float(smooth), mode="reflect") if smooth > 0 else cost[i]
-    return guided_filter(guide, out, int(radius), float(guide_eps))
+    if smooth > 0:
+        cost = _gaussian_slices(cost, float(smooth), be)
+    return guided_filter(guide, cost, int(radius), float(guide_eps))
+
+
+def _gaussian_slices(volume, sigma: float, backend):
+    """``scipy.ndimage.gaussian_filter(slice, sigma, mode='reflect')`` of every (H, W) slice of ``volume``.
+
+    NumPy: the same sampled kernel (truncated at 4 sigma, unit sum) applied along each axis by FFT
+    convolution of the mirror-padded volume (``scipy.signal.fftconvolve``), equal to ndimage's
+    direct sum up to rounding and about 4x faster at sigma 36. CuPy: ``cupyx.scipy.ndimage``.
+    """
+    if backend.name != "numpy":
+        nd = _ndimage(backend)
+        out = backend.xp.empty_like(volume)
+        for i in range(volume.shape[0]):
+            out[i] = nd.gaussian_filter(volume[i], sigma, mode="reflect")
+        return out
+    from scipy.signal import fftconvolve
+
+    r = int(4.0 * sigma + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k = (k / k.sum()).astype(volume.dtype)
+    out = volume
+    for axis in (1, 2):
+        widths = [(0, 0)] * 3
+        widths[axis] = (r, r)
+        shape = [1, 1, 1]
+        shape[axis] = k.size
+        out = fftconvolve(np.pad(out, widths, mode="symmetric"), k.reshape(shape), mode="valid", axes=axis)
+    return out.astype(volume.dtype, copy=False)
 
 
 def _check_workers(workers):
