@@ -188,6 +188,6 @@ def test_cli_prints_the_input_row_without_a_model(tmp_path, capsys):
 
 
 def test_protocol_table_is_complete():
-    assert set(PROTOCOLS) == {"none", "ifan", "nrknet", "nrknet_rtf", "kpac", "dpdnet"}
+    assert set(PROTOCOLS) == {"none", "ifan", "nrknet", "nrknet_rtf", "kpac", "dpdnet", "registered"}
     with pytest.raises(ValueError, match="protocol must be one of"):
         prepare({"input": np.zeros((8, 8, 3))}, "dpdd")
