@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import numbers
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +75,7 @@ _VIGNETTING = (1.18705, 0.420469, 0.00582783, 0.0168486, -0.0105005, 0.00883636,
 #: The field's PSF centroids against the real kernels' at the 48 cell centres, at the calibration
 #: defocus (``python -m optics.pixel4_raw DIR``; px from the 61 x 61 kernel centre, x right, y
 #: down; columns left_x, left_y, right_x, right_y). The off-centre shift (the mean of the two
-#: views' centroids, about (-1.4, -1.0) px) is reproduced to 0.04 px on average; per kernel the
+#: views' centroids, (-1.41, -0.98) px) is reproduced to 0.06 px (model (-1.47, -0.95)); per kernel the
 #: centroids differ by 0.38 px rms, 0.89 px at most, against a spread of 0.6-1.0 px across the field.
 CENTROID_CHECK = dict(rms_px=0.376, max_px=0.891, real_mean=(-4.065, -0.976, 1.238, -0.975),
                       model_mean=(-4.156, -0.958, 1.217, -0.940), real_spread=(0.602, 1.013, 0.659, 1.031))
