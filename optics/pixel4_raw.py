@@ -2,9 +2,10 @@ r"""Sensor-matched synthesis: raw linear green Pixel 4 dual-pixel scenes (:func:
 
 A scene is rendered as the Pixel 4 captures of Xin et al. (``DP_data_pixel_4``) are recorded:
 
-1. **Image type.** One plane (the green channel of a dead-leaves scene), linear, times an exposure
-   drawn log-uniformly from :data:`PIXEL4_EXPOSURE` (the real raw frames are dark: their flat
-   patches have means of about 0.002-0.4 of the white level).
+1. **Image type.** One plane (the green channel of a dead-leaves scene), linear, scaled so that
+   its 99th percentile is drawn log-uniformly from :data:`PIXEL4_EXPOSURE` = (0.12, 0.5): the real
+   raw frames are dark and unsaturated (over the central crops of the 17 left views the 99th
+   percentile is 0.127-0.502 of the white level, the median 0.034-0.236, no value at 1).
 2. **Defocus.** The signed CoC is linear in inverse depth (thin lens), from ``s_near`` to ``s_far``
    times the calibration CoC (:attr:`optics.DualPixelField.calibration_coc`, -10.56 px), the two
    scales drawn uniformly from :data:`PIXEL4_DEFOCUS_SCALE` = (-0.9, 1.6), the range of the 17
@@ -61,8 +62,8 @@ __all__ = [
 
 #: Range of the real scenes' defocus as multiples of the calibration CoC (-10.56 px at the centre).
 PIXEL4_DEFOCUS_SCALE = (-0.9, 1.6)
-#: Exposure (scale of the all-in-focus scene, whose values lie in (0, 1]) drawn log-uniformly.
-PIXEL4_EXPOSURE = (0.02, 0.8)
+#: Range of the exposed all-in-focus scene's 99th percentile (drawn log-uniformly), that of the real scenes.
+PIXEL4_EXPOSURE = (0.12, 0.5)
 PIXEL4_PSF_MODELS = ("calibrated", "butterworth")
 
 #: Degree of the 2-D polynomial of the vignetting gain.
@@ -130,7 +131,8 @@ class Pixel4RawScene:
     ``sharp``: the exposed all-in-focus scene (the target); ``left``, ``right``: the views as the
     reader gives them (right view vignetting-corrected); ``left_raw``, ``right_raw``: the views as
     recorded (quantised); ``gain``: the right view's gain ``g``; ``coc``: signed CoC (px, radius at
-    the field's centre); ``scales``: (s_near, s_far); ``exposure``; ``field_origin``; ``psf_model``;
+    the field's centre); ``scales``: (s_near, s_far); ``exposure``: the factor from the drawn scene
+    to ``sharp``; ``field_origin``; ``psf_model``;
     ``noise``: (a, b) used.
     """
 
@@ -168,7 +170,8 @@ def synthesize_pixel4_raw(rng: np.random.Generator, shape: tuple[int, int] = (12
     """Draw and render one raw Pixel 4 dual-pixel scene (see the module docstring for the steps).
 
     ``noise``/``vignetting`` False leave that step out (ablations). ``noise_params`` (a, b)
-    defaults to :data:`optics.sensor_noise.PIXEL4_NOISE`. ``image`` (H, W) in (0, 1] and
+    defaults to :data:`optics.sensor_noise.PIXEL4_NOISE`. ``exposure``: the range of the exposed
+    scene's 99th percentile (the maximum where that is 0). ``image`` (H, W) >= 0 and
     ``depth`` (H, W) > 0 replace the drawn dead-leaves scene (tests). ``rng`` is the only source of
     randomness.
     """
@@ -193,7 +196,12 @@ def synthesize_pixel4_raw(rng: np.random.Generator, shape: tuple[int, int] = (12
             raise ValueError(f"image and depth must be (H, W) = {(H, W)}, depth > 0")
     field_ = pixel4_dual_pixel_field()
     scales = tuple(sorted(float(v) for v in rng.uniform(s_lo, s_hi, size=2)))
-    gain_exposure = float(math.exp(rng.uniform(math.log(e_lo), math.log(e_hi))))
+    level = float(math.exp(rng.uniform(math.log(e_lo), math.log(e_hi))))
+    p99 = float(np.percentile(image, 99))
+    p99 = p99 if p99 > 0 else float(image.max())
+    if not p99 > 0:
+        raise ValueError("image must have a positive value")
+    gain_exposure = level / p99
     origin = _draw_field_origin(rng, field_, (H, W))
     # CoC linear in inverse depth; ascending signed CoC is near to far
     c_cal = field_.calibration_coc

@@ -34,7 +34,7 @@ def test_noise_variance_matches_a_mean_plus_b():
     a, b = PIXEL4_NOISE_A, PIXEL4_NOISE_B
     inner = (slice(16, -16), slice(16, -16))
     for level in (0.05, 0.3):
-        kw = dict(image=image, depth=depth, exposure=(level / 0.5, level / 0.5), defocus_scale=(1, 1))
+        kw = dict(image=image, depth=depth, exposure=(level, level), defocus_scale=(1, 1))
         noisy = synthesize_pixel4_raw(np.random.default_rng(0), image.shape, **kw)
         clean = synthesize_pixel4_raw(np.random.default_rng(0), image.shape, noise=False, **kw)
         for got, mean in ((noisy.left_raw, clean.left_raw), (noisy.right_raw, clean.right_raw)):
@@ -51,7 +51,7 @@ def test_vignetting_ratio_and_reader_correction():
     (2 LSB relative at 0.3 of the white level: < 5e-4); the corrected views agree to 1e-3."""
     image, depth = _flat()
     scene = synthesize_pixel4_raw(np.random.default_rng(1), image.shape, image=image, depth=depth, noise=False,
-                                  exposure=(0.6, 0.6), defocus_scale=(1, 1))
+                                  exposure=(0.3, 0.3), defocus_scale=(1, 1))
     g = pixel4_vignetting_model(image.shape, scene.field_origin)
     inner = (slice(24, -24), slice(24, -24))
     ratio = scene.left_raw[inner] / scene.right_raw[inner]
@@ -59,7 +59,7 @@ def test_vignetting_ratio_and_reader_correction():
     np.testing.assert_allclose(scene.right[inner], scene.left[inner], rtol=1e-3)
     assert 1.0 < g.min() and g.max() < 1.45
     off = synthesize_pixel4_raw(np.random.default_rng(1), image.shape, image=image, depth=depth, noise=False,
-                                vignetting=False, exposure=(0.6, 0.6), defocus_scale=(1, 1))
+                                vignetting=False, exposure=(0.3, 0.3), defocus_scale=(1, 1))
     np.testing.assert_allclose(off.left_raw[inner], off.right_raw[inner], atol=2 / 16383)
 
 
@@ -125,7 +125,7 @@ def test_render_defaults_draw_in_the_real_ranges():
         assert -0.9 <= scene.scales[0] <= scene.scales[1] <= 1.6
         lo, hi = sorted((scene.scales[0] * c_cal, scene.scales[1] * c_cal))
         assert lo - 1e-4 <= scene.coc.min() and scene.coc.max() <= hi + 1e-4
-        assert 0.02 <= scene.exposure <= 0.8
+        assert 0.12 - 1e-6 <= np.percentile(scene.sharp, 99) <= 0.5 + 1e-6
         for view in (scene.left_raw, scene.right_raw):
             assert view.dtype == np.float32 and view.shape == (48, 48)
             np.testing.assert_allclose(view * 16383, np.round(view * 16383), atol=2e-3)
@@ -149,6 +149,7 @@ def test_centroid_check_numbers_are_recorded():
     (dict(defocus_scale=(1.0, 0.5)), "defocus_scale"),
     (dict(defocus_scale="x"), "defocus_scale"),
     (dict(exposure=(0.5, 2.0)), "exposure"),
+    (dict(image=np.zeros((32, 32)), depth=np.ones((32, 32))), "positive value"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
