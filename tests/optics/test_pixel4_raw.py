@@ -154,3 +154,18 @@ def test_centroid_check_numbers_are_recorded():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         synthesize_pixel4_raw(np.random.default_rng(0), (32, 32), **kwargs)
+
+
+def test_estimator_recovers_the_model_from_full_renders():
+    """The loop closed: optics.sensor_noise's estimator on the raw views of full 512 x 512 renders
+    (dead leaves, field, vignetting, noise, 14 bit) gives back PIXEL4_NOISE: a within 10 % and b
+    within 10 % of b + 2 % of a (seeds 0-2 measured: a within 5 %, b within 1 % of a; only
+    190-470 flat blocks per render, hence the coarser bins)."""
+    from optics.sensor_noise import estimate_poisson_gaussian
+
+    a, b = PIXEL4_NOISE_A, PIXEL4_NOISE_B
+    for seed in range(3):
+        scene = synthesize_pixel4_raw(np.random.default_rng(seed), (512, 512))
+        est = estimate_poisson_gaussian(scene.left_raw, scene.right_raw, bins=12, min_count=10)
+        assert abs(est.a - a) <= 0.10 * a
+        assert abs(est.b - b) <= 0.10 * b + 0.02 * a
