@@ -10,6 +10,9 @@ spec                layout (``split`` in {'train', 'val', 'test'} unless said ot
                     ``synthetic:size=64,count=128,test_count=16,max_coc=8`` (see
                     :class:`SyntheticDataset`). The val and test splits are fixed (they do not
                     depend on ``seed``) and drawn from other random streams than training.
+                    ``synthetic:sensor=pixel4`` renders raw linear green Pixel 4 scenes (field,
+                    vignetting, noise, 14 bit, real defocus range) as the ``pixeldp`` reader gives
+                    the real ones; ``noise=off``, ``vignetting=off``, ``psf=butterworth`` ablate.
 ``dpdd:PATH``       DPDD (Abuolaim & Brown, ECCV 2020) and ``python -m optics.synthesize``'s
                     output: ``PATH/{split}_c/source`` (blurred centre view),
                     ``PATH/{split}_c/target`` (all-in-focus), ``PATH/{split}_l/source`` and
@@ -464,6 +467,11 @@ def _spread_evenly(index: int, fraction: float) -> bool:
 IN_FOCUS_COC = (0.25, 1.0)
 
 
+#: ``synthetic:sensor=...``: ``'none'`` (sRGB colour scenes) or ``'pixel4'`` (raw Pixel 4 scenes).
+SENSORS = ("none", "pixel4")
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 class SyntheticDataset(Dataset):
     """Dual-pixel scenes rendered on the fly by :func:`optics.synthesize.synthesize_scene`.
 
@@ -485,6 +493,17 @@ class SyntheticDataset(Dataset):
         Dual-pixel PSF model (``psf_model`` of :func:`optics.synthesize.synthesize_scene`);
         ``'calibrated'`` renders with the field-varying PSF pairs fitted to the Pixel 4
         calibration (:func:`optics.dp_pixel4.pixel4_dual_pixel_field`).
+    sensor : {'none', 'pixel4'}
+        ``'pixel4'``: sensor-matched raw scenes (:func:`optics.pixel4_raw.synthesize_pixel4_raw`):
+        the green plane of a dead-leaves scene, linear (no sRGB), replicated to 3 channels as the
+        ``pixeldp`` reader does; the Pixel 4 field (``psf='calibrated'``, the default here, or
+        ``'butterworth'`` for the ablation), defocus drawn from the real scenes' range (-0.9 to 1.6
+        x the calibration CoC; ``max_coc``/``min_coc`` do not apply), the right view's vignetting
+        and its correction by the reader, the measured Poisson-Gaussian noise and 14-bit
+        quantisation; ``'input'`` is the mean of the corrected views, as the reader's. Val and
+        test scenes are dead leaves too. Default ``'none'``: the sRGB colour scenes above.
+    noise, vignetting : bool
+        ``sensor='pixel4'`` only: leave out the noise or the vignetting (ablations); default on.
     cache : bool
         Keep rendered scenes in memory (each DataLoader worker has its own cache).
     photo_fraction : float in [0, 1]
@@ -515,8 +534,9 @@ class SyntheticDataset(Dataset):
     def __init__(self, split: str = "train", *, size: Optional[int] = None, count: Optional[int] = None,
                  seed: int = 0, crop: Optional[int] = None, augment: bool = False, random_crop: bool = True,
                  ifan_augment: Optional[IFANAugmentation] = None, max_coc: float = 8.0, min_coc: float = 1.0,
-                 psf: str = "random", cache: bool = True, photo_fraction: float = 0.0,
-                 in_focus_fraction: float = 0.0) -> None:
+                 psf: Optional[str] = None, cache: bool = True, photo_fraction: float = 0.0,
+                 in_focus_fraction: float = 0.0, sensor: str = "none", noise: Optional[bool] = None,
+                 vignetting: Optional[bool] = None) -> None:
         self.split = _check_split(split, SPLITS, "synthetic")
         self.seed = _check_seed(seed)
         crop = _check_crop(crop)
@@ -542,6 +562,23 @@ class SyntheticDataset(Dataset):
         self.in_focus_fraction = float(in_focus_fraction)
         from optics.synthesize import PSF_CHOICES
 
+        if sensor not in SENSORS:
+            raise ValueError(f"synthetic sensor must be one of {SENSORS}; got {sensor!r}")
+        self.sensor = str(sensor)
+        if sensor == "pixel4":
+            from optics.pixel4_raw import PIXEL4_PSF_MODELS
+
+            psf = "calibrated" if psf is None else psf
+            if psf not in PIXEL4_PSF_MODELS:
+                raise ValueError(f"synthetic psf must be one of {PIXEL4_PSF_MODELS} with sensor=pixel4; got {psf!r}")
+            if self.photo_fraction or self.in_focus_fraction:
+                raise ValueError("synthetic photo_fraction and in_focus_fraction do not apply with sensor=pixel4")
+        else:
+            if noise is not None or vignetting is not None:
+                raise ValueError("synthetic noise and vignetting need sensor=pixel4")
+            psf = "random" if psf is None else psf
+        self.noise = True if noise is None else bool(noise)
+        self.vignetting = True if vignetting is None else bool(vignetting)
         if psf not in PSF_CHOICES:
             raise ValueError(f"synthetic psf must be one of {PSF_CHOICES}; got {psf!r}")
         self.max_coc, self.min_coc, self.psf = float(max_coc), float(min_coc), str(psf)
@@ -562,6 +599,8 @@ class SyntheticDataset(Dataset):
     def scene_source(self, index: int) -> str:
         """Source of scene ``index`` for :func:`optics.synthesize.synthesize_scene`."""
         index = _check_index(index, len(self))
+        if self.sensor == "pixel4":
+            return "dead_leaves"
         if self.split != "train":
             return "motorcycle" if index % 4 == 3 else "dead_leaves"
         return "photo_leaves" if _spread_evenly(index, self.photo_fraction) else "dead_leaves"
@@ -580,6 +619,11 @@ class SyntheticDataset(Dataset):
         index = _check_index(index, len(self))
         if index in self._cache:
             return self._cache[index]
+        if self.sensor == "pixel4":
+            arrays = self._load_pixel4(index)
+            if self.cache:
+                self._cache[index] = arrays
+            return arrays
         source = self.scene_source(index)
         min_coc, max_coc = IN_FOCUS_COC if self.in_focus(index) else (self.min_coc, self.max_coc)
         scene = synthesize_scene(self.scene_rng(index), source=source, shape=(self.size, self.size),
@@ -590,6 +634,15 @@ class SyntheticDataset(Dataset):
         if self.cache:
             self._cache[index] = arrays
         return arrays
+
+    def _load_pixel4(self, index: int) -> Dict[str, np.ndarray]:
+        from optics.pixel4_raw import synthesize_pixel4_raw
+
+        scene = synthesize_pixel4_raw(self.scene_rng(index), (self.size, self.size), psf_model=self.psf,
+                                      noise=self.noise, vignetting=self.vignetting)
+        grey = {"target": scene.sharp, "left": scene.left, "right": scene.right,
+                "input": 0.5 * (scene.left + scene.right)}
+        return {k: np.repeat(v[:, :, None], 3, axis=2).astype(np.float32) for k, v in grey.items()}
 
     def sample_name(self, index: int) -> str:
         """Name of scene ``index`` (``'test_00003'``)."""
@@ -608,17 +661,28 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
                 parsed[key] = int(value)
             elif key in ("max_coc", "min_coc", "photo_fraction", "in_focus_fraction"):
                 parsed[key] = float(value)
-            elif key == "psf":
+            elif key in ("psf", "sensor"):
                 parsed[key] = value
             elif key == "cache":
                 parsed[key] = value.lower() not in ("0", "false", "no", "off")
+            elif key in ("noise", "vignetting"):
+                flag = value.lower()
+                if flag not in _ON + _OFF:
+                    raise ValueError(f"must be one of {_ON + _OFF}")
+                parsed[key] = flag in _ON
             else:
                 raise KeyError(key)
         except KeyError:
             raise ValueError(f"unknown synthetic option {key!r}; known: size, count, val_count, test_count, "
-                             "max_coc, min_coc, psf, cache, photo_fraction, in_focus_fraction") from None
+                             "max_coc, min_coc, psf, cache, photo_fraction, in_focus_fraction, sensor, noise, "
+                             "vignetting") from None
         except ValueError as err:
             raise ValueError(f"synthetic option {key}={value!r}: {err}") from None
+    if parsed.get("sensor") == "pixel4":
+        for key in ("max_coc", "min_coc"):
+            if key in parsed:
+                raise ValueError(f"synthetic option {key} does not apply with sensor=pixel4 (its defocus is drawn "
+                                 "from the real scenes' range)")
     counts = {"train": parsed.pop("count", None), "val": parsed.pop("val_count", None),
               "test": parsed.pop("test_count", None)}
     parsed["count"] = counts[split]
