@@ -53,9 +53,10 @@ def _option(text: str):
     if name not in DEFAULTS or not value:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {sorted(DEFAULTS)}; got {text!r}")
     try:
-        return name, type(DEFAULTS[name])(float(value)) if isinstance(DEFAULTS[name], int) else float(value)
+        number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{name} needs a number; got {value!r}") from None
+    return name, int(number) if isinstance(DEFAULTS[name], int) else number
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -443,6 +443,12 @@ def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     return cost / weight
 
 
+def _layer_index(defocus: np.ndarray, scales: np.ndarray, backend, dtype):
+    """Fractional index into ``scales`` of each defocus value (clamped to the ends), on the views' device."""
+    index = np.interp(np.asarray(defocus, np.float64).ravel(), scales, np.arange(len(scales)))
+    return backend.xp.asarray(index.reshape(np.shape(defocus)).astype(dtype))
+
+
 def _subscale_argmin(cost, xp):
     """Index of least cost per pixel, refined by the vertex of a parabola through three neighbours."""
     S = cost.shape[0]
@@ -633,8 +639,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         res = DualPixelDeblurResult(None, d, conf, s)
         del agg
         if scale_bias:
-            biased = np.clip(to_numpy(d).astype(np.float64) + scale_bias, s[0], s[-1])
-            idx = be.xp.asarray(np.interp(biased.ravel(), s, np.arange(len(s))).reshape(d.shape).astype(left.dtype))
+            idx = _layer_index(to_numpy(d).astype(np.float64) + scale_bias, s, be, left.dtype)
     else:
         be = _check_views(left, right, psfs)
         d = to_numpy(defocus)
@@ -644,7 +649,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         if not np.all(np.isfinite(d)) or d.min() < s[0] - tol or d.max() > s[-1] + tol:
             raise ValueError(f"defocus values must lie within the scales [{s[0]}, {s[-1]}]; got "
                              f"[{float(np.nanmin(d))}, {float(np.nanmax(d))}]")
-        idx = be.xp.asarray(np.interp(d.ravel(), s, np.arange(len(s))).reshape(d.shape).astype(left.dtype))
+        idx = _layer_index(d, s, be, left.dtype)
         res = DualPixelDeblurResult(None, be.xp.asarray(d.astype(left.dtype)), be.xp.ones_like(left), s)
         windows, n = _windows(left, right, psfs, int(margin), be)
     xp, fft = be.xp, be.fft
@@ -719,7 +724,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import cli
     from .atomic import atomic_write_bytes
     from .dp_pixel4 import crop_central, pixel4_vignetting_gain
-    from .image_io import png_bytes
+    from .image_io import npy_bytes, png_bytes
 
     parser = cli.ArgumentParser(
         prog="python -m optics.dp_deblur",
@@ -789,21 +794,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     atomic_write_bytes(args.out, png_bytes(np.round(image * 65535).astype(np.uint16)))
     if args.defocus_map is not None:
         if args.defocus_map.suffix.lower() == ".npy":
-            import io
-
-            buf = io.BytesIO()
-            np.save(buf, res.defocus.astype(np.float32))
-            atomic_write_bytes(args.defocus_map, buf.getvalue())
+            atomic_write_bytes(args.defocus_map, npy_bytes(res.defocus.astype(np.float32)))
         else:
             s = res.scales
             level = np.round((res.defocus - s[0]) / (s[-1] - s[0]) * 65535).astype(np.uint16)
             atomic_write_bytes(args.defocus_map, png_bytes(level))
     if args.confidence is not None:
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, res.confidence.astype(np.float32))
-        atomic_write_bytes(args.confidence, buf.getvalue())
+        atomic_write_bytes(args.confidence, npy_bytes(res.confidence.astype(np.float32)))
     print(f"results: {args.out} (defocus {float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the "
           f"calibration defocus)", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import png
 
-__all__ = ["read_png", "png_bytes"]
+__all__ = ["read_png", "png_bytes", "npy_bytes"]
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
@@ -43,4 +43,11 @@ def png_bytes(array: np.ndarray) -> bytes:
     writer = png.Writer(width=w, height=h, bitdepth=8 * array.dtype.itemsize, greyscale=c in (1, 2), alpha=c in (2, 4))
     buffer = io.BytesIO()
     writer.write_array(buffer, array.reshape(-1).astype(">u2" if array.dtype == np.uint16 else np.uint8))
+    return buffer.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in NumPy's ``.npy`` format (no pickling), for :func:`optics.atomic.atomic_write_bytes`."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
     return buffer.getvalue()

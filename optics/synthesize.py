@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import math
 import numbers
@@ -55,7 +54,7 @@ import numpy as np
 
 from . import cli
 from .atomic import atomic_write_bytes
-from .image_io import png_bytes
+from .image_io import npy_bytes, png_bytes
 from .render import render_coc_layers
 from .thin_lens import Camera
 
@@ -536,12 +535,6 @@ def _png16_bytes(linear: np.ndarray, allow_overshoot: bool = False) -> tuple[byt
     return png_bytes(np.round(encoded * 65535).astype(np.uint16)), n_over
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
 def _split_counts(count: int, val_fraction: float, test_fraction: float) -> list[str]:
     n_val = int(round(count * val_fraction))
     n_test = int(round(count * test_fraction))
@@ -645,9 +638,9 @@ def write_dataset(
         ):
             data, clipped[view] = _png16_bytes(array, allow_overshoot=not occlusion)
             atomic_write_bytes(out / folder / f"{name}.png", data)
-        atomic_write_bytes(out / f"{split}_c" / "depth" / f"{name}.npy", _npy_bytes(scene.depth.astype(np.float32)))
-        atomic_write_bytes(out / f"{split}_c" / "coc" / f"{name}.npy", _npy_bytes(scene.coc.astype(np.float32)))
-        atomic_write_bytes(out / f"{split}_c" / "depth_valid" / f"{name}.npy", _npy_bytes(scene.depth_valid))
+        atomic_write_bytes(out / f"{split}_c" / "depth" / f"{name}.npy", npy_bytes(scene.depth.astype(np.float32)))
+        atomic_write_bytes(out / f"{split}_c" / "coc" / f"{name}.npy", npy_bytes(scene.coc.astype(np.float32)))
+        atomic_write_bytes(out / f"{split}_c" / "depth_valid" / f"{name}.npy", npy_bytes(scene.depth_valid))
         manifest.append(
             dict(
                 name=name,
