@@ -30,7 +30,8 @@ import sys as _sys
 
 from .data import io, protocols
 from .inference import _padding, _speed, precision, tiling
-from .models import DUAL_PIXEL, MODELS, TRAINING_MODULES, build_model, iac, ifan, k3dn, kpac, nrknet, warmstart
+from .models import DUAL_PIXEL, MODELS, PHYSICS_INPUT, TRAINING_MODULES, build_model, iac, ifan, k3dn, kpac, nrknet, warmstart
+from .models.dp_refine import DPRefine
 from .models.ifan import IFAN, IFANDual, IFANReblurNetwork
 from .models.k3dn import k3dn_large, k3dn_light, k3dn_tiny
 from .models.kpac import KPAC, KPACDual

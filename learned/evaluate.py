@@ -44,7 +44,7 @@ import io
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from optics import cli
 
-from . import DUAL_PIXEL, MODELS
+from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from . import metrics as M
 from ._cli import add_threads_argument, apply_threads, check_device
 from .baseline import DualPixelBaseline, WienerBaseline, fit_wiener_baseline
@@ -91,11 +91,19 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
 
     Dual-pixel models (:data:`learned.DUAL_PIXEL`) get ``(left, right)`` and, when their
     ``forward`` takes it, the blurred centre image as ``center``; the others get ``input``.
+    Models that refine the physics estimate (:data:`learned.PHYSICS_INPUT`) also get
+    ``arrays['physics']`` (H, W, 3) and ``arrays['defocus']`` (H, W, 1) (:func:`add_physics`).
     """
     dual = model_name in DUAL_PIXEL
     if dual and not ("left" in arrays and "right" in arrays):
         raise ValueError(f"model {model_name!r} needs dual-pixel views (left, right); this dataset has none")
-    names = ["left", "right"] + (["input"] if _takes_center(model) else []) if dual else ["input"]
+    if model_name in PHYSICS_INPUT:
+        if not ("physics" in arrays and "defocus" in arrays):
+            raise ValueError(f"model {model_name!r} refines the physics estimate: the sample needs 'physics' and "
+                             "'defocus' (learned.evaluate.add_physics)")
+        names = ["left", "right", "physics", "defocus"]
+    else:
+        names = ["left", "right"] + (["input"] if _takes_center(model) else []) if dual else ["input"]
     param = next(model.parameters())
     tensors = [torch.from_numpy(np.ascontiguousarray(arrays[k].transpose(2, 0, 1)))[None].to(device, param.dtype)
                for k in names]
@@ -109,6 +117,15 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
         out = model(*tensors)
     out = out[..., :H, :W]
     return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
+
+
+def add_physics(arrays: Dict[str, np.ndarray], physics: DualPixelBaseline) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """Run the training-free dual-pixel deblurring ``physics`` on a sample; return the arrays with
+    ``'physics'`` (its clipped estimate, (H, W, C)) and ``'defocus'`` (its signed map, (H, W, 1))
+    added, and the estimate (the ``dual_pixel`` row)."""
+    estimate = physics(arrays)
+    defocus = np.asarray(physics.last.defocus, dtype=np.float32)[:, :, None]
+    return {**arrays, "physics": estimate, "defocus": defocus}, estimate
 
 
 def score(prediction: np.ndarray, target: np.ndarray, *, protocol: str = "none",
@@ -134,11 +151,14 @@ def evaluate_dataset(
     limit: Optional[int] = None,
     progress: bool = False,
     amp: bool = False,
+    physics: Optional[DualPixelBaseline] = None,
 ) -> List[Dict[str, Any]]:
     """Rows ``{'image', 'method', <metrics>}`` for every image: input, baseline, model.
 
     ``dataset`` is a :func:`learned.data.build_dataset` dataset (``load(i)`` and
-    ``sample_name(i)``); it must have ground truth.
+    ``sample_name(i)``); it must have ground truth. A model of :data:`learned.PHYSICS_INPUT`
+    gets the estimate of ``physics`` (default: ``dual_pixel``, computed once for its row and
+    the model).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
@@ -150,6 +170,9 @@ def evaluate_dataset(
         raise ValueError("nothing to evaluate: the dataset is empty or limit < 1")
     if model is not None:
         model = model.to(device).eval()
+    physics = physics if physics is not None else dual_pixel
+    if model is not None and model_name in PHYSICS_INPUT and physics is None:
+        raise ValueError(f"model {model_name!r} refines the physics estimate; pass physics= (a DualPixelBaseline)")
     rows: List[Dict[str, Any]] = []
     with _batch_statistics(model, get_protocol(protocol).batch_statistics):
         indices = range(n)
@@ -166,8 +189,12 @@ def evaluate_dataset(
             results = [("input", arrays["input"])]
             if baseline is not None:
                 results.append(("wiener", baseline(arrays["input"])))
+            estimate = None
+            if model is not None and model_name in PHYSICS_INPUT:
+                arrays, estimate = add_physics(arrays, physics)
             if dual_pixel is not None:
-                results.append((dual_pixel.name, dual_pixel(arrays)))
+                results.append((dual_pixel.name, estimate if dual_pixel is physics and estimate is not None
+                                else dual_pixel(arrays)))
             if model is not None:
                 results.append((method_name, run_model(model, method_name, arrays, protocol=protocol, device=device,
                                                        amp=amp)))
@@ -360,25 +387,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .deblur import load_any_checkpoint
 
         model = load_any_checkpoint(args.model, args.checkpoint, args.official)
-    dual_pixel = None
+    dual_pixel = physics = None
     if args.baseline == "dual_pixel":
-        dual_pixel = _dual_pixel_baseline(args.dual_pixel_psf, args.data, log)
+        dual_pixel = physics = _dual_pixel_baseline(args.dual_pixel_psf, args.data, log)
+    elif args.model in PHYSICS_INPUT:
+        physics = _dual_pixel_baseline(args.dual_pixel_psf, args.data, log)
     elif args.dual_pixel_psf is not None:
-        parser.error("--dual-pixel-psf needs --baseline dual_pixel")
+        parser.error("--dual-pixel-psf needs --baseline dual_pixel (or a model of learned.PHYSICS_INPUT)")
     baseline = args.baseline_params
     if baseline is None and args.baseline == "fit":
         baseline = _fit_baseline(args.baseline_data or args.data, args.baseline_images, log)
     rows = evaluate_dataset(dataset, model=model, model_name=args.model, baseline=baseline, dual_pixel=dual_pixel,
                             protocol=args.protocol,
                             lpips_metric=lpips_metric, device=device, limit=args.limit,
-                            progress=True, amp=args.amp)
+                            progress=True, amp=args.amp, physics=physics)
     title = f"{args.model or 'input and baseline'} on {args.data} ({args.split}, protocol {args.protocol})"
     if args.amp and args.model is not None:
         title += f"; autocast {str(amp_dtype(device)).replace('torch.', '')}"
     if baseline is not None:
         title += f"; wiener: {baseline.label()}"
-    if dual_pixel is not None:
-        title += f"; dual_pixel: {dual_pixel.label()}"
+    if physics is not None:
+        title += f"; dual_pixel: {physics.label()}"
     markdown = format_markdown(rows, title)
     print(format_markdown(rows, title, mean_last=True))  # the mean last: it stays in view
     if args.out is not None:

@@ -95,7 +95,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from . import DUAL_PIXEL, MODELS, build_model
+from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT, build_model
 from optics import cli
 
 from ._cli import check_device
@@ -190,11 +190,14 @@ class TrainingStep(nn.Module):
         sharp: torch.Tensor,
         left: Optional[torch.Tensor] = None,
         right: Optional[torch.Tensor] = None,
+        physics: Optional[torch.Tensor] = None,
+        defocus: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """Loss terms of one batch: ``{'total': scalar, term: detached scalar, ...}``.
 
         ``blurred`` (B, 3, H, W) is the network input (the combined image C for dual-pixel data),
-        ``sharp`` the ground truth, ``left``/``right`` the dual-pixel views or None.
+        ``sharp`` the ground truth, ``left``/``right`` the dual-pixel views or None,
+        ``physics``/``defocus`` the physics estimate and its defocus map (``dp_refine``) or None.
         """
         has_views = left is not None and right is not None
         if self.dual_pixel_input and not has_views:
@@ -203,6 +206,13 @@ class TrainingStep(nn.Module):
                 "use a dataset with dual-pixel views (synthetic, dpdd, pixeldp)"
             )
         model, cfg = self.model, self.loss
+        if self.family == "dp_refine":
+            if physics is None or defocus is None:
+                raise ValueError(f"model {self.model_name!r} refines the physics estimate but the batch has no "
+                                 "'physics'/'defocus'; use synthetic:sensor=pixel4,physics=on")
+            out = model(left, right, physics, defocus)
+            total = mse_loss(out, sharp)
+            return {"total": total, "mse": total.detach()}
         if self.family == "kpac":
             out = model(left, right, blurred) if self.dual_pixel_input else model(blurred)
             total = mse_loss(out, sharp)
@@ -665,7 +675,11 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
         sample = dataset[i]
         x = sample["input"].unsqueeze(0).to(device)
         y = sample["target"].unsqueeze(0).to(device)
-        if dual:
+        if model_name in PHYSICS_INPUT:
+            if "physics" not in sample or "defocus" not in sample:
+                raise ValueError(f"model {model_name!r} needs the physics estimate; evaluation sample {i} has none")
+            out = model(*(sample[k].unsqueeze(0).to(device) for k in ("left", "right", "physics", "defocus")))
+        elif dual:
             if "left" not in sample or "right" not in sample:
                 raise ValueError(f"model {model_name!r} needs dual-pixel views; evaluation sample {i} has none")
             out = model(sample["left"].unsqueeze(0).to(device), sample["right"].unsqueeze(0).to(device), *(
@@ -843,7 +857,8 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
         for step, batch in zip(range(start_step + 1, recipe.steps + 1), loader):
             batch = _to_device(batch, device)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                terms = step_module(batch["input"], batch["target"], batch.get("left"), batch.get("right"))
+                terms = step_module(batch["input"], batch["target"], batch.get("left"), batch.get("right"),
+                                    batch.get("physics"), batch.get("defocus"))
             total = terms["total"]
             with torch.no_grad():  # reference: the loss of returning the blurred input unchanged
                 identity = torch.mean((batch["input"].float() - batch["target"].float()) ** 2)

@@ -223,24 +223,38 @@ class DualPixelPSFGrid:
         return cls(arrays[0], arrays[1], cell, name=f"calibrated kernels {folder}")
 
     @classmethod
-    def from_field(cls, field_model: Any, cell: int = 168, size: int = 61) -> "DualPixelPSFGrid":
-        """Sample a fitted :class:`optics.DualPixelField` at its calibration defocus, one pair per cell centre."""
+    def from_field(cls, field_model: Any, cell: int = 168, size: int = 61, *, shape: Optional[tuple[int, int]] = None,
+                   origin: tuple[float, float] = (0.0, 0.0)) -> "DualPixelPSFGrid":
+        """Sample a fitted :class:`optics.DualPixelField` at its calibration defocus, one pair per cell centre.
+
+        ``shape`` (H, W) and ``origin`` (x0, y0) select a window of the field's frame (default:
+        the whole frame): the grid then covers an image whose pixel (0, 0) sits at ``origin`` of
+        the frame, in the ``field_origin`` convention of :func:`optics.render_coc_layers` (x
+        first), as a scene of :func:`optics.pixel4_raw.synthesize_pixel4_raw` records it.
+        """
         from .dp_fit import DualPixelField
 
         if not isinstance(field_model, DualPixelField):
             raise TypeError(f"field_model must be an optics.DualPixelField; got {type(field_model).__name__}")
-        H, W = field_model.image_shape
+        H, W = field_model.image_shape if shape is None else shape
+        try:
+            x0, y0 = (float(v) for v in origin)
+        except (TypeError, ValueError):
+            raise ValueError(f"origin must be a pair of numbers (x0, y0); got {origin!r}") from None
         if H % cell or W % cell:
-            raise ValueError(f"the field's frame {H}x{W} must be a whole number of {cell} px cells; pass another cell")
+            what = "the field's frame" if shape is None else "shape"
+            raise ValueError(f"{what} {H}x{W} must be a whole number of {cell} px cells; pass another cell")
         rows, cols = H // cell, W // cell
         left = np.empty((rows, cols, size, size))
         right = np.empty_like(left)
         for r in range(rows):
             for c in range(cols):
-                p = field_model.psfs(field_model.calibration_coc, c * cell + (cell - 1) / 2, r * cell + (cell - 1) / 2,
-                                     size=size)
+                p = field_model.psfs(field_model.calibration_coc, x0 + c * cell + (cell - 1) / 2,
+                                     y0 + r * cell + (cell - 1) / 2, size=size)
                 left[r, c], right[r, c] = p.left, p.right
-        return cls(left, right, cell, name=f"DualPixelField (degree {field_model.degree}) sampled per {cell} px cell")
+        where = "" if shape is None else f", window {H}x{W} at (x, y) = {(x0, y0)}"
+        return cls(left, right, cell,
+                   name=f"DualPixelField (degree {field_model.degree}) sampled per {cell} px cell{where}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -256,6 +256,9 @@ def _apply_dihedral(arrays: Dict[str, np.ndarray], k: int, flip: bool) -> Dict[s
 # Sample processing shared by every dataset
 # ==================================================================================================
 _VIEW_ORDER = ("input", "target", "left", "right")
+#: Arrays a sample may carry besides the views: the physics estimate (H, W, 3) and its signed
+#: defocus map (H, W, 1) of :func:`optics.dp_deblur.dual_pixel_deblur` (``synthetic:...,physics=on``).
+_PHYSICS_ORDER = ("physics", "defocus")
 
 
 class _Sampler:
@@ -274,7 +277,7 @@ class _Sampler:
 
     def __call__(self, arrays: Dict[str, np.ndarray], name: str, rng: np.random.Generator) -> dict:
         shapes = {k: v.shape for k, v in arrays.items()}
-        if len(set(shapes.values())) != 1:
+        if len({v[:2] for v in shapes.values()}) != 1:
             raise ValueError(f"sample {name!r}: images must all have the same size; got {shapes}")
         H, W = arrays["input"].shape[:2]
         ifan = self.ifan
@@ -306,7 +309,7 @@ class _Sampler:
             k, flip = choices[int(rng.integers(len(choices)))]
             arrays = _apply_dihedral(arrays, k, flip)
         sample: dict = {k: torch.from_numpy(np.ascontiguousarray(arrays[k].transpose(2, 0, 1), dtype=np.float32))
-                        for k in _VIEW_ORDER if k in arrays}
+                        for k in _VIEW_ORDER + _PHYSICS_ORDER if k in arrays}
         sample["name"] = name
         return sample
 
@@ -469,6 +472,8 @@ IN_FOCUS_COC = (0.25, 1.0)
 
 #: ``synthetic:sensor=...``: ``'none'`` (sRGB colour scenes) or ``'pixel4'`` (raw Pixel 4 scenes).
 SENSORS = ("none", "pixel4")
+#: PSF cell of the physics estimate on synthetic scenes (that of Xin et al.'s calibration grid).
+PHYSICS_CELL = 168
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -504,6 +509,13 @@ class SyntheticDataset(Dataset):
         test scenes are dead leaves too. Default ``'none'``: the sRGB colour scenes above.
     noise, vignetting : bool
         ``sensor='pixel4'`` only: leave out the noise or the vignetting (ablations); default on.
+    physics : bool
+        ``sensor='pixel4'`` only: also run the training-free dual-pixel deblurring
+        (:func:`optics.dp_deblur.dual_pixel_deblur`, its tuned defaults) on every scene with the
+        fitted field's PSFs at the scene's place in the frame
+        (:meth:`optics.dp_deblur.DualPixelPSFGrid.from_field` with ``origin``), and add its
+        estimate ``'physics'`` (H, W, 3) and signed defocus map ``'defocus'`` (H, W, 1): the inputs
+        of ``dp_refine``. ``size`` must then be a multiple of the 168 px cell. Default off.
     cache : bool
         Keep rendered scenes in memory (each DataLoader worker has its own cache).
     photo_fraction : float in [0, 1]
@@ -536,7 +548,7 @@ class SyntheticDataset(Dataset):
                  ifan_augment: Optional[IFANAugmentation] = None, max_coc: float = 8.0, min_coc: float = 1.0,
                  psf: Optional[str] = None, cache: bool = True, photo_fraction: float = 0.0,
                  in_focus_fraction: float = 0.0, sensor: str = "none", noise: Optional[bool] = None,
-                 vignetting: Optional[bool] = None) -> None:
+                 vignetting: Optional[bool] = None, physics: bool = False) -> None:
         self.split = _check_split(split, SPLITS, "synthetic")
         self.seed = _check_seed(seed)
         crop = _check_crop(crop)
@@ -573,12 +585,16 @@ class SyntheticDataset(Dataset):
                 raise ValueError(f"synthetic psf must be one of {PIXEL4_PSF_MODELS} with sensor=pixel4; got {psf!r}")
             if self.photo_fraction or self.in_focus_fraction:
                 raise ValueError("synthetic photo_fraction and in_focus_fraction do not apply with sensor=pixel4")
+            if physics and self.size % PHYSICS_CELL:
+                raise ValueError(f"synthetic physics=on needs a size that is a multiple of {PHYSICS_CELL} (the "
+                                 f"physics' PSF cell); got size={self.size}")
         else:
-            if noise is not None or vignetting is not None:
-                raise ValueError("synthetic noise and vignetting need sensor=pixel4")
+            if noise is not None or vignetting is not None or physics:
+                raise ValueError("synthetic noise, vignetting and physics need sensor=pixel4")
             psf = "random" if psf is None else psf
         self.noise = True if noise is None else bool(noise)
         self.vignetting = True if vignetting is None else bool(vignetting)
+        self.physics = bool(physics)
         if psf not in PSF_CHOICES:
             raise ValueError(f"synthetic psf must be one of {PSF_CHOICES}; got {psf!r}")
         self.max_coc, self.min_coc, self.psf = float(max_coc), float(min_coc), str(psf)
@@ -642,7 +658,18 @@ class SyntheticDataset(Dataset):
                                       noise=self.noise, vignetting=self.vignetting)
         grey = {"target": scene.sharp, "left": scene.left, "right": scene.right,
                 "input": 0.5 * (scene.left + scene.right)}
-        return {k: np.repeat(v[:, :, None], 3, axis=2).astype(np.float32) for k, v in grey.items()}
+        if self.physics:
+            from optics.dp_deblur import DualPixelPSFGrid, dual_pixel_deblur
+            from optics.dp_pixel4 import pixel4_dual_pixel_field
+
+            grid = DualPixelPSFGrid.from_field(pixel4_dual_pixel_field(), PHYSICS_CELL, shape=scene.left.shape,
+                                               origin=scene.field_origin)
+            result = dual_pixel_deblur(scene.left, scene.right, grid, workers=1)
+            grey["physics"] = np.clip(result.image, 0, 1)
+        arrays = {k: np.repeat(v[:, :, None], 3, axis=2).astype(np.float32) for k, v in grey.items()}
+        if self.physics:
+            arrays["defocus"] = result.defocus[:, :, None].astype(np.float32)
+        return arrays
 
     def sample_name(self, index: int) -> str:
         """Name of scene ``index`` (``'test_00003'``)."""
@@ -665,7 +692,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
                 parsed[key] = value
             elif key == "cache":
                 parsed[key] = value.lower() not in ("0", "false", "no", "off")
-            elif key in ("noise", "vignetting"):
+            elif key in ("noise", "vignetting", "physics"):
                 flag = value.lower()
                 if flag not in _ON + _OFF:
                     raise ValueError(f"must be one of {_ON + _OFF}")
@@ -675,7 +702,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
         except KeyError:
             raise ValueError(f"unknown synthetic option {key!r}; known: size, count, val_count, test_count, "
                              "max_coc, min_coc, psf, cache, photo_fraction, in_focus_fraction, sensor, noise, "
-                             "vignetting") from None
+                             "vignetting, physics") from None
         except ValueError as err:
             raise ValueError(f"synthetic option {key}={value!r}: {err}") from None
     if parsed.get("sensor") == "pixel4":

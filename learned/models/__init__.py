@@ -11,12 +11,13 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .dp_refine import DPRefine
 from .ifan import IFAN, IFANDual, IFANReblurNetwork
 from .k3dn import k3dn_large, k3dn_light, k3dn_tiny
 from .kpac import KPAC, KPACDual
 from .nrknet import NRKNet
 
-__all__ = ["MODELS", "TRAINING_MODULES", "DUAL_PIXEL", "build_model"]
+__all__ = ["MODELS", "TRAINING_MODULES", "DUAL_PIXEL", "PHYSICS_INPUT", "build_model"]
 
 
 def _kpac_2level(**kwargs: Any) -> KPAC:
@@ -34,13 +35,18 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "k3dn_tiny": k3dn_tiny,
     "k3dn_light": k3dn_light,
     "k3dn_large": k3dn_large,
+    "dp_refine": DPRefine,
 }
 
 #: Training-only networks (not deblurring models themselves).
 TRAINING_MODULES: dict[str, Callable[..., nn.Module]] = {"ifan_reblur": IFANReblurNetwork}
 
 #: Models that take a dual-pixel pair ``(left, right)``.
-DUAL_PIXEL = frozenset({"kpac_dual", "ifan_dual", "k3dn_tiny", "k3dn_light", "k3dn_large"})
+DUAL_PIXEL = frozenset({"kpac_dual", "ifan_dual", "k3dn_tiny", "k3dn_light", "k3dn_large", "dp_refine"})
+
+#: Models that refine the physics estimate: they also take ``physics`` and ``defocus``, the
+#: output of :func:`optics.dp_deblur.dual_pixel_deblur` on the same views.
+PHYSICS_INPUT = frozenset({"dp_refine"})
 
 
 def build_model(name: str, **overrides: Any) -> nn.Module:

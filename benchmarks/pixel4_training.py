@@ -1,0 +1,352 @@
+"""Study: networks trained only on sensor-matched synthetic Pixel 4 renders, scored on Xin et al.'s 17 real scenes.
+
+``python -m benchmarks.pixel4_training --data DIR --out STUDY [--jobs 2] [--seeds 0 1 2] [--only NAME ...]``
+
+``DIR`` is ``DP_data_pixel_4`` of github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring
+(not included: no licence). ``STUDY`` is a folder of the study's own; a run already finished there
+is kept and not redone (the study resumes after an interruption), nothing else is overwritten.
+
+What it does:
+
+1. **References** (``STUDY/reference.json``): the corrected input ``(L + R) / 2`` and the
+   training-free ``dual_pixel`` row (:func:`optics.dp_deblur.dual_pixel_deblur` with Xin et al.'s
+   calibrated kernels, its defaults tuned on scenes 001-008), per scene; the physics estimate
+   and its defocus map are cached in ``STUDY/physics/`` for ``dp_refine``.
+2. **Runs** (:data:`CONFIGS` x seeds, seed-major, ``--jobs`` at a time with one thread each):
+   ``python -m learned.train --preset pixel4`` (:mod:`learned.training.recipes`: reduced widths,
+   ``synthetic:sensor=pixel4`` renders, about 8 CPU-minutes a run), then every real scene scored
+   raw and under the ``registered`` protocol (``STUDY/runs/NAME/real.json``).
+3. **Report** (``STUDY/report.md``, printed): per configuration and seed the mean PSNR / SSIM
+   over all 17 scenes, the tuning scenes 001-008 and the held-out scenes 009-017, raw and
+   registered, beside the ``input`` and ``dual_pixel`` rows; the per-scene table; the targets of
+   the issue (the best configuration chosen on 001-008 only).
+
+``python -m benchmarks.pixel4_training --report-only --out STUDY`` re-writes nothing and prints
+the report of what is there. Figures are measurements of one machine and one run, never a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from optics import cli
+
+TUNING = tuple(f"{i:03d}" for i in range(1, 9))
+SCENES = tuple(f"{i:03d}" for i in range(1, 18))
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One configuration of the study: a model and its training data (``None``: the preset's)."""
+
+    name: str
+    model: str
+    data: Optional[str] = None
+    note: str = ""
+
+
+def _configs() -> List[StudyConfig]:
+    from learned.training.recipes import PIXEL4_DATA
+
+    return [
+        StudyConfig("kpac_dual", "kpac_dual", note="KPAC dual, width 16; calibrated field, noise, vignetting"),
+        StudyConfig("k3dn_tiny", "k3dn_tiny", note="K3DN tiny at smoke widths; calibrated field, noise, vignetting"),
+        StudyConfig("dp_refine", "dp_refine", note="physics refinement (L, R, physics estimate, defocus map)"),
+        StudyConfig("kpac_dual-butterworth", "kpac_dual", PIXEL4_DATA + ",psf=butterworth",
+                    note="ablation: symmetric Butterworth PSFs instead of the calibrated field"),
+        StudyConfig("kpac_dual-noise_off", "kpac_dual", PIXEL4_DATA + ",noise=off", note="ablation: no sensor noise"),
+        StudyConfig("kpac_dual-vignetting_off", "kpac_dual", PIXEL4_DATA + ",vignetting=off",
+                    note="ablation: no vignetting"),
+    ]
+
+
+#: The study's configurations, in the order they run (per seed).
+CONFIGS = None  # filled lazily by configs() (it imports learned)
+
+
+def configs() -> List[StudyConfig]:
+    global CONFIGS
+    if CONFIGS is None:
+        CONFIGS = _configs()
+    return CONFIGS
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------------
+def _metrics(image: np.ndarray, target: np.ndarray) -> Dict[str, float]:
+    from learned.evaluate import apply_protocol_crop, score
+
+    raw = score(image, target, protocol="none")
+    reg_arrays = apply_protocol_crop({"input": image, "target": target}, "registered")
+    reg = score(reg_arrays["input"], reg_arrays["target"], protocol="registered", original_size=target.shape[:2])
+    return {"psnr": raw["psnr"], "ssim": raw["ssim"], "psnr_reg": reg["psnr"], "ssim_reg": reg["ssim"]}
+
+
+def _dataset(data: Path):
+    from learned.data import build_dataset
+
+    return build_dataset(f"pixeldp:{data}", "test", crop=None, augment=False)
+
+
+def references(data: Path, study: Path, workers: int) -> dict:
+    """Input and ``dual_pixel`` rows per scene; caches the physics estimate for ``dp_refine``."""
+    from learned.baseline import DualPixelBaseline
+    from learned.data.io import atomic_write_bytes
+    from optics.dp_deblur import DualPixelPSFGrid
+    from optics.image_io import npy_bytes
+
+    path = study / "reference.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    dataset = _dataset(data)
+    physics = DualPixelBaseline(DualPixelPSFGrid.from_calibration(data / "calibration"), workers=workers)
+    (study / "physics").mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for i in range(len(dataset)):
+        arrays, name = dataset.load(i), _scene(dataset.sample_name(i))
+        estimate = physics(arrays)
+        atomic_write_bytes(study / "physics" / f"{name}_image.npy", npy_bytes(estimate[:, :, 0].astype(np.float32)))
+        atomic_write_bytes(study / "physics" / f"{name}_defocus.npy",
+                           npy_bytes(np.asarray(physics.last.defocus, dtype=np.float32)))
+        rows[name] = {"input": _metrics(arrays["input"], arrays["target"]),
+                      "dual_pixel": {**_metrics(estimate, arrays["target"]), "seconds": physics.seconds[-1]}}
+        print(f"reference {name}: input {rows[name]['input']['psnr']:.2f} dB, dual_pixel "
+              f"{rows[name]['dual_pixel']['psnr']:.2f} dB", file=sys.stderr, flush=True)
+    result = {"psf": physics.label(), "scenes": rows}
+    atomic_write_bytes(path, json.dumps(result, indent=1).encode())
+    return result
+
+
+def _scene(sample_name: str) -> str:
+    return sample_name[:3]
+
+
+def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
+    """Score ``run_dir/model.pt`` on every real scene, raw and registered; writes ``real.json``."""
+    from learned.data.io import atomic_write_bytes
+    from learned.deblur import load_any_checkpoint
+    from learned.evaluate import run_model
+    from learned.models import PHYSICS_INPUT
+
+    model = load_any_checkpoint(model_name, run_dir / "model.pt").eval()
+    dataset = _dataset(data)
+    scenes = {}
+    start = time.perf_counter()
+    for i in range(len(dataset)):
+        arrays, name = dict(dataset.load(i)), _scene(dataset.sample_name(i))
+        if model_name in PHYSICS_INPUT:
+            image = np.load(study / "physics" / f"{name}_image.npy")
+            arrays["physics"] = np.repeat(image[:, :, None], arrays["left"].shape[2], axis=2)
+            arrays["defocus"] = np.load(study / "physics" / f"{name}_defocus.npy")[:, :, None]
+        out = run_model(model, model_name, arrays)
+        scenes[name] = _metrics(out, arrays["target"])
+    result = {"model": model_name, "seconds": time.perf_counter() - start, "scenes": scenes}
+    eval_path = run_dir / "eval.json"
+    if eval_path.is_file():
+        train = json.loads(eval_path.read_text())
+        result["synthetic"] = {k: train[k] for k in ("input_psnr", "output_psnr", "gain_db", "seconds") if k in train}
+    atomic_write_bytes(run_dir / "real.json", json.dumps(result, indent=1).encode())
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# runs
+# --------------------------------------------------------------------------------------------------
+def run_name(config: StudyConfig, seed: int) -> str:
+    return f"{config.name}-s{seed}"
+
+
+def _train_and_score(config: StudyConfig, seed: int, data: Path, study: Path) -> str:
+    run_dir = study / "runs" / run_name(config, seed)
+    if (run_dir / "real.json").is_file():
+        return f"{run_dir.name}: done before"
+    log = study / "runs" / f"{run_dir.name}.log"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if not (run_dir / "model.pt").is_file():
+        cmd = [sys.executable, "-m", "learned.train", "--model", config.model, "--preset", "pixel4", "--seed",
+               str(seed), "--out", str(run_dir), "--threads", "1", "--no-progress"]
+        if config.data is not None:
+            cmd += ["--data", config.data]
+        if (run_dir / "checkpoint.pt").is_file():
+            cmd = [sys.executable, "-m", "learned.train", "--out", str(run_dir), "--resume", "--no-progress"]
+        with open(log, "a") as fh:
+            fh.write(" ".join(cmd) + "\n")
+            fh.flush()
+            code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        if code != 0:
+            return f"{run_dir.name}: training failed (exit {code}); see {log}"
+    cmd = [sys.executable, "-m", "benchmarks.pixel4_training", "--score-run", str(run_dir), "--model", config.model,
+           "--data", str(data), "--out", str(study)]
+    with open(log, "a") as fh:
+        code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    return f"{run_dir.name}: {'scored' if code == 0 else f'scoring failed (exit {code}); see {log}'}"
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------------
+def _mean(rows: Dict[str, dict], key: str, scenes: Sequence[str]) -> float:
+    return float(np.mean([rows[s][key] for s in scenes]))
+
+
+def _subsets(scenes: Sequence[str]) -> Dict[str, List[str]]:
+    return {"all": list(scenes), "tuning": [s for s in scenes if s in TUNING],
+            "held-out": [s for s in scenes if s not in TUNING]}
+
+
+def collect(study: Path) -> dict:
+    """Reference rows and every scored run of ``study``."""
+    ref = json.loads((study / "reference.json").read_text())
+    runs = {}
+    for path in sorted((study / "runs").glob("*/real.json")):
+        runs[path.parent.name] = json.loads(path.read_text())
+    return {"reference": ref, "runs": runs}
+
+
+def format_report(study: Path) -> str:
+    data = collect(study)
+    ref = data["reference"]["scenes"]
+    scenes = sorted(ref)
+    sub = _subsets(scenes)
+    inp = {s: ref[s]["input"] for s in scenes}
+    dp = {s: ref[s]["dual_pixel"] for s in scenes}
+    lines = [f"# Learned models on Xin et al.'s {len(scenes)} real Pixel 4 scenes (study {study})", "",
+             f"dual_pixel: {data['reference']['psf']}. Raw: PSNR of the whole 1008 x 1344 frame; registered: one "
+             "global sub-pixel shift, 8 px border (learned.protocols 'registered'). Gains are over the corrected "
+             "input (L + R) / 2.", "",
+             "## Means per run", "",
+             "| run | PSNR all | gain all | gain 001-008 | gain 009-017 | least gain (scene) | registered gain | "
+             "SSIM | synthetic gain |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(name: str, rows: Dict[str, dict], synthetic: str = "") -> str:
+        gains = {s: rows[s]["psnr"] - inp[s]["psnr"] for s in scenes}
+        worst = min(gains, key=gains.get)
+        g = {k: float(np.mean([gains[s] for s in v])) for k, v in sub.items()}
+        reg = _mean(rows, "psnr_reg", scenes) - _mean(inp, "psnr_reg", scenes)
+        return (f"| {name} | {_mean(rows, 'psnr', scenes):.2f} | {g['all']:+.2f} | {g['tuning']:+.2f} | "
+                f"{g['held-out']:+.2f} | {gains[worst]:+.2f} ({worst}) | {reg:+.2f} | {_mean(rows, 'ssim', scenes):.4f} "
+                f"| {synthetic} |")
+
+    lines.append(row("input", inp))
+    lines.append(row("dual_pixel (physics)", dp))
+    for name, run in data["runs"].items():
+        syn = run.get("synthetic", {})
+        lines.append(row(name, run["scenes"], f"{syn['gain_db']:+.2f}" if "gain_db" in syn else ""))
+    # per configuration over seeds
+    groups: Dict[str, List[str]] = {}
+    for name in data["runs"]:
+        groups.setdefault(name.rsplit("-s", 1)[0], []).append(name)
+    lines += ["", "## Per configuration: mean over seeds (spread = sample standard deviation of the seeds' means)", "",
+              "| configuration | seeds | gain all | gain 001-008 | gain 009-017 | registered gain | every seed > input |",
+              "|---|---|---|---|---|---|---|"]
+    summary = {}
+    for config, names in groups.items():
+        per_seed = {k: [float(np.mean([data["runs"][n]["scenes"][s]["psnr"] - inp[s]["psnr"] for s in v]))
+                        for n in names] for k, v in sub.items()}
+        reg = [_mean(data["runs"][n]["scenes"], "psnr_reg", scenes) - _mean(inp, "psnr_reg", scenes) for n in names]
+
+        def ms(values):
+            return f"{np.mean(values):+.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+        summary[config] = {k: float(np.mean(v)) for k, v in per_seed.items()}
+        summary[config]["every_seed"] = all(v > 0 for v in per_seed["all"])
+        summary[config]["seeds"] = len(names)
+        lines.append(f"| {config} | {len(names)} | {ms(per_seed['all'])} | {ms(per_seed['tuning'])} | "
+                     f"{ms(per_seed['held-out'])} | {ms(reg)} | {'yes' if summary[config]['every_seed'] else 'no'} |")
+    # per scene
+    names = list(data["runs"])
+    lines += ["", "## Per scene: raw PSNR (dB)", "",
+              "| scene | input | dual_pixel | " + " | ".join(names) + " |",
+              "|---|---|---|" + "---|" * len(names)]
+    for s in scenes:
+        lines.append(f"| {s} | {inp[s]['psnr']:.2f} | {dp[s]['psnr']:.2f} | "
+                     + " | ".join(f"{data['runs'][n]['scenes'][s]['psnr']:.2f}" for n in names) + " |")
+    # targets
+    dp_gain = float(np.mean([dp[s]["psnr"] - inp[s]["psnr"] for s in scenes]))
+    if summary:
+        best = max(summary, key=lambda c: summary[c]["tuning"])
+        b = summary[best]
+        lines += ["", "## Targets", "",
+                  f"Best configuration chosen on the tuning scenes 001-008 only: **{best}** "
+                  f"({b['seeds']} seeds; tuning gain {b['tuning']:+.2f} dB).", "",
+                  f"- beats the corrected input on every seed (mean over 17 scenes): "
+                  f"**{'met' if b['every_seed'] else 'missed'}** (mean gain {b['all']:+.2f} dB, held out "
+                  f"{b['held-out']:+.2f} dB)",
+                  f"- moonshot >= dual_pixel + 0.5 dB = {dp_gain + 0.5:+.2f} dB: "
+                  f"**{'met' if b['all'] >= dp_gain + 0.5 else 'missed'}** ({b['all']:+.2f} dB)"]
+        if "kpac_dual" in summary and "kpac_dual-butterworth" in summary:
+            d = summary["kpac_dual"]["all"] - summary["kpac_dual-butterworth"]["all"]
+            lines.append(f"- calibration ablation (kpac_dual, calibrated field minus Butterworth): {d:+.2f} dB "
+                         f"(held out {summary['kpac_dual']['held-out'] - summary['kpac_dual-butterworth']['held-out']:+.2f} dB)")
+        for abl in ("noise_off", "vignetting_off"):
+            key = f"kpac_dual-{abl}"
+            if "kpac_dual" in summary and key in summary:
+                d = summary["kpac_dual"]["all"] - summary[key]["all"]
+                lines.append(f"- {abl.replace('_off', '')} ablation (kpac_dual, with minus without): {d:+.2f} dB")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = cli.ArgumentParser(prog="python -m benchmarks.pixel4_training", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="DP_data_pixel_4 folder of Xin et al.'s repository")
+    parser.add_argument("--out", type=Path, required=True, help="the study's folder (created; runs there are kept)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side, one thread each (default 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", help="configurations to run (default all): "
+                        + ", ".join(c.name for c in configs()))
+    parser.add_argument("--report-only", action="store_true", help="print the report of --out; run nothing")
+    parser.add_argument("--score-run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.report_only:
+        if not (args.out / "reference.json").is_file():
+            parser.error(f"--out {str(args.out)!r} has no reference.json; run the study first")
+        print(format_report(args.out))
+        return 0
+    if args.data is None:
+        parser.error("--data is required (the DP_data_pixel_4 folder)")
+    if not (args.data / "calibration").is_dir():
+        parser.error(f"--data {str(args.data)!r} is not Xin et al.'s DP_data_pixel_4 folder (no calibration/ in it)")
+    if args.score_run is not None:
+        score_run(args.score_run, args.model, args.data, args.out)
+        return 0
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1; got {args.jobs}")
+    known = {c.name: c for c in configs()}
+    unknown = [n for n in args.only or [] if n not in known]
+    if unknown:
+        parser.error(f"--only: unknown configuration(s) {unknown}; choose from {sorted(known)}")
+    chosen = [known[n] for n in args.only] if args.only else configs()
+    (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    references(args.data, args.out, workers=args.jobs)
+    jobs = [(c, s) for s in args.seeds for c in chosen]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for message in pool.map(lambda job: _train_and_score(job[0], job[1], args.data, args.out), jobs):
+            print(message, file=sys.stderr, flush=True)
+    report = format_report(args.out)
+    from learned.data.io import atomic_write_bytes
+
+    atomic_write_bytes(args.out / "report.md", report.encode())
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))
