@@ -134,6 +134,27 @@ def _scene(sample_name: str) -> str:
     return sample_name[:3]
 
 
+def _load_cached(dataset, index: int, study: Path) -> Dict[str, np.ndarray]:
+    """Scene ``index`` as the reader gives it, cached in ``STUDY/scenes/`` (the reader's 16-bit PNG
+    decoding and vignetting correction take seconds a scene; every run reads the same arrays)."""
+    from learned.data.io import atomic_write_bytes
+    from optics.image_io import npy_bytes
+
+    folder = study / "scenes"
+    name = _scene(dataset.sample_name(index))
+    keys = ("left", "right", "target")
+    paths = {k: folder / f"{name}_{k}.npy" for k in keys}
+    if all(p.is_file() for p in paths.values()):
+        arrays = {k: np.load(p) for k, p in paths.items()}
+    else:
+        arrays = {k: np.asarray(v) for k, v in dataset.load(index).items() if k in keys}
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in keys:
+            atomic_write_bytes(paths[k], npy_bytes(arrays[k]))
+    arrays["input"] = 0.5 * (arrays["left"] + arrays["right"])
+    return arrays
+
+
 def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
     """Score ``run_dir/model.pt`` on every real scene, raw and registered; writes ``real.json``."""
     from learned.data.io import atomic_write_bytes
@@ -146,7 +167,7 @@ def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
     scenes = {}
     start = time.perf_counter()
     for i in range(len(dataset)):
-        arrays, name = dict(dataset.load(i)), _scene(dataset.sample_name(i))
+        arrays, name = _load_cached(dataset, i, study), _scene(dataset.sample_name(i))
         if model_name in PHYSICS_INPUT:
             image = np.load(study / "physics" / f"{name}_image.npy")
             arrays["physics"] = np.repeat(image[:, :, None], arrays["left"].shape[2], axis=2)

@@ -5,6 +5,14 @@ Examples
 ``python -m learned.deblur blurry.png sharp.png --model ifan --checkpoint IFAN.pytorch``
 ``python -m learned.deblur a.png b.png --out results/ --model nrknet --checkpoint NRKNet_epoch3846.pth``
 ``python -m learned.deblur left.png out.png --right right.png --model ifan_dual --checkpoint IFAN_dual.pytorch``
+``python -m learned.deblur left.png out.png --right right.png --model dp_refine --pretrained pixel4``
+
+``--pretrained NAME`` takes bundled weights (:mod:`learned.pretrained`) instead of ``--checkpoint``.
+``dp_refine`` first runs the training-free dual-pixel deblurring (:func:`optics.dp_deblur.dual_pixel_deblur`
+with ``--dual-pixel-psf``, default the fitted Pixel 4 field) and refines its estimate; its views are
+linear raw planes as the ``pixeldp`` reader gives them (black level removed, the right view's
+vignetting corrected: ``python -m optics.dp_deblur``'s reading of Xin et al.'s captures), never
+tiled.
 
 The checkpoint format is detected: a KPAC ``.npz``, one of this toolkit's checkpoints (written by
 ``learned.train`` or ``learned.convert``), or else the authors' state dict (``--official`` forces
@@ -30,7 +38,7 @@ import torch
 
 from optics import cli
 
-from . import DUAL_PIXEL, MODELS
+from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from ._cli import add_threads_argument, apply_threads, check_device
 from .training.checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
 from .data.io import READ_SUFFIXES, WRITE_SUFFIXES, is_grayscale, read_image, write_image
@@ -184,7 +192,13 @@ def main(argv=None) -> int:
     parser = cli.ArgumentParser(prog="python -m learned.deblur", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="INPUT OUTPUT, or INPUT... with --out DIR")
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
-    parser.add_argument("--checkpoint", required=True, type=Path)
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", type=Path, help="our checkpoint or the authors' file")
+    weights.add_argument("--pretrained", metavar="NAME",
+                         help="bundled weights (python -m learned.pretrained lists them), e.g. pixel4")
+    parser.add_argument("--dual-pixel-psf", metavar="pixel4|DIR",
+                        help="dp_refine: PSFs of the physics estimate, 'pixel4' (the fitted field, default) or a "
+                             "folder of Xin et al.'s blur_kernels_{left,right}.npy")
     parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
     parser.add_argument("--out", type=Path, help="output folder (then every positional path is an input)")
     parser.add_argument("--suffix", default=".png", choices=WRITE_SUFFIXES,
@@ -217,6 +231,15 @@ def main(argv=None) -> int:
         parser.error(f"argument --overlap: expected >= 0 px; got {args.overlap}")
     if args.tile is not None and args.tile < 1:
         parser.error(f"argument --tile: expected >= 1 px; got {args.tile}")
+    if args.dual_pixel_psf is not None and args.model not in PHYSICS_INPUT:
+        parser.error(f"--dual-pixel-psf is only for {sorted(PHYSICS_INPUT)}")
+    if args.pretrained is not None:
+        from .pretrained import checkpoint_path
+
+        try:
+            args.checkpoint = checkpoint_path(args.model, args.pretrained)
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
     # everything checked before the model is loaded
     device = str(check_device(args.device))
     apply_threads(args.threads)
@@ -233,6 +256,13 @@ def main(argv=None) -> int:
                            what="output image")
     sizes = _check_images([src for src, _ in jobs] + ([args.right] if dual else []))
 
+    physics = None
+    if args.model in PHYSICS_INPUT:
+        from optics.dp_deblur import load_psfs
+
+        from .baseline import DualPixelBaseline
+
+        physics = DualPixelBaseline(load_psfs(args.dual_pixel_psf or "pixel4"))
     model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
     _check_sizes(sizes, model, args.model)
     for src, dst in jobs:
@@ -243,9 +273,15 @@ def main(argv=None) -> int:
             right, _ = read_image(args.right)
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
-        result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
-                              progress=True, amp=args.amp,
-                              allow_inexact_tiles=args.allow_inexact_tiles, model_name=args.model)
+        if physics is not None:
+            from .evaluate import add_physics, run_model
+
+            arrays, _ = add_physics({"left": image, "right": right}, physics)
+            result = run_model(model, args.model, arrays, device=device, amp=args.amp)
+        else:
+            result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
+                                  progress=True, amp=args.amp,
+                                  allow_inexact_tiles=args.allow_inexact_tiles, model_name=args.model)
         if gray:  # a grayscale photo comes back grayscale (the networks see it as R = G = B)
             result = result.mean(axis=2)
         write_image(dst, result, args.bit_depth or depth)

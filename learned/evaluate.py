@@ -7,6 +7,7 @@ Examples
     python -m learned.evaluate --model ifan --checkpoint IFAN.pytorch --data dpdd:/data/dd_dp_dataset_png --protocol ifan --out results/ifan
     python -m learned.evaluate --model nrknet --checkpoint NRKNet.pth --data realdof:/data/RealDOF --protocol nrknet
     python -m learned.evaluate --model kpac --checkpoint runs/kpac/model.pt --data synthetic --out results/kpac
+    python -m learned.evaluate --model dp_refine --pretrained pixel4 --data pixeldp:DP_data_pixel_4 --baseline dual_pixel
 
 The table has, per image and as a mean over the images, PSNR (dB), SSIM, MAE, RMSE_rel and
 LPIPS (:mod:`learned.metrics`) for three methods: ``input`` (the blurred image itself),
@@ -17,7 +18,9 @@ dual-pixel deblurring of :mod:`optics.dp_deblur` run on each sample's two views 
 DP views, e.g. ``pixeldp:``; PSFs from ``--dual-pixel-psf``). It is printed as markdown and, with ``--out DIR``, written atomically to
 ``DIR/metrics.csv`` (full precision, one row per image and method, then the mean rows) and
 ``DIR/metrics.md``. ``--checkpoint`` takes this toolkit's checkpoints or the authors' files
-(detected as by ``python -m learned.deblur``).
+(detected as by ``python -m learned.deblur``); ``--pretrained NAME`` the weights bundled with the
+package (:mod:`learned.pretrained`). ``dp_refine`` refines the ``dual_pixel`` estimate, which is
+computed once per image for both rows.
 
 Protocols (``--protocol``)
 --------------------------
@@ -326,6 +329,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(MODELS), help="zoo model (omit for input and baseline rows only)")
     parser.add_argument("--checkpoint", type=Path, help="our checkpoint or the authors' file")
+    parser.add_argument("--pretrained", metavar="NAME",
+                        help="bundled weights instead of --checkpoint (python -m learned.pretrained lists them)")
     parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
     parser.add_argument("--data", default="synthetic", help="dataset spec (default: synthetic); see learned.data")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -345,7 +350,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "dual_pixel: the training-free dual-pixel deblurring of optics.dp_deblur on the "
                              "sample's two views")
     parser.add_argument("--dual-pixel-psf", metavar="pixel4|DIR",
-                        help="PSFs of the dual_pixel row: 'pixel4' (the fitted field) or a folder of Xin et al.'s "
+                        help="PSFs of the dual_pixel row (and of dp_refine's physics estimate): 'pixel4' (the "
+                             "fitted field) or a folder of Xin et al.'s "
                              "blur_kernels_{left,right}.npy (default: DATA/calibration when it has them, else pixel4)")
     parser.add_argument("--baseline-data", help="dataset spec whose training split fits the baseline (default: --data)")
     parser.add_argument("--baseline-images", type=int, default=8, help="training images used to fit it (default 8)")
@@ -357,8 +363,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     device = str(check_device(args.device))
     apply_threads(args.threads)
+    if args.pretrained is not None:
+        if args.checkpoint is not None:
+            parser.error("give --checkpoint or --pretrained, not both")
+        if args.model is None:
+            parser.error("--pretrained needs --model NAME")
+        from .pretrained import checkpoint_path
+
+        try:
+            args.checkpoint = checkpoint_path(args.model, args.pretrained)
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
     if args.model is not None and args.checkpoint is None:
-        parser.error("--model needs --checkpoint (our checkpoint or the authors' file)")
+        parser.error("--model needs --checkpoint (our checkpoint or the authors' file) or --pretrained NAME")
     if args.checkpoint is not None and args.model is None:
         parser.error("--checkpoint needs --model NAME")
     if args.limit is not None and args.limit < 1:

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from optics import cli
 
-from . import MODELS, build_model
+from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT, build_model
 from ._cli import add_threads_argument, apply_threads, check_device
 
 
@@ -58,11 +58,14 @@ PAPER = {
 
 
 def is_dual_pixel(name: str) -> bool:
-    return name.endswith("_dual") or name.startswith("k3dn")
+    return name in DUAL_PIXEL
 
 
 def example_inputs(name: str, height: int, width: int, device="cpu"):
     shape = (1, 3, height, width)
+    if name in PHYSICS_INPUT:  # left, right, physics estimate, defocus map
+        return tuple(torch.rand(shape, device=device) for _ in range(3)) + (
+            torch.rand((1, 1, height, width), device=device),)
     if is_dual_pixel(name):
         return (torch.rand(shape, device=device), torch.rand(shape, device=device))
     return (torch.rand(shape, device=device),)

@@ -151,6 +151,9 @@ def test_every_model_states_its_smallest_input():
         shape = lambda s: (1, 3, s, s + 1)  # noqa: E731
         inputs = (lambda s: (torch.rand(shape(s)), torch.rand(shape(s)))) if name in learned.DUAL_PIXEL else (
             lambda s: (torch.rand(shape(s)),))
+        if name in learned.PHYSICS_INPUT:
+            inputs = lambda s: (torch.rand(shape(s)), torch.rand(shape(s)), torch.rand(shape(s)),  # noqa: E731
+                                torch.rand((1, 1, s, s + 1)))
         with torch.no_grad():
             assert model(*inputs(m)).shape[-2:] == (m, m + 1), name
             if m > 1:

@@ -200,3 +200,27 @@ def test_nrknet_protocols_run_batchnorm_on_each_images_statistics():
         assert net.batchnorm_stats == "running"  # the model is handed back as it came
         out_psnr = [r["psnr"] for r in rows if r["method"] == "nrknet"][0]
         assert out_psnr == pytest.approx(psnr_with(stats, protocol), abs=1e-9), protocol
+
+
+def test_physics_refinement_model_gets_the_dual_pixel_estimate_computed_once():
+    """An untrained dp_refine returns the physics estimate exactly (zero head), so its row equals
+    the dual_pixel row; the estimate is computed once per image for both rows."""
+    from learned.baseline import DualPixelBaseline
+    from learned.data import build_dataset
+    from learned.evaluate import evaluate_dataset
+    from learned.models.dp_refine import DPRefine
+    from optics.dp_deblur import DualPixelPSFGrid
+    from optics.dp_pixel4 import pixel4_dual_pixel_field
+
+    ds = build_dataset("synthetic:sensor=pixel4,size=168,test_count=2", "test")
+    grid = DualPixelPSFGrid.from_field(pixel4_dual_pixel_field(), 168, shape=(168, 168))
+    row = DualPixelBaseline(grid, workers=1)
+    model = DPRefine(channels=4)
+    rows = evaluate_dataset(ds, model=model, model_name="dp_refine", dual_pixel=row)
+    by = {(r["image"], r["method"]): r for r in rows}
+    for name in ("test_00000", "test_00001"):
+        assert by[(name, "dp_refine")]["psnr"] == by[(name, "dual_pixel")]["psnr"]
+        assert by[(name, "dp_refine")]["psnr"] != by[(name, "input")]["psnr"]
+    assert len(row.seconds) == 2
+    with pytest.raises(ValueError, match="refines the physics estimate"):
+        evaluate_dataset(ds, model=model, model_name="dp_refine")

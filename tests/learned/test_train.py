@@ -57,6 +57,7 @@ TINY = {
                       disparity_channels=4, num_kernels=4, kernel_size=3),
 }
 TINY["k3dn_light"] = TINY["k3dn_large"] = TINY["k3dn_tiny"]
+TINY["dp_refine"] = dict(channels=4, levels=2)
 
 
 class RandomPairs(Dataset):
@@ -80,6 +81,8 @@ class RandomPairs(Dataset):
         if self.dual_pixel:
             sample["left"] = torch.roll(blurred, 1, -1)
             sample["right"] = torch.roll(blurred, -1, -1)
+            sample["physics"] = 0.5 * blurred + 0.5 * t  # what dp_refine refines, and its defocus map
+            sample["defocus"] = blurred[:1] - 0.5
         if 0 <= self.nan_after < self.calls:
             sample["target"] = torch.full_like(t, float("nan"))
         return sample

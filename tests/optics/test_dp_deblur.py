@@ -294,6 +294,23 @@ def test_from_field_samples_cell_centres(small_field):
         DualPixelPSFGrid.from_field(g)
 
 
+def test_from_field_window_is_the_frame_grid_sliced(small_field):
+    """A window at a cell-aligned origin (x0, y0) = (2, 1) cells is the whole frame's grid sliced
+    there; a window between cells samples the field at the shifted centres."""
+    whole = DualPixelPSFGrid.from_field(small_field, cell=CELL, size=31)
+    win = DualPixelPSFGrid.from_field(small_field, cell=CELL, size=31, shape=(CELL, CELL), origin=(2 * CELL, CELL))
+    assert win.grid == (1, 1) and win.frame == (CELL, CELL)
+    np.testing.assert_array_equal(win.left[0, 0], whole.left[1, 2])
+    np.testing.assert_array_equal(win.right[0, 0], whole.right[1, 2])
+    shifted = DualPixelPSFGrid.from_field(small_field, cell=CELL, size=31, shape=(2 * CELL, CELL), origin=(10.5, 3.0))
+    p = small_field.psfs(small_field.calibration_coc, 10.5 + (CELL - 1) / 2, 3.0 + CELL + (CELL - 1) / 2, size=31)
+    np.testing.assert_allclose(shifted.left[1, 0], p.left, atol=1e-12)
+    with pytest.raises(ValueError, match="shape 100x64 must be a whole number"):
+        DualPixelPSFGrid.from_field(small_field, cell=CELL, shape=(100, 64))
+    with pytest.raises(ValueError, match="origin must be a pair"):
+        DualPixelPSFGrid.from_field(small_field, cell=CELL, shape=(CELL, CELL), origin=(1.0,))
+
+
 # ------------------------------------------------------------------------------------------ 3. guided_filter
 def _naive_box(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over (2r+1)^2 windows, mirror boundary as scipy.ndimage's 'reflect' (d c b a | a b c d)."""

@@ -78,7 +78,9 @@ def test_pixel4_butterworth_ablation():
     ("sensor=pixel4,vignetting=2", r"synthetic option vignetting='2'"),
     ("sensor=pixel4,max_coc=4", r"max_coc does not apply with sensor=pixel4"),
     ("sensor=pixel4,photo_fraction=0.5", r"photo_fraction and in_focus_fraction do not apply with sensor=pixel4"),
-    ("noise=off", r"noise and vignetting need sensor=pixel4"),
+    ("noise=off", r"noise, vignetting and physics need sensor=pixel4"),
+    ("physics=on", r"noise, vignetting and physics need sensor=pixel4"),
+    ("sensor=pixel4,size=200,physics=on", r"physics=on needs a size that is a multiple of 168"),
 ])
 def test_bad_pixel4_options_give_one_line_errors(options, match):
     with pytest.raises(ValueError, match=match) as info:
@@ -94,3 +96,31 @@ def test_pixel4_reader_correction_undoes_the_vignetting():
     np.testing.assert_array_equal(on["left"], off["left"])
     np.testing.assert_allclose(on["right"], off["right"], atol=1e-4)
     assert np.abs(on["right"] - off["right"]).max() > 0
+
+
+def test_pixel4_physics_estimate_added_and_cropped_with_the_views():
+    """physics=on: the sample carries the training-free estimate of its own views (run here
+    independently with the field's window at the scene's origin) and its defocus map, cropped at
+    the same place as the views."""
+    from optics.dp_deblur import DualPixelPSFGrid, dual_pixel_deblur
+    from optics.dp_pixel4 import pixel4_dual_pixel_field
+    from optics.pixel4_raw import synthesize_pixel4_raw
+
+    ds = build_dataset("synthetic:sensor=pixel4,size=168,count=1,physics=on", "train", seed=3, crop=64)
+    full = ds.load(0)
+    assert full["physics"].shape == (168, 168, 3) and full["defocus"].shape == (168, 168, 1)
+    scene = synthesize_pixel4_raw(ds.scene_rng(0), (168, 168))
+    np.testing.assert_array_equal(full["left"][..., 0], scene.left)
+    grid = DualPixelPSFGrid.from_field(pixel4_dual_pixel_field(), 168, shape=(168, 168), origin=scene.field_origin)
+    ref = dual_pixel_deblur(scene.left, scene.right, grid, workers=1)
+    np.testing.assert_array_equal(full["physics"][..., 1], np.clip(ref.image, 0, 1))
+    np.testing.assert_array_equal(full["defocus"][..., 0], ref.defocus)
+    item = ds[(0, 5)]
+    assert tuple(item["physics"].shape) == (3, 64, 64) and tuple(item["defocus"].shape) == (1, 64, 64)
+    # the crop of the estimate sits where the crop of the views does
+    rows = [r for r in range(168 - 63) for c in range(168 - 63)
+            if np.array_equal(full["left"][r:r + 64, c:c + 64, 0], item["left"][0].numpy())]
+    assert rows, "the left crop is a window of the scene"
+    r = rows[0]
+    cols = [c for c in range(168 - 63) if np.array_equal(full["left"][r:r + 64, c:c + 64, 0], item["left"][0].numpy())]
+    np.testing.assert_array_equal(item["physics"][0].numpy(), full["physics"][r:r + 64, cols[0]:cols[0] + 64, 0])

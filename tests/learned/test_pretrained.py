@@ -1,0 +1,141 @@
+"""Bundled weights (learned.pretrained): the manifest, checksums, loading and the CLIs' --pretrained.
+
+The checks of the bundled files recompute each SHA-256 with hashlib and load each file with
+``torch.load(weights_only=True)``; the mechanics are tested on a temporary weights folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import learned
+from learned import pretrained as P
+from learned.models.dp_refine import DPRefine
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tiny_checkpoint(path: Path, seed: int = 0) -> DPRefine:
+    torch.manual_seed(seed)
+    model = DPRefine(channels=4, levels=2)
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.05)
+    learned.save_checkpoint(model, "dp_refine", path, config=dict(channels=4, levels=2))
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------- the bundled weights
+@pytest.mark.parametrize("entry", P.available(), ids=lambda e: f"{e['model']}:{e['name']}")
+def test_bundled_weights_match_their_checksum_and_load(entry):
+    path = P.WEIGHTS_DIR / entry["file"]
+    assert path.stat().st_size <= 10 * 2**20
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    assert torch.load(path, map_location="cpu", weights_only=True)["model"] == entry["model"]
+    model = P.load_pretrained(entry["model"], entry["name"])
+    assert isinstance(model, torch.nn.Module) and not model.training
+    for key in ("trained_on", "command", "scores"):
+        assert entry[key], key
+
+
+def test_cli_lists_the_bundled_weights_as_json():
+    proc = subprocess.run([sys.executable, "-m", "learned.pretrained", "--json"], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    assert listed == P.available()
+    assert all({"name", "model"} <= set(e) for e in listed)
+
+
+# ---------------------------------------------------------------------------- mechanics
+def test_bundle_load_and_refuse_a_changed_file(tmp_path):
+    root = tmp_path / "weights"
+    model = _tiny_checkpoint(tmp_path / "run.pt")
+    entry = P.bundle(tmp_path / "run.pt", "demo", "a test", "python -m learned.train ...", {"psnr": 1.0}, root=root)
+    assert entry["sha256"] == hashlib.sha256((tmp_path / "run.pt").read_bytes()).hexdigest()
+    assert P.available(root) == [entry]
+    loaded = P.load_pretrained("dp_refine", "demo", root)
+    x = [torch.rand(1, 3, 8, 8) for _ in range(3)] + [torch.rand(1, 1, 8, 8)]
+    with torch.no_grad():
+        assert torch.equal(loaded(*x), model(*x))
+    # the same name again: refused unless overwrite
+    with pytest.raises(FileExistsError, match="bundled already"):
+        P.bundle(tmp_path / "run.pt", "demo", "a test", "cmd", root=root)
+    _tiny_checkpoint(tmp_path / "run2.pt", seed=1)
+    P.bundle(tmp_path / "run2.pt", "demo", "a test", "cmd", root=root, overwrite=True)
+    assert len(P.available(root)) == 1
+    # one changed byte: refused with both checksums named
+    path = root / P.available(root)[0]["file"]
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256") as info:
+        P.checkpoint_path("dp_refine", "demo", root)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_weights_error_lists_what_is_bundled(tmp_path):
+    root = tmp_path / "weights"
+    _tiny_checkpoint(tmp_path / "run.pt")
+    P.bundle(tmp_path / "run.pt", "demo", "a test", "cmd", root=root)
+    with pytest.raises(ValueError, match=r"no bundled weights for model 'kpac_dual'; bundled: dp_refine:demo"):
+        P.find("kpac_dual", "demo", root)
+    with pytest.raises(ValueError, match="no bundled weights"):
+        P.find("dp_refine", "other", root)
+
+
+def test_bundle_refuses_what_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception):
+        P.bundle(tmp_path / "x.pt", "demo", "t", "c", root=tmp_path / "w")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        P.bundle(tmp_path / "missing.pt", "demo", "t", "c", root=tmp_path / "w")
+    assert not (tmp_path / "w" / "manifest.json").exists()
+
+
+def test_bad_manifest_one_line_error(tmp_path):
+    (tmp_path / "manifest.json").write_text('[{"name": "x"}]')
+    with pytest.raises(ValueError, match="lacks") as info:
+        P.available(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def _write_views(tmp_path: Path):
+    from learned.data.io import write_image
+
+    rng = np.random.default_rng(0)
+    plane = (0.1 + 0.2 * rng.random((40, 48))).astype(np.float32)
+    for side in ("left", "right"):
+        write_image(tmp_path / f"{side}.png", np.repeat(plane[..., None], 3, axis=2), 16)
+    return tmp_path / "left.png", tmp_path / "right.png"
+
+
+@pytest.mark.skipif(not any(e["name"] == "pixel4" and e["model"] == "dp_refine" for e in P.available()),
+                    reason="no dp_refine:pixel4 weights bundled")
+def test_deblur_cli_with_the_bundled_weights_runs_offline(tmp_path):
+    left, right = _write_views(tmp_path)
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, "-m", "learned.deblur", str(left), str(out), "--right", str(right),
+                           "--model", "dp_refine", "--pretrained", "pixel4", "--threads", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.is_file()
+
+
+def test_cli_pretrained_errors_are_one_line(tmp_path):
+    left, right = _write_views(tmp_path)
+    for args in (["--model", "kpac_dual", "--pretrained", "nonexistent"],
+                 ["--model", "dp_refine", "--pretrained", "pixel4", "--checkpoint", str(left)]):
+        proc = subprocess.run([sys.executable, "-m", "learned.deblur", str(left), str(tmp_path / "o.png"), "--right",
+                               str(right), *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert proc.returncode == 2
+        lines = [ln for ln in proc.stderr.splitlines() if "error" in ln]
+        assert len(lines) == 1, proc.stderr
+    assert not (tmp_path / "o.png").exists()
