@@ -37,7 +37,7 @@ import numpy as np
 
 from .metrics import psnr
 
-__all__ = ["WienerBaseline", "DualPixelBaseline", "fit_wiener_baseline", "DEFAULT_SIGMAS", "DEFAULT_EPS"]
+__all__ = ["WienerBaseline", "DualPixelBaseline", "add_physics", "fit_wiener_baseline", "DEFAULT_SIGMAS", "DEFAULT_EPS"]
 
 #: Gaussian widths (pixels) searched by default; 0 is the identity.
 DEFAULT_SIGMAS: Tuple[float, ...] = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -199,3 +199,12 @@ class DualPixelBaseline:
         self.seconds.append(time.perf_counter() - start)
         out = np.stack(planes * left.shape[2] if same else planes, axis=2)
         return out.astype(left.dtype)
+
+
+def add_physics(arrays: dict, physics: DualPixelBaseline) -> Tuple[dict, np.ndarray]:
+    """Run the training-free dual-pixel deblurring ``physics`` on a sample; return the arrays with
+    ``'physics'`` (its clipped estimate, (H, W, C)) and ``'defocus'`` (its signed map, (H, W, 1))
+    added, and the estimate (the ``dual_pixel`` row)."""
+    estimate = physics(arrays)
+    defocus = np.asarray(physics.last.defocus, dtype=np.float32)[:, :, None]
+    return {**arrays, "physics": estimate, "defocus": defocus}, estimate

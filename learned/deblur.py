@@ -66,6 +66,22 @@ def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
 MEMORY_SAFETY = 2.0
 
 
+def refine_physics(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, physics, device: str = "cpu",
+                   amp: bool = False) -> np.ndarray:
+    """A model of :data:`learned.PHYSICS_INPUT` on one (H, W, 3) pair: the estimate of ``physics``
+    (a :class:`learned.baseline.DualPixelBaseline`), then the network on the whole image (never
+    tiled); the (H, W, 3) output clipped to [0, 1]."""
+    from .baseline import add_physics
+
+    arrays, _ = add_physics({"left": left, "right": right}, physics)
+    dtype = next(model.parameters()).dtype
+    tensors = [to_tensor(np.asarray(arrays[k], dtype=np.float32), device).to(dtype)
+               for k in ("left", "right", "physics", "defocus")]
+    with torch.inference_mode(), autocast(device, amp):
+        out = model(*tensors)
+    return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
+
+
 def deblur_image(
     model: torch.nn.Module,
     image: np.ndarray,
@@ -262,7 +278,16 @@ def main(argv=None) -> int:
 
         from .baseline import DualPixelBaseline
 
-        physics = DualPixelBaseline(load_psfs(args.dual_pixel_psf or "pixel4"))
+        try:
+            physics = DualPixelBaseline(load_psfs(args.dual_pixel_psf or "pixel4"))
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(f"--dual-pixel-psf: {cli.one_line(err)}")
+        wrong = {str(p): s for p, s in sizes.items() if tuple(s) != physics.psfs.frame}
+        if wrong:
+            H, W = physics.psfs.frame
+            parser.error(f"model {args.model!r} needs views of the PSFs' frame {H}x{W} (the central crop of the "
+                         f"capture, as the pixeldp reader gives it); got "
+                         + ", ".join(f"{p}: {s[0]}x{s[1]}" for p, s in wrong.items()))
     model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
     _check_sizes(sizes, model, args.model)
     for src, dst in jobs:
@@ -274,10 +299,7 @@ def main(argv=None) -> int:
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
         if physics is not None:
-            from .evaluate import add_physics, run_model
-
-            arrays, _ = add_physics({"left": image, "right": right}, physics)
-            result = run_model(model, args.model, arrays, device=device, amp=args.amp)
+            result = refine_physics(model, image, right, physics, device, amp=args.amp)
         else:
             result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
                                   progress=True, amp=args.amp,

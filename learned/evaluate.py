@@ -58,7 +58,7 @@ from optics import cli
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from . import metrics as M
 from ._cli import add_threads_argument, apply_threads, check_device
-from .baseline import DualPixelBaseline, WienerBaseline, fit_wiener_baseline
+from .baseline import DualPixelBaseline, WienerBaseline, add_physics, fit_wiener_baseline
 from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype, autocast
 from .data.protocols import NAMES as PROTOCOLS
@@ -120,15 +120,6 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
         out = model(*tensors)
     out = out[..., :H, :W]
     return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
-
-
-def add_physics(arrays: Dict[str, np.ndarray], physics: DualPixelBaseline) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-    """Run the training-free dual-pixel deblurring ``physics`` on a sample; return the arrays with
-    ``'physics'`` (its clipped estimate, (H, W, C)) and ``'defocus'`` (its signed map, (H, W, 1))
-    added, and the estimate (the ``dual_pixel`` row)."""
-    estimate = physics(arrays)
-    defocus = np.asarray(physics.last.defocus, dtype=np.float32)[:, :, None]
-    return {**arrays, "physics": estimate, "defocus": defocus}, estimate
 
 
 def score(prediction: np.ndarray, target: np.ndarray, *, protocol: str = "none",

@@ -107,35 +107,47 @@ def test_bad_manifest_one_line_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
-def _write_views(tmp_path: Path):
+def _write_views(tmp_path: Path, shape=(40, 48)):
     from learned.data.io import write_image
 
     rng = np.random.default_rng(0)
-    plane = (0.1 + 0.2 * rng.random((40, 48))).astype(np.float32)
+    plane = (0.1 + 0.2 * rng.random(shape)).astype(np.float32)
     for side in ("left", "right"):
         write_image(tmp_path / f"{side}.png", np.repeat(plane[..., None], 3, axis=2), 16)
     return tmp_path / "left.png", tmp_path / "right.png"
 
 
+def _deblur(*args):
+    return subprocess.run([sys.executable, "-m", "learned.deblur", *map(str, args), "--threads", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
 @pytest.mark.skipif(not any(e["name"] == "pixel4" and e["model"] == "dp_refine" for e in P.available()),
                     reason="no dp_refine:pixel4 weights bundled")
 def test_deblur_cli_with_the_bundled_weights_runs_offline(tmp_path):
-    left, right = _write_views(tmp_path)
+    """The whole path on a frame of the Pixel 4 crop's size: physics estimate, then the network."""
+    left, right = _write_views(tmp_path, (1008, 1344))
     out = tmp_path / "out.png"
-    proc = subprocess.run([sys.executable, "-m", "learned.deblur", str(left), str(out), "--right", str(right),
-                           "--model", "dp_refine", "--pretrained", "pixel4", "--threads", "1"],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = _deblur(left, out, "--right", right, "--model", "dp_refine", "--pretrained", "pixel4")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert out.is_file()
+    from learned.data.io import read_image
+
+    image, depth = read_image(out)
+    assert image.shape[:2] == (1008, 1344) and depth == 16
 
 
-def test_cli_pretrained_errors_are_one_line(tmp_path):
+def test_cli_pretrained_and_frame_errors_are_one_line(tmp_path):
     left, right = _write_views(tmp_path)
-    for args in (["--model", "kpac_dual", "--pretrained", "nonexistent"],
-                 ["--model", "dp_refine", "--pretrained", "pixel4", "--checkpoint", str(left)]):
-        proc = subprocess.run([sys.executable, "-m", "learned.deblur", str(left), str(tmp_path / "o.png"), "--right",
-                               str(right), *args], capture_output=True, text=True, cwd=REPO, timeout=120)
-        assert proc.returncode == 2
+    _tiny_checkpoint(tmp_path / "tiny.pt")
+    cases = [(["--model", "kpac_dual", "--pretrained", "nonexistent"], "no bundled weights"),
+             (["--model", "dp_refine", "--pretrained", "pixel4", "--checkpoint", str(left)], "not allowed with"),
+             (["--model", "dp_refine", "--checkpoint", str(tmp_path / "tiny.pt")], "needs views of the PSFs' frame "
+              "1008x1344"),
+             (["--model", "kpac_dual", "--checkpoint", str(tmp_path / "tiny.pt"), "--dual-pixel-psf", "pixel4"],
+              "only for")]
+    for args, match in cases:
+        proc = _deblur(left, tmp_path / "o.png", "--right", right, *args)
+        assert proc.returncode == 2, proc.stderr[-2000:]
         lines = [ln for ln in proc.stderr.splitlines() if "error" in ln]
-        assert len(lines) == 1, proc.stderr
+        assert len(lines) == 1 and match in lines[0], proc.stderr
     assert not (tmp_path / "o.png").exists()
