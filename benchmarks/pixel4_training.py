@@ -155,6 +155,21 @@ def _load_cached(dataset, index: int, study: Path) -> Dict[str, np.ndarray]:
     return arrays
 
 
+def _synthetic_physics_psnr(count: int) -> float:
+    """Mean PSNR of the physics estimate over the first ``count`` held-out synthetic scenes that
+    ``learned.train --preset pixel4`` scores dp_refine on (the test split does not depend on the seed)."""
+    from learned.data import build_dataset
+    from learned.training.recipes import PIXEL4_REFINE_DATA
+
+    dataset = build_dataset(PIXEL4_REFINE_DATA, "test")
+    values = []
+    for i in range(count):
+        a = dataset.load(i)
+        mse = float(np.mean((np.clip(a["physics"], 0, 1).astype(np.float64) - a["target"]) ** 2))
+        values.append(10 * np.log10(1 / mse))
+    return float(np.mean(values))
+
+
 def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
     """Score ``run_dir/model.pt`` on every real scene, raw and registered; writes ``real.json``."""
     from learned.data.io import atomic_write_bytes
@@ -179,8 +194,76 @@ def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
     if eval_path.is_file():
         train = json.loads(eval_path.read_text())
         result["synthetic"] = {k: train[k] for k in ("input_psnr", "output_psnr", "gain_db", "seconds") if k in train}
+        if model_name in PHYSICS_INPUT:
+            result["synthetic"]["physics_psnr"] = _synthetic_physics_psnr(train["images"])
     atomic_write_bytes(run_dir / "real.json", json.dumps(result, indent=1).encode())
     return result
+
+
+#: Distance (px) from a depth edge beyond which the diagnosis scores "far from edges".
+EDGE_DISTANCE = 24
+
+
+def synthetic_physics_diagnosis(count: int = 8, size: int = 336) -> List[dict]:
+    """The physics on the held-out synthetic scenes, with its estimated map and with the true one.
+
+    Scene ``i`` is the ``i``-th test scene of :data:`learned.training.recipes.PIXEL4_REFINE_DATA`
+    (rendered again here by :func:`optics.pixel4_raw.synthesize_pixel4_raw` from the same generator,
+    which gives its true signed CoC). Per scene: PSNR of the input, of the physics estimate with
+    its own defocus map, and with the true map (``coc / calibration_coc``, no scale bias): where
+    the second is far above the first, the map is what fails. The last two columns score input and
+    physics (own map) only on the pixels at least ``EDGE_DISTANCE`` px from a depth edge (a jump of
+    the CoC map) and 48 px from the border, where the layered model is inverted (the
+    two-layer test of ``tests/optics/test_dp_deblur.py``: recovery holds from 24 px off an edge).
+    """
+    from scipy import ndimage
+
+    from learned.data import build_dataset
+    from learned.training.recipes import PIXEL4_REFINE_DATA
+    from optics.dp_deblur import DualPixelPSFGrid, dual_pixel_deblur
+    from optics.dp_pixel4 import pixel4_dual_pixel_field
+    from optics.pixel4_raw import synthesize_pixel4_raw
+
+    def psnr(a, b, mask=None):
+        err = (np.clip(a, 0, 1).astype(np.float64) - b) ** 2
+        return float(10 * np.log10(1 / (np.mean(err) if mask is None else np.mean(err[mask]))))
+
+    dataset = build_dataset(PIXEL4_REFINE_DATA.replace("physics=on", "physics=off"), "test")
+    field = pixel4_dual_pixel_field()
+    rows = []
+    for i in range(count):
+        scene = synthesize_pixel4_raw(dataset.scene_rng(i), (size, size))
+        grid = DualPixelPSFGrid.from_field(field, 168, shape=(size, size), origin=scene.field_origin)
+        est = dual_pixel_deblur(scene.left, scene.right, grid, workers=1)
+        true_map = (scene.coc / field.calibration_coc).astype(np.float32)
+        oracle = dual_pixel_deblur(scene.left, scene.right, grid, defocus=true_map, scale_bias=0.0, workers=1)
+        jumps = (np.abs(np.diff(scene.coc, axis=0, prepend=scene.coc[:1])) > 0.5) | (
+            np.abs(np.diff(scene.coc, axis=1, prepend=scene.coc[:, :1])) > 0.5)
+        far = ndimage.distance_transform_edt(~jumps) >= EDGE_DISTANCE
+        far[:48], far[-48:], far[:, :48], far[:, -48:] = False, False, False, False
+        centre = 0.5 * (scene.left + scene.right)
+        rows.append({"scene": i, "scales": scene.scales, "input": psnr(centre, scene.sharp),
+                     "physics": psnr(est.image, scene.sharp), "physics_true_map": psnr(oracle.image, scene.sharp),
+                     "map_error": float(np.median(np.abs(est.defocus - true_map))),
+                     "far_fraction": float(far.mean()),
+                     "input_far": psnr(centre, scene.sharp, far) if far.any() else float("nan"),
+                     "physics_far": psnr(est.image, scene.sharp, far) if far.any() else float("nan")})
+    return rows
+
+
+def format_diagnosis(rows: List[dict]) -> str:
+    lines = ["| synthetic test scene | scales (near, far) | input | physics | physics, true map | median map error "
+             f"| share >= {EDGE_DISTANCE} px from depth edges and border | input there | physics there |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['scene']} | {r['scales'][0]:+.2f}, {r['scales'][1]:+.2f} | {r['input']:.2f} | "
+                     f"{r['physics']:.2f} | {r['physics_true_map']:.2f} | {r['map_error']:.2f} | "
+                     f"{100 * r['far_fraction']:.0f} % | {r['input_far']:.2f} | {r['physics_far']:.2f} |")
+    keys = ("input", "physics", "physics_true_map", "map_error", "far_fraction", "input_far", "physics_far")
+    m = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+    lines.append(f"| mean | | {m['input']:.2f} | {m['physics']:.2f} | {m['physics_true_map']:.2f} | "
+                 f"{m['map_error']:.2f} | {100 * m['far_fraction']:.0f} % | {m['input_far']:.2f} | {m['physics_far']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -266,7 +349,10 @@ def format_report(study: Path) -> str:
     lines.append(row("dual_pixel (physics)", dp))
     for name, run in data["runs"].items():
         syn = run.get("synthetic", {})
-        lines.append(row(name, run["scenes"], f"{syn['gain_db']:+.2f}" if "gain_db" in syn else ""))
+        text = f"{syn['gain_db']:+.2f}" if "gain_db" in syn else ""
+        if "physics_psnr" in syn:
+            text += f" (physics {syn['physics_psnr'] - syn['input_psnr']:+.2f})"
+        lines.append(row(name, run["scenes"], text))
     # per configuration over seeds
     groups: Dict[str, List[str]] = {}
     for name in data["runs"]:
@@ -333,9 +419,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--only", nargs="+", help="configurations to run (default all): "
                         + ", ".join(c.name for c in configs()))
     parser.add_argument("--report-only", action="store_true", help="print the report of --out; run nothing")
+    parser.add_argument("--diagnose-synthetic", type=int, metavar="N",
+                        help="print the physics on N held-out synthetic scenes, with its map and the true map; "
+                             "run nothing else (no --data needed)")
     parser.add_argument("--score-run", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.diagnose_synthetic is not None:
+        if args.diagnose_synthetic < 1:
+            parser.error(f"--diagnose-synthetic must be >= 1; got {args.diagnose_synthetic}")
+        print(format_diagnosis(synthetic_physics_diagnosis(args.diagnose_synthetic)))
+        return 0
     if args.report_only:
         if not (args.out / "reference.json").is_file():
             parser.error(f"--out {str(args.out)!r} has no reference.json; run the study first")

@@ -688,6 +688,8 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
             out = model(x)
         out = out.clamp(0.0, 1.0)
         row = {"name": str(sample.get("name", i)), "input_psnr": _psnr(x.clamp(0, 1), y), "output_psnr": _psnr(out, y)}
+        if model_name in PHYSICS_INPUT:  # the estimate the model refines, for reference
+            row["physics_psnr"] = _psnr(sample["physics"].unsqueeze(0).to(device).clamp(0, 1), y)
         if hasattr(dataset, "scene_source"):  # synthetic data: which kind of scene
             row["source"] = dataset.scene_source(i)
         rows.append(row)
@@ -695,6 +697,8 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
     inp = float(np.mean([r["input_psnr"] for r in rows]))
     outp = float(np.mean([r["output_psnr"] for r in rows]))
     result = {"images": count, "input_psnr": inp, "output_psnr": outp, "gain_db": outp - inp, "per_image": rows}
+    if rows and "physics_psnr" in rows[0]:
+        result["physics_psnr"] = float(np.mean([r["physics_psnr"] for r in rows]))
     sources = sorted({r["source"] for r in rows if "source" in r})
     if sources:
         gains = {s: [r["output_psnr"] - r["input_psnr"] for r in rows if r.get("source") == s] for s in sources}

@@ -58,6 +58,8 @@ __all__ = [
     "PIXEL4_EXPOSURE",
     "PIXEL4_VIGNETTING_DEGREE",
     "PIXEL4_PSF_MODELS",
+    "PIXEL4_DEPTH_MODELS",
+    "piecewise_smooth_depth",
 ]
 
 #: Range of the real scenes' defocus as multiples of the calibration CoC (-10.56 px at the centre).
@@ -65,6 +67,8 @@ PIXEL4_DEFOCUS_SCALE = (-0.9, 1.6)
 #: Range of the exposed all-in-focus scene's 99th percentile (drawn log-uniformly), that of the real scenes.
 PIXEL4_EXPOSURE = (0.12, 0.5)
 PIXEL4_PSF_MODELS = ("calibrated", "butterworth")
+#: Depth models of :func:`synthesize_pixel4_raw`: one depth per dead leaf, or piecewise smooth.
+PIXEL4_DEPTH_MODELS = ("dead_leaves", "smooth")
 
 #: Degree of the 2-D polynomial of the vignetting gain.
 PIXEL4_VIGNETTING_DEGREE = 3
@@ -161,15 +165,43 @@ def _check_range(name: str, value: Any, lo: float = -math.inf) -> tuple[float, f
     return a, b
 
 
+def piecewise_smooth_depth(rng: np.random.Generator, shape: tuple[int, int], regions: tuple[int, int] = (1, 3)) -> np.ndarray:
+    """A depth map (H, W) > 0 of few large regions: a tilted background plane (in inverse depth) and
+    1-3 (``regions``) elliptical foreground regions, each with its own tilted plane, covering 6-40 %
+    of the frame each. Real captures have piecewise-smooth depth with few edges; a dead-leaves
+    depth (one depth per leaf) has a depth edge within 24 px of nearly every pixel.
+    """
+    H, W = shape
+    y, x = np.mgrid[0:H, 0:W].astype(np.float64)
+    y, x = y / max(H - 1, 1) - 0.5, x / max(W - 1, 1) - 0.5
+
+    def plane():
+        return rng.uniform(0.1, 1.0) + rng.uniform(-0.3, 0.3) * x + rng.uniform(-0.3, 0.3) * y
+
+    inv = plane()
+    for _ in range(int(rng.integers(regions[0], regions[1] + 1))):
+        cy, cx = rng.uniform(-0.4, 0.4, size=2)
+        ry, rx = rng.uniform(0.15, 0.45, size=2)
+        angle = rng.uniform(0, np.pi)
+        u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+        v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
+        inside = (u / rx) ** 2 + (v / ry) ** 2 <= 1
+        inv = np.where(inside, plane(), inv)
+    return 1.0 / np.clip(inv, 0.02, None)
+
+
 def synthesize_pixel4_raw(rng: np.random.Generator, shape: tuple[int, int] = (128, 128), *,
                           psf_model: str = "calibrated", noise: bool = True, vignetting: bool = True,
+                          depth_model: str = "dead_leaves",
                           defocus_scale: tuple[float, float] = PIXEL4_DEFOCUS_SCALE,
                           exposure: tuple[float, float] = PIXEL4_EXPOSURE,
                           noise_params: tuple[float, float] | None = None, image: np.ndarray | None = None,
                           depth: np.ndarray | None = None) -> Pixel4RawScene:
     """Draw and render one raw Pixel 4 dual-pixel scene (see the module docstring for the steps).
 
-    ``noise``/``vignetting`` False leave that step out (ablations). ``noise_params`` (a, b)
+    ``noise``/``vignetting`` False leave that step out (ablations). ``depth_model='smooth'`` keeps
+    the dead-leaves texture but replaces its depth (one per leaf) by :func:`piecewise_smooth_depth`.
+    ``noise_params`` (a, b)
     defaults to :data:`optics.sensor_noise.PIXEL4_NOISE`. ``exposure``: the range of the exposed
     scene's 99th percentile (the maximum where that is 0). ``image`` (H, W) >= 0 and
     ``depth`` (H, W) > 0 replace the drawn dead-leaves scene (tests). ``rng`` is the only source of
@@ -186,9 +218,13 @@ def synthesize_pixel4_raw(rng: np.random.Generator, shape: tuple[int, int] = (12
     if e_hi > 1:
         raise ValueError(f"exposure must lie in (0, 1]; got {exposure!r}")
     a, b = (PIXEL4_NOISE_A, PIXEL4_NOISE_B) if noise_params is None else noise_params
+    if depth_model not in PIXEL4_DEPTH_MODELS:
+        raise ValueError(f"depth_model must be one of {PIXEL4_DEPTH_MODELS}; got {depth_model!r}")
     if image is None:
         colour, depth = dead_leaves_scene(rng, (H, W))
         image = colour[:, :, 1]
+        if depth_model == "smooth":
+            depth = piecewise_smooth_depth(rng, (H, W))
     else:
         image = np.asarray(image, dtype=np.float64)
         depth = np.asarray(depth, dtype=np.float64)

@@ -509,6 +509,9 @@ class SyntheticDataset(Dataset):
         test scenes are dead leaves too. Default ``'none'``: the sRGB colour scenes above.
     noise, vignetting : bool
         ``sensor='pixel4'`` only: leave out the noise or the vignetting (ablations); default on.
+    depth : {'dead_leaves', 'smooth'}
+        ``sensor='pixel4'`` only: one depth per dead leaf (default) or piecewise-smooth depth
+        (:func:`optics.pixel4_raw.piecewise_smooth_depth`: few large regions, as real scenes).
     physics : bool
         ``sensor='pixel4'`` only: also run the training-free dual-pixel deblurring
         (:func:`optics.dp_deblur.dual_pixel_deblur`, its tuned defaults) on every scene with the
@@ -548,7 +551,7 @@ class SyntheticDataset(Dataset):
                  ifan_augment: Optional[IFANAugmentation] = None, max_coc: float = 8.0, min_coc: float = 1.0,
                  psf: Optional[str] = None, cache: bool = True, photo_fraction: float = 0.0,
                  in_focus_fraction: float = 0.0, sensor: str = "none", noise: Optional[bool] = None,
-                 vignetting: Optional[bool] = None, physics: bool = False) -> None:
+                 vignetting: Optional[bool] = None, physics: bool = False, depth: Optional[str] = None) -> None:
         self.split = _check_split(split, SPLITS, "synthetic")
         self.seed = _check_seed(seed)
         crop = _check_crop(crop)
@@ -585,16 +588,22 @@ class SyntheticDataset(Dataset):
                 raise ValueError(f"synthetic psf must be one of {PIXEL4_PSF_MODELS} with sensor=pixel4; got {psf!r}")
             if self.photo_fraction or self.in_focus_fraction:
                 raise ValueError("synthetic photo_fraction and in_focus_fraction do not apply with sensor=pixel4")
+            from optics.pixel4_raw import PIXEL4_DEPTH_MODELS
+
+            depth = "dead_leaves" if depth is None else depth
+            if depth not in PIXEL4_DEPTH_MODELS:
+                raise ValueError(f"synthetic depth must be one of {PIXEL4_DEPTH_MODELS}; got {depth!r}")
             if physics and self.size % PHYSICS_CELL:
                 raise ValueError(f"synthetic physics=on needs a size that is a multiple of {PHYSICS_CELL} (the "
                                  f"physics' PSF cell); got size={self.size}")
         else:
-            if noise is not None or vignetting is not None or physics:
-                raise ValueError("synthetic noise, vignetting and physics need sensor=pixel4")
+            if noise is not None or vignetting is not None or physics or depth is not None:
+                raise ValueError("synthetic noise, vignetting, depth and physics need sensor=pixel4")
             psf = "random" if psf is None else psf
         self.noise = True if noise is None else bool(noise)
         self.vignetting = True if vignetting is None else bool(vignetting)
         self.physics = bool(physics)
+        self.depth = depth
         if psf not in PSF_CHOICES:
             raise ValueError(f"synthetic psf must be one of {PSF_CHOICES}; got {psf!r}")
         self.max_coc, self.min_coc, self.psf = float(max_coc), float(min_coc), str(psf)
@@ -655,7 +664,7 @@ class SyntheticDataset(Dataset):
         from optics.pixel4_raw import synthesize_pixel4_raw
 
         scene = synthesize_pixel4_raw(self.scene_rng(index), (self.size, self.size), psf_model=self.psf,
-                                      noise=self.noise, vignetting=self.vignetting)
+                                      noise=self.noise, vignetting=self.vignetting, depth_model=self.depth)
         grey = {"target": scene.sharp, "left": scene.left, "right": scene.right,
                 "input": 0.5 * (scene.left + scene.right)}
         if self.physics:
@@ -688,7 +697,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
                 parsed[key] = int(value)
             elif key in ("max_coc", "min_coc", "photo_fraction", "in_focus_fraction"):
                 parsed[key] = float(value)
-            elif key in ("psf", "sensor"):
+            elif key in ("psf", "sensor", "depth"):
                 parsed[key] = value
             elif key == "cache":
                 parsed[key] = value.lower() not in ("0", "false", "no", "off")
@@ -702,7 +711,7 @@ def _synthetic_options(options: Mapping[str, str], split: str) -> dict:
         except KeyError:
             raise ValueError(f"unknown synthetic option {key!r}; known: size, count, val_count, test_count, "
                              "max_coc, min_coc, psf, cache, photo_fraction, in_focus_fraction, sensor, noise, "
-                             "vignetting, physics") from None
+                             "vignetting, depth, physics") from None
         except ValueError as err:
             raise ValueError(f"synthetic option {key}={value!r}: {err}") from None
     if parsed.get("sensor") == "pixel4":
