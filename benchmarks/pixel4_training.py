@@ -58,7 +58,7 @@ class StudyConfig:
 
 
 def _configs() -> List[StudyConfig]:
-    from learned.training.recipes import PIXEL4_DATA
+    from learned.training.recipes import PIXEL4_DATA, PIXEL4_REFINE_DATA
 
     return [
         StudyConfig("kpac_dual", "kpac_dual", note="KPAC dual, width 16; calibrated field, noise, vignetting"),
@@ -69,6 +69,11 @@ def _configs() -> List[StudyConfig]:
         StudyConfig("kpac_dual-noise_off", "kpac_dual", PIXEL4_DATA + ",noise=off", note="ablation: no sensor noise"),
         StudyConfig("kpac_dual-vignetting_off", "kpac_dual", PIXEL4_DATA + ",vignetting=off",
                     note="ablation: no vignetting"),
+        # after the diagnosis (docs/pixel4_training.md): piecewise-smooth depth, as real scenes have
+        StudyConfig("dp_refine-smooth_depth", "dp_refine", PIXEL4_REFINE_DATA + ",depth=smooth",
+                    note="dp_refine on scenes of piecewise-smooth depth (few depth edges)"),
+        StudyConfig("kpac_dual-smooth_depth", "kpac_dual", PIXEL4_DATA + ",depth=smooth",
+                    note="kpac_dual on scenes of piecewise-smooth depth (few depth edges)"),
     ]
 
 
@@ -155,13 +160,14 @@ def _load_cached(dataset, index: int, study: Path) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _synthetic_physics_psnr(count: int) -> float:
-    """Mean PSNR of the physics estimate over the first ``count`` held-out synthetic scenes that
-    ``learned.train --preset pixel4`` scores dp_refine on (the test split does not depend on the seed)."""
+def _synthetic_physics_psnr(count: int, spec: Optional[str] = None) -> float:
+    """Mean PSNR of the physics estimate over the first ``count`` held-out synthetic scenes of
+    ``spec`` (default the pixel4 preset's dp_refine data) that ``learned.train`` scores dp_refine on
+    (the test split does not depend on the seed)."""
     from learned.data import build_dataset
     from learned.training.recipes import PIXEL4_REFINE_DATA
 
-    dataset = build_dataset(PIXEL4_REFINE_DATA, "test")
+    dataset = build_dataset(spec or PIXEL4_REFINE_DATA, "test")
     values = []
     for i in range(count):
         a = dataset.load(i)
@@ -170,7 +176,7 @@ def _synthetic_physics_psnr(count: int) -> float:
     return float(np.mean(values))
 
 
-def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
+def score_run(run_dir: Path, model_name: str, data: Path, study: Path, train_data: Optional[str] = None) -> dict:
     """Score ``run_dir/model.pt`` on every real scene, raw and registered; writes ``real.json``."""
     from learned.data.io import atomic_write_bytes
     from learned.deblur import load_any_checkpoint
@@ -195,7 +201,7 @@ def score_run(run_dir: Path, model_name: str, data: Path, study: Path) -> dict:
         train = json.loads(eval_path.read_text())
         result["synthetic"] = {k: train[k] for k in ("input_psnr", "output_psnr", "gain_db", "seconds") if k in train}
         if model_name in PHYSICS_INPUT:
-            result["synthetic"]["physics_psnr"] = _synthetic_physics_psnr(train["images"])
+            result["synthetic"]["physics_psnr"] = _synthetic_physics_psnr(train["images"], train_data)
     atomic_write_bytes(run_dir / "real.json", json.dumps(result, indent=1).encode())
     return result
 
@@ -293,7 +299,7 @@ def _train_and_score(config: StudyConfig, seed: int, data: Path, study: Path) ->
         if code != 0:
             return f"{run_dir.name}: training failed (exit {code}); see {log}"
     cmd = [sys.executable, "-m", "benchmarks.pixel4_training", "--score-run", str(run_dir), "--model", config.model,
-           "--data", str(data), "--out", str(study)]
+           "--data", str(data), "--out", str(study)] + (["--train-data", config.data] if config.data else [])
     with open(log, "a") as fh:
         code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     return f"{run_dir.name}: {'scored' if code == 0 else f'scoring failed (exit {code}); see {log}'}"
@@ -424,6 +430,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "run nothing else (no --data needed)")
     parser.add_argument("--score-run", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--train-data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.diagnose_synthetic is not None:
         if args.diagnose_synthetic < 1:
@@ -440,7 +447,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not (args.data / "calibration").is_dir():
         parser.error(f"--data {str(args.data)!r} is not Xin et al.'s DP_data_pixel_4 folder (no calibration/ in it)")
     if args.score_run is not None:
-        score_run(args.score_run, args.model, args.data, args.out)
+        score_run(args.score_run, args.model, args.data, args.out, args.train_data)
         return 0
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1; got {args.jobs}")
