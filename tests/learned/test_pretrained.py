@@ -151,3 +151,47 @@ def test_cli_pretrained_and_frame_errors_are_one_line(tmp_path):
         lines = [ln for ln in proc.stderr.splitlines() if "error" in ln]
         assert len(lines) == 1 and match in lines[0], proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def _pixel4_layout(root: Path) -> None:
+    """One scene in Xin et al.'s layout (raw 2016x1512 views with black level 1024, equal white
+    sheets, 1344x1008 ground truth): enough for the pixeldp reader and the dual_pixel row."""
+    from scipy import ndimage
+
+    from optics.image_io import png_bytes
+
+    def write(path: Path, array: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png_bytes(array))
+
+    rng = np.random.default_rng(3)
+    sharp = ndimage.gaussian_filter(rng.random((1512, 2016)), 2.0)
+    sharp = 0.05 + 0.3 * (sharp - sharp.min()) / np.ptp(sharp)
+    k = np.zeros((9, 9))
+    k[4, 2:5] = 1 / 3
+    for side, kernel in (("left", k), ("right", k[:, ::-1])):
+        write(root / f"001_{side}.png", np.round(1024 + ndimage.convolve(sharp, kernel, mode="mirror") * 16383)
+              .astype(np.uint16))
+        write(root / f"calibration/white_sheet_{side}.png", np.full((1512, 2016), 1024 + 9000, np.uint16))
+        np.save(root / f"calibration/blur_kernels_{side}.npy", np.broadcast_to(kernel, (48, 9, 9)).astype(np.float32))
+    write(root / "gt_all_in_focus_im/001_gt.png",
+          np.round(sharp[252:252 + 1008, 336:336 + 1344] * 65535).astype(np.uint16))
+
+
+def test_evaluate_refinement_on_real_layout_matches_the_physics_row_when_untrained(tmp_path):
+    """learned.evaluate --model dp_refine on a pixeldp folder: the physics estimate comes from the
+    folder's calibration; an untrained dp_refine (zero head) scores exactly the dual_pixel row."""
+    root = tmp_path / "DP_data_pixel_4"
+    _pixel4_layout(root)
+    torch.manual_seed(0)
+    learned.save_checkpoint(DPRefine(channels=4, levels=2), "dp_refine", tmp_path / "untrained.pt",
+                            config=dict(channels=4, levels=2))
+    proc = subprocess.run([sys.executable, "-m", "learned.evaluate", "--model", "dp_refine", "--checkpoint",
+                           str(tmp_path / "untrained.pt"), "--data", f"pixeldp:{root}", "--baseline", "dual_pixel",
+                           "--no-lpips", "--threads", "1", "--out", str(tmp_path / "ev")],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r.split(",")[1]: r.split(",")[2] for r in (tmp_path / "ev" / "metrics.csv").read_text().splitlines()[1:]
+            if r.startswith("001")}
+    assert rows["dp_refine"] == rows["dual_pixel"] != rows["input"]
+    assert float(rows["dual_pixel"]) > float(rows["input"]) + 3  # a known 3 px blur, its own kernels
