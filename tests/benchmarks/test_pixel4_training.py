@@ -55,7 +55,7 @@ def test_report_means_gains_and_the_choice_on_tuning_scenes(tmp_path):
     # B: every seed's mean gain is (16 * 0.5 - 0.25) / 17 > 0
     assert f"| B | 2 | {(16 * 0.5 - 0.25) / 17:+.2f} ± 0.00 |" in report
     # the best configuration is chosen on 001-008 only: A (+1.5 there), though B is better held out
-    assert "**A**" in report
+    assert "**A**" in report and "the one to bundle: **A-s1** (tuning gain +2.00 dB)" in report
     assert "moonshot >= dual_pixel + 0.5 dB = +2.00 dB: **missed**" in report
 
 
