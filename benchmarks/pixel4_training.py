@@ -418,6 +418,30 @@ def format_report(study: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_scores(study: Path, run: str) -> dict:
+    """The real-data scores of one run, as the bundled weights' manifest records them."""
+    data = collect(study)
+    if run not in data["runs"]:
+        raise ValueError(f"--run-scores: no scored run {run!r} in {str(study)!r}; scored: {sorted(data['runs'])}")
+    ref, rows = data["reference"]["scenes"], data["runs"][run]["scenes"]
+    scenes = sorted(ref)
+    sub = _subsets(scenes)
+
+    def gain(table: Dict[str, dict], key: str, which: str) -> float:
+        return round(float(np.mean([table[s][key] - ref[s]["input"][key] for s in sub[which]])), 2)
+
+    physics = {s: ref[s]["dual_pixel"] for s in scenes}
+    return {"data": f"Xin et al.'s {len(scenes)} Pixel 4 scenes (DP_data_pixel_4); corrected input "
+                    f"{_mean({s: ref[s]['input'] for s in scenes}, 'psnr', scenes):.2f} dB",
+            "psnr_db": round(_mean(rows, "psnr", scenes), 2),
+            "gain_db_all": gain(rows, "psnr", "all"), "gain_db_tuning_001_008": gain(rows, "psnr", "tuning"),
+            "gain_db_held_out_009_017": gain(rows, "psnr", "held-out"),
+            "gain_db_registered": gain(rows, "psnr_reg", "all"),
+            "least_scene_gain_db": round(float(min(rows[s]["psnr"] - ref[s]["input"]["psnr"] for s in scenes)), 2),
+            "physics_dual_pixel_gain_db": gain(physics, "psnr", "all"),
+            "command": f"python -m benchmarks.pixel4_training --data DIR --out STUDY --run-scores {run}"}
+
+
 # --------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------
@@ -430,6 +454,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--only", nargs="+", help="configurations to run (default all): "
                         + ", ".join(c.name for c in configs()))
     parser.add_argument("--report-only", action="store_true", help="print the report of --out; run nothing")
+    parser.add_argument("--run-scores", metavar="RUN", help="print one scored run's real-data scores as JSON (what "
+                        "learned.pretrained's manifest records); run nothing")
     parser.add_argument("--diagnose-synthetic", type=int, metavar="N",
                         help="print the physics on N held-out synthetic scenes, with its map and the true map; "
                              "run nothing else (no --data needed)")
@@ -442,9 +468,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--diagnose-synthetic must be >= 1; got {args.diagnose_synthetic}")
         print(format_diagnosis(synthetic_physics_diagnosis(args.diagnose_synthetic)))
         return 0
-    if args.report_only:
+    if args.report_only or args.run_scores:
         if not (args.out / "reference.json").is_file():
             parser.error(f"--out {str(args.out)!r} has no reference.json; run the study first")
+        if args.run_scores:
+            try:
+                print(json.dumps(run_scores(args.out, args.run_scores), indent=1))
+            except ValueError as err:
+                parser.error(str(err))
+            return 0
         print(format_report(args.out))
         return 0
     if args.data is None:

@@ -81,3 +81,13 @@ def test_configurations_cover_two_families_the_refinement_and_three_ablations():
         if c.data is not None:
             ds = build_dataset(c.data.replace("count=384", "count=1"), "train")
             assert ds.sensor == "pixel4"
+
+
+def test_run_scores_for_the_manifest(tmp_path):
+    study = _study(tmp_path)
+    scores = S.run_scores(study, "A-s0")
+    assert scores["gain_db_all"] == round(8 / 17, 2) and scores["gain_db_tuning_001_008"] == 1.0
+    assert scores["gain_db_held_out_009_017"] == 0.0 and scores["physics_dual_pixel_gain_db"] == 1.5
+    assert scores["least_scene_gain_db"] == 0.0 and "--run-scores A-s0" in scores["command"]
+    with pytest.raises(ValueError, match="no scored run 'C-s0'"):
+        S.run_scores(study, "C-s0")
