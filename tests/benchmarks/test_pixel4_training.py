@@ -32,6 +32,10 @@ def _study(tmp_path: Path) -> Path:
         "A-s1": {s: _row(32.0 if s in S.TUNING else 30.0) for s in SCENES},
         "B-s0": {s: _row(29.75 if s == "017" else 30.5) for s in SCENES},
         "B-s1": {s: _row(29.75 if s == "017" else 30.5) for s in SCENES},
+        # an ablation pair on seed 0 only (seed 1 of the base alone is left out of the pairing)
+        "kpac_dual-s0": {s: _row(31.0) for s in SCENES},
+        "kpac_dual-s1": {s: _row(30.0) for s in SCENES},
+        "kpac_dual-butterworth-s0": {s: _row(30.5) for s in SCENES},
     }
     for name, scenes in runs.items():
         (study / "runs" / name).mkdir()
@@ -57,6 +61,7 @@ def test_report_means_gains_and_the_choice_on_tuning_scenes(tmp_path):
     # the best configuration is chosen on 001-008 only: A (+1.5 there), though B is better held out
     assert "**A**" in report and "the one to bundle: **A-s1** (tuning gain +2.00 dB)" in report
     assert "moonshot >= dual_pixel + 0.5 dB = +2.00 dB: **missed**" in report
+    assert "calibrated field minus Butterworth), paired by seed (seeds 0): +0.50 dB" in report
 
 
 def test_cli_errors(tmp_path):
