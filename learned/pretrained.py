@@ -113,11 +113,13 @@ def _table(entries: Sequence[dict], root: Path = WEIGHTS_DIR) -> str:
         lines.append(f"{e['model']}:{e['name']}: regenerate with `{e['command']}`; sha256 {e['sha256']}")
         if "scores" in e and "command" in e["scores"]:
             lines.append(f"  scores measured by `{e['scores']['command']}`")
+        if e.get("note"):
+            lines.append(f"  note: {e['note']}")
     return "\n".join(lines)
 
 
 def bundle(checkpoint: str | Path, name: str, trained_on: str, command: str, scores: Optional[dict] = None, *,
-           overwrite: bool = False, root: Path = WEIGHTS_DIR) -> dict:
+           note: str = "", overwrite: bool = False, root: Path = WEIGHTS_DIR) -> dict:
     """Copy a toolkit checkpoint into ``root`` as weights ``name`` and add its manifest entry.
 
     The file must be a loadable toolkit checkpoint (``torch.load(weights_only=True)``) of at most
@@ -145,6 +147,8 @@ def bundle(checkpoint: str | Path, name: str, trained_on: str, command: str, sco
     atomic_write_bytes(root / file, data)
     entry = {"name": name, "model": model_name, "file": file, "sha256": hashlib.sha256(data).hexdigest(),
              "trained_on": trained_on, "command": command, "scores": dict(scores or {})}
+    if note:
+        entry["note"] = note
     entries = [e for e in entries if e not in clash] + [entry]
     atomic_write_bytes(_manifest_path(root), (json.dumps(entries, indent=1) + "\n").encode())
     return entry
@@ -160,6 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--trained-on", help="with --bundle: what it was trained on")
     parser.add_argument("--command", help="with --bundle: the command that regenerates it")
     parser.add_argument("--scores", help="with --bundle: a JSON file of measured scores")
+    parser.add_argument("--note", default="", help="with --bundle: what a user should know (shown in the listing)")
     parser.add_argument("--overwrite", action="store_true", help="with --bundle: replace an entry of that name")
     args = parser.parse_args(argv)
     if args.bundle is not None:
@@ -168,7 +173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--bundle needs {', '.join(missing)}")
         scores = json.loads(Path(args.scores).read_text()) if args.scores else {}
         try:
-            entry = bundle(args.bundle, args.name, args.trained_on, args.command, scores, overwrite=args.overwrite)
+            entry = bundle(args.bundle, args.name, args.trained_on, args.command, scores, note=args.note,
+                           overwrite=args.overwrite)
         except (ValueError, FileNotFoundError, FileExistsError) as err:
             parser.error(str(err))
         print(f"bundled {WEIGHTS_DIR / entry['file']} as {entry['model']}:{entry['name']}", file=sys.stderr)
