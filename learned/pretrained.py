@@ -141,7 +141,8 @@ def bundle(checkpoint: str | Path, name: str, trained_on: str, command: str, sco
     entries = available(root)
     clash = [e for e in entries if e["name"] == name and e["model"] == model_name]
     if clash and not overwrite:
-        raise FileExistsError(f"weights {name!r} for {model_name!r} are bundled already; pass overwrite to replace them")
+        raise FileExistsError(f"weights {name!r} for {model_name!r} are bundled already; pass overwrite=True "
+                              "(--overwrite) to replace them")
     file = f"{name}-{model_name}.pt"
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(root / file, data)
