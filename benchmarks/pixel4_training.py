@@ -12,7 +12,7 @@ What it does:
    training-free ``dual_pixel`` row (:func:`optics.dp_deblur.dual_pixel_deblur` with Xin et al.'s
    calibrated kernels, its defaults tuned on scenes 001-008), per scene; the physics estimate
    and its defocus map are cached in ``STUDY/physics/`` for ``dp_refine``.
-2. **Runs** (:data:`CONFIGS` x seeds, seed-major, ``--jobs`` at a time with one thread each):
+2. **Runs** (:func:`configs` x seeds, seed-major, ``--jobs`` at a time with one thread each):
    ``python -m learned.train --preset pixel4`` (:mod:`learned.training.recipes`: reduced widths,
    ``synthetic:sensor=pixel4`` renders, about 8 CPU-minutes a run), then every real scene scored
    raw and under the ``registered`` protocol (``STUDY/runs/NAME/real.json``).
@@ -57,7 +57,8 @@ class StudyConfig:
     note: str = ""
 
 
-def _configs() -> List[StudyConfig]:
+def configs() -> List[StudyConfig]:
+    """The study's configurations, in the order they run (per seed)."""
     from learned.training.recipes import PIXEL4_DATA, PIXEL4_REFINE_DATA
 
     return [
@@ -75,17 +76,6 @@ def _configs() -> List[StudyConfig]:
         StudyConfig("kpac_dual-smooth_depth", "kpac_dual", PIXEL4_DATA + ",depth=smooth",
                     note="kpac_dual on scenes of piecewise-smooth depth (few depth edges)"),
     ]
-
-
-#: The study's configurations, in the order they run (per seed).
-CONFIGS = None  # filled lazily by configs() (it imports learned)
-
-
-def configs() -> List[StudyConfig]:
-    global CONFIGS
-    if CONFIGS is None:
-        CONFIGS = _configs()
-    return CONFIGS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -108,7 +98,7 @@ def _dataset(data: Path):
 
 def references(data: Path, study: Path, workers: int) -> dict:
     """Input and ``dual_pixel`` rows per scene; caches the physics estimate for ``dp_refine``."""
-    from learned.baseline import DualPixelBaseline
+    from learned.baseline import DualPixelBaseline, add_physics
     from learned.data.io import atomic_write_bytes
     from optics.dp_deblur import DualPixelPSFGrid
     from optics.image_io import npy_bytes
@@ -122,10 +112,9 @@ def references(data: Path, study: Path, workers: int) -> dict:
     rows = {}
     for i in range(len(dataset)):
         arrays, name = dataset.load(i), _scene(dataset.sample_name(i))
-        estimate = physics(arrays)
+        with_physics, estimate = add_physics(arrays, physics)
         atomic_write_bytes(study / "physics" / f"{name}_image.npy", npy_bytes(estimate[:, :, 0].astype(np.float32)))
-        atomic_write_bytes(study / "physics" / f"{name}_defocus.npy",
-                           npy_bytes(np.asarray(physics.last.defocus, dtype=np.float32)))
+        atomic_write_bytes(study / "physics" / f"{name}_defocus.npy", npy_bytes(with_physics["defocus"][:, :, 0]))
         rows[name] = {"input": _metrics(arrays["input"], arrays["target"]),
                       "dual_pixel": {**_metrics(estimate, arrays["target"]), "seconds": physics.seconds[-1]}}
         print(f"reference {name}: input {rows[name]['input']['psnr']:.2f} dB, dual_pixel "
@@ -199,8 +188,9 @@ def score_run(run_dir: Path, model_name: str, data: Path, study: Path, train_dat
     eval_path = run_dir / "eval.json"
     if eval_path.is_file():
         train = json.loads(eval_path.read_text())
-        result["synthetic"] = {k: train[k] for k in ("input_psnr", "output_psnr", "gain_db", "seconds") if k in train}
-        if model_name in PHYSICS_INPUT:
+        result["synthetic"] = {k: train[k] for k in ("input_psnr", "output_psnr", "gain_db", "seconds", "physics_psnr")
+                               if k in train}
+        if model_name in PHYSICS_INPUT and "physics_psnr" not in train:  # runs trained before eval.json had it
             result["synthetic"]["physics_psnr"] = _synthetic_physics_psnr(train["images"], train_data)
     atomic_write_bytes(run_dir / "real.json", json.dumps(result, indent=1).encode())
     return result

@@ -40,22 +40,10 @@ from optics import cli
 
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from ._cli import add_threads_argument, apply_threads, check_device
-from .training.checkpoints import _torch_load, is_toolkit_checkpoint, load_checkpoint, load_official_checkpoint
+from .training.checkpoints import load_any_checkpoint  # noqa: F401  (its home before issue 19's review)
 from .data.io import READ_SUFFIXES, WRITE_SUFFIXES, is_grayscale, read_image, write_image
 from .inference.precision import autocast
 from .inference.tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
-
-
-def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> torch.nn.Module:
-    """Load ``path`` for ``model_name``, detecting whether it is ours or the authors'."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if official or path.suffix.lower() == ".npz":
-        return load_official_checkpoint(model_name, path)
-    if is_toolkit_checkpoint(_torch_load(path)):
-        return load_checkpoint(path, model_name)
-    return load_official_checkpoint(model_name, path)
 
 
 def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
@@ -66,20 +54,16 @@ def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
 MEMORY_SAFETY = 2.0
 
 
-def refine_physics(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, physics, device: str = "cpu",
-                   amp: bool = False) -> np.ndarray:
+def refine_physics(model: torch.nn.Module, model_name: str, left: np.ndarray, right: np.ndarray, physics,
+                   device: str = "cpu", amp: bool = False) -> np.ndarray:
     """A model of :data:`learned.PHYSICS_INPUT` on one (H, W, 3) pair: the estimate of ``physics``
     (a :class:`learned.baseline.DualPixelBaseline`), then the network on the whole image (never
     tiled); the (H, W, 3) output clipped to [0, 1]."""
     from .baseline import add_physics
+    from .evaluate import run_model
 
     arrays, _ = add_physics({"left": left, "right": right}, physics)
-    dtype = next(model.parameters()).dtype
-    tensors = [to_tensor(np.asarray(arrays[k], dtype=np.float32), device).to(dtype)
-               for k in ("left", "right", "physics", "defocus")]
-    with torch.inference_mode(), autocast(device, amp):
-        out = model(*tensors)
-    return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
+    return run_model(model, model_name, arrays, device=device, amp=amp)
 
 
 def deblur_image(
@@ -299,7 +283,7 @@ def main(argv=None) -> int:
             if right.shape != image.shape:
                 raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
         if physics is not None:
-            result = refine_physics(model, image, right, physics, device, amp=args.amp)
+            result = refine_physics(model, args.model, image, right, physics, device, amp=args.amp)
         else:
             result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
                                   progress=True, amp=args.amp,

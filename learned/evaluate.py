@@ -392,7 +392,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log("note: NRKNet scores RTF with its padding cropped off; --protocol nrknet_rtf reproduces its RTF columns")
     model = None
     if args.model is not None:
-        from .deblur import load_any_checkpoint
+        from .training.checkpoints import load_any_checkpoint
 
         model = load_any_checkpoint(args.model, args.checkpoint, args.official)
     dual_pixel = physics = None

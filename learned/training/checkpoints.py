@@ -24,6 +24,7 @@ from optics.cli import one_line
 from ..data.io import atomic_save
 
 __all__ = [
+    "load_any_checkpoint",
     "OFFICIAL_FORMATS",
     "load_official_checkpoint",
     "load_checkpoint",
@@ -267,3 +268,15 @@ def kpac_params_from_model(model: nn.Module) -> list[np.ndarray]:
         p.detach().cpu().numpy().transpose(2, 3, 1, 0) if p.ndim == 4 else p.detach().cpu().numpy()
         for _, p in model.named_parameters()
     ]
+
+
+def load_any_checkpoint(model_name: str, path: Path, official: bool = False) -> nn.Module:
+    """Load ``path`` for ``model_name``, detecting whether it is ours or the authors'."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if official or path.suffix.lower() == ".npz":
+        return load_official_checkpoint(model_name, path)
+    if is_toolkit_checkpoint(_torch_load(path)):
+        return load_checkpoint(path, model_name)
+    return load_official_checkpoint(model_name, path)
