@@ -10,7 +10,7 @@ sizes of a 1280x720 forward pass:
 * IFAN's IAC (N = 17, 128 channels, 90x160) on NCHW against channels-last features and
   filters, and, with ``--official-ifan DIR``, the authors' ``models/IAC.py`` on the same input;
 * K3DN's Wiener inverse kernels (7x7 -> 13x13, ``--k3dn-channels`` channels on a 90x160 cell
-  grid): the complex ``optics.fourier`` chain against the real-FFT path.
+  grid): the complex ``optics.operators.fourier`` chain against the real-FFT path.
 
 Nothing here is a test; the numbers depend on the machine and its load.
 """
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
 
     from learned.models.iac import iterative_adaptive_convolution, split_filter_prediction
     from learned.models.k3dn import wiener_inverse_kernels
-    from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
+    from optics.operators.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -37,7 +37,7 @@ def _commands() -> list[Command]:
     out: list[Command] = [
         Command("validation --quick", lambda d: ["validation", "--quick", "--out", str(d / "vq")]),
         Command("validation", lambda d: ["validation", "--out", str(d / "v")]),
-        Command("optics.synthesize --count 4", lambda d: ["optics.synthesize", "--out", str(d / "ds"), "--count", "4",
+        Command("optics.render.synthesize --count 4", lambda d: ["optics.render.synthesize", "--out", str(d / "ds"), "--count", "4",
                                                           "--no-progress"]),
         Command("learned.summary --no-latency", lambda d: ["learned.summary", "--no-latency"]),
         Command("learned.evaluate --limit 4 --no-lpips (input and Wiener rows)",

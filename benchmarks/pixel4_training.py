@@ -9,7 +9,7 @@ is kept and not redone (the study resumes after an interruption), nothing else i
 What it does:
 
 1. **References** (``STUDY/reference.json``): the corrected input ``(L + R) / 2`` and the
-   training-free ``dual_pixel`` row (:func:`optics.dp_deblur.dual_pixel_deblur` with Xin et al.'s
+   training-free ``dual_pixel`` row (:func:`optics.dual_pixel.deblur.dual_pixel_deblur` with Xin et al.'s
    calibrated kernels, its defaults tuned on scenes 001-008), per scene; the physics estimate
    and its defocus map are cached in ``STUDY/physics/`` for ``dp_refine``.
 2. **Runs** (:func:`configs` x seeds, seed-major, ``--jobs`` at a time with one thread each):
@@ -100,7 +100,7 @@ def references(data: Path, study: Path, workers: int) -> dict:
     """Input and ``dual_pixel`` rows per scene; caches the physics estimate for ``dp_refine``."""
     from learned.baseline import DualPixelBaseline, add_physics
     from learned.data.io import atomic_write_bytes
-    from optics.dp_deblur import DualPixelPSFGrid
+    from optics.dual_pixel.deblur import DualPixelPSFGrid
     from optics.image_io import npy_bytes
 
     path = study / "reference.json"
@@ -204,21 +204,21 @@ def synthetic_physics_diagnosis(count: int = 8, size: int = 336) -> List[dict]:
     """The physics on the held-out synthetic scenes, with its estimated map and with the true one.
 
     Scene ``i`` is the ``i``-th test scene of :data:`learned.training.recipes.PIXEL4_REFINE_DATA`
-    (rendered again here by :func:`optics.pixel4_raw.synthesize_pixel4_raw` from the same generator,
+    (rendered again here by :func:`optics.render.pixel4_raw.synthesize_pixel4_raw` from the same generator,
     which gives its true signed CoC). Per scene: PSNR of the input, of the physics estimate with
     its own defocus map, and with the true map (``coc / calibration_coc``, no scale bias): where
     the second is far above the first, the map is what fails. The last two columns score input and
     physics (own map) only on the pixels at least ``EDGE_DISTANCE`` px from a depth edge (a jump of
     the CoC map) and 48 px from the border, where the layered model is inverted (the
-    two-layer test of ``tests/optics/test_dp_deblur.py``: recovery holds from 24 px off an edge).
+    two-layer test of ``tests/optics/dual_pixel/test_deblur.py``: recovery holds from 24 px off an edge).
     """
     from scipy import ndimage
 
     from learned.data import build_dataset
     from learned.training.recipes import PIXEL4_REFINE_DATA
-    from optics.dp_deblur import DualPixelPSFGrid, dual_pixel_deblur
-    from optics.dp_pixel4 import pixel4_dual_pixel_field
-    from optics.pixel4_raw import synthesize_pixel4_raw
+    from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
+    from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
+    from optics.render.pixel4_raw import synthesize_pixel4_raw
 
     def psnr(a, b, mask=None):
         err = (np.clip(a, 0, 1).astype(np.float64) - b) ** 2

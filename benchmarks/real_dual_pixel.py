@@ -3,13 +3,13 @@
 ``python -m benchmarks.real_dual_pixel --data DIR [--psf calibration|pixel4] [--threads N] [--out FILE]``
 
 Runs :func:`validation.real_dual_pixel.measure` (every scene read as the authors' code does,
-deblurred by :func:`optics.dp_deblur.dual_pixel_deblur` with the defaults tuned on 001-008,
+deblurred by :func:`optics.dual_pixel.deblur.dual_pixel_deblur` with the defaults tuned on 001-008,
 scored raw and registered) and prints the per-scene table, the means over all scenes, the tuning
 scenes 001-008 and the held-out scenes 009-017, and the targets of the training-free DP issue:
 mean raw gain >= +2.0 dB, no scene below its input, Spearman >= 0.85, median seconds per scene
 <= 10 (wall time of the deblurring alone, 1008 x 1344, ``--workers`` threads over the cells; run
 it on an otherwise idle machine: the figure is a measurement, never a test). ``--set NAME=VALUE``
-overrides one of :data:`optics.dp_deblur.DEFAULTS` (how the tuning table was made, on
+overrides one of :data:`optics.dual_pixel.deblur.DEFAULTS` (how the tuning table was made, on
 ``--scenes 001 002 003 004 005 006 007 008`` only).
 """
 
@@ -47,7 +47,7 @@ def format_report(rows, means, title: str) -> str:
 def _option(text: str):
     import argparse
 
-    from optics.dp_deblur import DEFAULTS
+    from optics.dual_pixel.deblur import DEFAULTS
 
     name, _, value = text.partition("=")
     if name not in DEFAULTS or not value:
@@ -68,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workers", type=int, default=-1,
                         help="threads over the cells' windows (default -1: every core)")
     parser.add_argument("--set", action="append", default=[], type=_option, metavar="NAME=VALUE",
-                        help="override one of optics.dp_deblur.DEFAULTS (repeatable), e.g. --set scale_bias=0")
+                        help="override one of optics.dual_pixel.deblur.DEFAULTS (repeatable), e.g. --set scale_bias=0")
     parser.add_argument("--out", type=Path, help="also write the markdown report here (refuses to overwrite)")
     args = parser.parse_args(argv)
     if args.workers < 1 and args.workers != -1:

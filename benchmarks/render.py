@@ -57,7 +57,7 @@ def _timed_runs(fn: Callable[[], object], repeats: int) -> tuple[list[float], ob
 
 def _scene(shape: tuple[int, int]):
     from optics import Camera
-    from optics.synthesize import dead_leaves_scene
+    from optics.render.synthesize import dead_leaves_scene
 
     image, depth = dead_leaves_scene(np.random.default_rng(0), shape, near_m=1.0, far_m=10.0)
     # focus at 2 m, |CoC| = 20 px at 1 m; 10 m gives +16 px
@@ -171,13 +171,13 @@ def bench_calibrated(quick: bool = False, repeats: int = 3, tile: int = 128) -> 
 
     ``render_defocus`` (occlusion-aware, float32, C+L+R) of the same scene with ``half_disc``,
     ``butterworth`` (paper settings) and ``calibrated`` (the Pixel 4 field of
-    :mod:`optics.dp_pixel4`, one PSF pair per ``tile`` x ``tile`` tile, the image centred on the
+    :mod:`optics.dual_pixel.pixel4`, one PSF pair per ``tile`` x ``tile`` tile, the image centred on the
     calibrated 1008 x 1344 frame); the rows give each time and the calibrated model's ratio to the
     others. No target: the field-varying model is expected to cost more (per-tile FFTs, and
     left/right transforms that are not mirror images of each other).
     """
     from optics import render_defocus
-    from optics.dp_pixel4 import pixel4_dual_pixel_field
+    from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
 
     shape = (280, 420) if quick else (1120, 1680)
     image, depth, camera = _scene(shape)

@@ -17,14 +17,14 @@ extending the signal by one sample per side first:
 
 ``boundary = 0`` ("zero")
     ``x[-1] = x[n] = 0`` at every step (so values pushed outside the image by one step are lost
-    to the next: pad the image with ``J - 1`` zeros first, as :func:`optics.rkr.rkr_blur` does,
+    to the next: pad the image with ``J - 1`` zeros first, as :func:`optics.operators.rkr.rkr_blur` does,
     to obtain exactly ``x (x) A_j`` with zero boundary);
 ``boundary = 1`` ("reflect", whole-sample mirror)
     ``x[-1] = x[1]``, ``x[n] = x[n - 2]`` (needs ``n >= 2``);
 ``boundary = 2`` ("symmetric", half-sample mirror)
     ``x[-1] = x[0]``, ``x[n] = x[n - 1]``.
 
-This is exactly :func:`optics.rkr.rkr_blur` (channel-first). The adjoint is evaluated in Horner
+This is exactly :func:`optics.operators.rkr.rkr_blur` (channel-first). The adjoint is evaluated in Horner
 form ``r = Gamma_J y``; ``r = S_j^T r + Gamma_j y`` for ``j = J - 1, ..., 1``, with
 ``S_j^T`` = (row pass)^T after (column pass)^T, each 1-D transpose written out in closed form:
 

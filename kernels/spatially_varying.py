@@ -37,7 +37,7 @@ Three implementations of each direction:
 * ``*_numba``: numba, ``parallel=True`` over output rows (CPU);
 * ``*_cupy``: a CuPy ``ElementwiseKernel``, one CUDA thread per output sample (GPU).
 
-These functions do not validate their arguments beyond shapes; :mod:`optics.spatially_varying`
+These functions do not validate their arguments beyond shapes; :mod:`optics.operators.spatially_varying`
 is the checked public entry point.
 """
 

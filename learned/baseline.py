@@ -145,14 +145,14 @@ def fit_wiener_baseline(
 
 
 class DualPixelBaseline:
-    r"""The training-free dual-pixel row: :func:`optics.dp_deblur.dual_pixel_deblur` on a sample's two views.
+    r"""The training-free dual-pixel row: :func:`optics.dual_pixel.deblur.dual_pixel_deblur` on a sample's two views.
 
     Parameters
     ----------
-    psfs : optics.dp_deblur.DualPixelPSFGrid
+    psfs : optics.dual_pixel.deblur.DualPixelPSFGrid
         The camera's PSFs (Xin et al.'s calibration, or a fitted field).
     **options
-        Keyword options of :func:`optics.dp_deblur.dual_pixel_deblur` (default: its
+        Keyword options of :func:`optics.dual_pixel.deblur.dual_pixel_deblur` (default: its
         ``DEFAULTS``, tuned on Xin et al.'s scenes 001-008).
 
     Calling it on a sample's arrays (``left``, ``right``: (H, W, C) in [0, 1]) returns the
@@ -165,10 +165,10 @@ class DualPixelBaseline:
     name = "dual_pixel"
 
     def __init__(self, psfs, **options):
-        from optics.dp_deblur import DualPixelPSFGrid
+        from optics.dual_pixel.deblur import DualPixelPSFGrid
 
         if not isinstance(psfs, DualPixelPSFGrid):
-            raise TypeError(f"psfs must be an optics.dp_deblur.DualPixelPSFGrid; got {type(psfs).__name__}")
+            raise TypeError(f"psfs must be an optics.dual_pixel.deblur.DualPixelPSFGrid; got {type(psfs).__name__}")
         self.psfs = psfs
         self.options = dict(options)
         self.last = None
@@ -180,7 +180,7 @@ class DualPixelBaseline:
     def __call__(self, arrays) -> np.ndarray:
         import time
 
-        from optics.dp_deblur import dual_pixel_deblur
+        from optics.dual_pixel.deblur import dual_pixel_deblur
 
         if "left" not in arrays or "right" not in arrays:
             raise ValueError("the dual_pixel row needs the left and right views; this dataset has none")

@@ -8,10 +8,10 @@ Examples
 ``python -m learned.deblur left.png out.png --right right.png --model dp_refine --pretrained pixel4``
 
 ``--pretrained NAME`` takes bundled weights (:mod:`learned.pretrained`) instead of ``--checkpoint``.
-``dp_refine`` first runs the training-free dual-pixel deblurring (:func:`optics.dp_deblur.dual_pixel_deblur`
+``dp_refine`` first runs the training-free dual-pixel deblurring (:func:`optics.dual_pixel.deblur.dual_pixel_deblur`
 with ``--dual-pixel-psf``, default the fitted Pixel 4 field) and refines its estimate; its views are
 linear raw planes as the ``pixeldp`` reader gives them (black level removed, the right view's
-vignetting corrected: ``python -m optics.dp_deblur``'s reading of Xin et al.'s captures), never
+vignetting corrected: ``python -m optics.dual_pixel.deblur``'s reading of Xin et al.'s captures), never
 tiled.
 
 The checkpoint format is detected: a KPAC ``.npz``, one of this toolkit's checkpoints (written by
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
 
     physics = None
     if args.model in PHYSICS_INPUT:
-        from optics.dp_deblur import load_psfs
+        from optics.dual_pixel.deblur import load_psfs
 
         from .baseline import DualPixelBaseline
 

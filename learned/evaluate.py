@@ -14,7 +14,7 @@ LPIPS (:mod:`learned.metrics`) for three methods: ``input`` (the blurred image i
 ``wiener`` (:mod:`learned.baseline`: Wiener deconvolution with the single Gaussian kernel and
 noise parameter that maximise the mean PSNR on the *training* split of the same dataset) and the
 model. ``--baseline dual_pixel`` replaces the Wiener row with ``dual_pixel``: the training-free
-dual-pixel deblurring of :mod:`optics.dp_deblur` run on each sample's two views (data sets with
+dual-pixel deblurring of :mod:`optics.dual_pixel.deblur` run on each sample's two views (data sets with
 DP views, e.g. ``pixeldp:``; PSFs from ``--dual-pixel-psf``). It is printed as markdown and, with ``--out DIR``, written atomically to
 ``DIR/metrics.csv`` (full precision, one row per image and method, then the mean rows) and
 ``DIR/metrics.md``. ``--checkpoint`` takes this toolkit's checkpoints or the authors' files
@@ -304,14 +304,14 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
 
 
 def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], None]) -> DualPixelBaseline:
-    from optics.dp_deblur import load_psfs
+    from optics.dual_pixel.deblur import load_psfs
 
     if psf is None:
         kind, _, rest = data.partition(":")
         folder = Path(rest) / "calibration"
         psf = str(folder) if kind.strip().lower() == "pixeldp" and (folder / "blur_kernels_left.npy").is_file() else "pixel4"
     row = DualPixelBaseline(load_psfs(psf))
-    log(f"dual_pixel row: optics.dp_deblur with {row.label()}")
+    log(f"dual_pixel row: optics.dual_pixel.deblur with {row.label()}")
     return row
 
 
@@ -338,7 +338,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-lpips", action="store_true", help="leave the LPIPS column empty")
     parser.add_argument("--baseline", choices=("fit", "none", "dual_pixel"), default="fit",
                         help="fit the Wiener baseline on the training split (default), leave it out, or "
-                             "dual_pixel: the training-free dual-pixel deblurring of optics.dp_deblur on the "
+                             "dual_pixel: the training-free dual-pixel deblurring of optics.dual_pixel.deblur on the "
                              "sample's two views")
     parser.add_argument("--dual-pixel-psf", metavar="pixel4|DIR",
                         help="PSFs of the dual_pixel row (and of dp_refine's physics estimate): 'pixel4' (the "

@@ -16,7 +16,7 @@ Convolution
 FFT conventions
     ``scipy.fft`` (NumPy), ``cupyx.scipy.fft`` (CuPy), ``torch.fft`` (torch), unnormalised forward
     transform (``norm='backward'``) so that ``F(k)(0) = sum(k)``. Periodic-grid arrays in
-    :mod:`optics.fourier` keep the origin at index ``[0, 0]``; ``psf_to_otf`` / ``otf_to_psf``
+    :mod:`optics.operators.fourier` keep the origin at index ``[0, 0]``; ``psf_to_otf`` / ``otf_to_psf``
     convert between the two layouts with ``ifftshift`` / ``fftshift`` (exact for even and odd grids).
     The Wiener noise parameter ``eps`` is absolute, in units of ``|F(k)|^2``.
 Dtype policy
@@ -26,7 +26,7 @@ Dtype policy
 Arrays
     Every operator takes NumPy arrays and, where CuPy is installed and a GPU is present, CuPy
     arrays through one code path (``optics._backend.namespace``). ``fourier_upsample``, ``dilate``,
-    ``wiener_inverse``, ``convolve`` and the :mod:`optics.fourier` layer also take torch tensors and
+    ``wiener_inverse``, ``convolve`` and the :mod:`optics.operators.fourier` layer also take torch tensors and
     are differentiable. Images are ``(H, W)`` or ``(H, W, C)``.
 Boundary handling
     ``convolve`` extends the image with ``boundary`` = 'symmetric' (default, half-sample mirror),
@@ -44,15 +44,16 @@ H. Son et al., KPAC supplementary, ICCV 2021; Y. Quan et al., NRKNet, CVPR 2023;
 K3DN, CVPR 2023; J. Lee et al., IFAN, CVPR 2021.
 """
 
-from . import fourier
-from .convolution import BOUNDARIES, Convolution, convolve, convolve_adjoint, nnls_blend, wiener_deconvolve
-from .kernel_ops import dilate, fourier_upsample, wiener_inverse
-from .psf import disc_psf, gaussian_psf
-from .rkr import rkr_atoms, rkr_blur, rkr_blur_adjoint, rkr_kernel_field, rkr_stack, rkr_stack_adjoint, symmetric_softmax_taps
-from .spatially_varying import spatially_varying_blur, spatially_varying_blur_adjoint
-from .neumann import neumann_inverse, neumann_cross_scale, neumann_converges, neumann_contraction, NeumannDivergenceWarning
-from .thin_lens import Camera, depth_from_signed_coc, signed_coc_radius
-from .dual_pixel import DualPixelPSFs, dual_pixel_psfs, full_aperture_psf
+from .operators import fourier
+from .operators import (
+    BOUNDARIES, Convolution, NeumannDivergenceWarning, convolve, convolve_adjoint, dilate, fourier_upsample,
+    neumann_contraction, neumann_converges, neumann_cross_scale, neumann_inverse, nnls_blend, rkr_atoms, rkr_blur,
+    rkr_blur_adjoint, rkr_kernel_field, rkr_stack, rkr_stack_adjoint, spatially_varying_blur,
+    spatially_varying_blur_adjoint, symmetric_softmax_taps, wiener_deconvolve, wiener_inverse,
+)
+from .psf import Camera, depth_from_signed_coc, disc_psf, gaussian_psf, signed_coc_radius
+from .dual_pixel import (
+    CalibratedDPParams, DPFieldFit, DPFit, DualPixelField, DualPixelPSFs, calibrated_dual_pixel_psfs, dual_pixel_psfs,
+    fit_dual_pixel_field, fit_dual_pixel_psfs, full_aperture_psf,
+)
 from .render import DefocusRendering, render_coc_layers, render_defocus
-from .dp_calibrated import CalibratedDPParams, calibrated_dual_pixel_psfs
-from .dp_fit import DPFieldFit, DPFit, DualPixelField, fit_dual_pixel_field, fit_dual_pixel_psfs

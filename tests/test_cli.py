@@ -28,7 +28,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
          "does not exist"),
         ("learned.summary", ["--size", "abc"], "--size"),
         ("learned.train", ["--model", "kpac", "--steps", "many"], "--steps"),
-        ("optics.synthesize", ["--out", str(tmp / "ds"), "--count", "0"], "count"),
+        ("optics.render.synthesize", ["--out", str(tmp / "ds"), "--count", "0"], "count"),
         ("validation", ["--only", "no_such_validation"], "no_such_validation"),
         ("validation.kernel_upsampling", ["--out", str(afile)], "is a file"),
         ("validation.dual_pixel", ["--out", str(afile)], "is a file"),

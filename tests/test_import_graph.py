@@ -135,7 +135,7 @@ def test_graph_covers_the_project():
     for package in FLOORS:
         assert package in graph, f"{package}/__init__.py not found under {ROOT}"
     assert len(graph) > 60
-    assert "optics.psf" in graph["optics.dual_pixel"]  # a relative import at module level
+    assert "optics.psf.shapes" in graph["optics.dual_pixel.models"]  # a relative import at module level
 
 
 def test_no_import_cycles():
@@ -143,6 +143,47 @@ def test_no_import_cycles():
     assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(
         " <-> ".join(c) for c in cycles
     )
+
+
+#: The rooms of ``optics`` and their floors (issue 27): a room imports only rooms on lower floors, and
+#: its own modules. The shared plumbing at the top of the package is the ground floor.
+OPTICS_ROOMS = {"plumbing": 0, "operators": 1, "psf": 1, "dual_pixel": 2, "render": 3}
+
+
+def optics_room(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] != "optics" or len(parts) < 2 or parts[1] not in OPTICS_ROOMS:
+        return "plumbing"
+    return parts[1]
+
+
+def test_optics_rooms_import_downwards_only():
+    graph = import_graph()
+    wrong = sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.startswith("optics.") and optics_room(name) != "plumbing"
+        for target in targets
+        if target.startswith("optics") and target != "optics"
+        and optics_room(target) != optics_room(name)
+        and OPTICS_ROOMS[optics_room(target)] >= OPTICS_ROOMS[optics_room(name)]
+    )
+    assert not wrong, "imports across optics' rooms that do not go down a floor:\n" + "\n".join(wrong)
+    plumbing_up = sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.startswith("optics.") and optics_room(name) == "plumbing"
+        for target in targets
+        if target.startswith("optics.") and optics_room(target) != "plumbing"
+    )
+    assert not plumbing_up, "optics' plumbing imports a room above it:\n" + "\n".join(plumbing_up)
+
+
+def test_optics_top_is_small_and_has_no_dual_pixel_modules():
+    top = sorted(p.name for p in (ROOT / "optics").glob("*.py"))
+    assert len(top) <= 12, f"optics/ holds {len(top)} .py files at its top (at most 12): {top}"
+    stray = [name for name in top if name.startswith("dp_")]
+    assert not stray, f"dual-pixel modules belong in optics/dual_pixel/, found at the top: {stray}"
 
 
 def test_no_upward_imports():

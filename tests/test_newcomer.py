@@ -109,15 +109,15 @@ def test_evaluate_prints_the_mean_last(files):
 
 def test_synthesize_checks_its_options_by_flag_before_making_the_folder(files):
     out = files / "ds"
-    _one_error(_run("optics.synthesize", "--out", out, "--count", "1", "--max-coc", "1", cwd=files),
+    _one_error(_run("optics.render.synthesize", "--out", out, "--count", "1", "--max-coc", "1", cwd=files),
                "--min-coc (2) must be <= --max-coc (1)")
-    _one_error(_run("optics.synthesize", "--out", out, "--count", "1", "--size", "1000x1000", cwd=files),
+    _one_error(_run("optics.render.synthesize", "--out", out, "--count", "1", "--size", "1000x1000", cwd=files),
                "--size 1000x1000 exceeds the motorcycle image", "--motorcycle-fraction 0")
-    line = _one_error(_run("optics.synthesize", "--out", out, "--count", "1", "--size", "200000x200000",
+    line = _one_error(_run("optics.render.synthesize", "--out", out, "--count", "1", "--size", "200000x200000",
                            "--motorcycle-fraction", "0", cwd=files), "GiB of working memory")
     assert "motorcycle_fraction" not in line
     assert not out.exists()
-    proc = _run("optics.synthesize", "--out", out, "--count", "1", "--size", "32x32", "--max-coc", "1", "--min-coc",
+    proc = _run("optics.render.synthesize", "--out", out, "--count", "1", "--size", "32x32", "--max-coc", "1", "--min-coc",
                 "0.5", "--no-progress", cwd=files)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "scenes.json").read_text())[0]["max_abs_coc_px"] <= 1.0 + 1e-6

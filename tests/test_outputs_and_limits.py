@@ -15,9 +15,9 @@ from optics import cli
 SMALL = dict(shape=(24, 32), max_coc=4.0, motorcycle_fraction=0.0, progress=False)
 
 
-# ------------------------------------------------------------------------------ optics.synthesize
+# ------------------------------------------------------------------------------ optics.render.synthesize
 def test_synthesize_refuses_a_non_empty_folder_and_overwrite_clears_it(tmp_path):
-    from optics.synthesize import write_dataset
+    from optics.render.synthesize import write_dataset
 
     out = tmp_path / "ds"
     write_dataset(out, 3, seed=1, **SMALL)
@@ -153,7 +153,7 @@ def test_benchmark_exit_status_and_quick_note(monkeypatch, capsys):
 def test_peak_memory_reads_gnu_time(tmp_path):
     from benchmarks.peak_memory import measure
 
-    r = measure(["optics.synthesize", "--out", str(tmp_path / "x"), "--count", "0"], tmp_path, timeout=120)
+    r = measure(["optics.render.synthesize", "--out", str(tmp_path / "x"), "--count", "0"], tmp_path, timeout=120)
     assert 0.01 < r["rss_gb"] < 4 and r["seconds"] > 0
     assert r["status"].startswith("2 (error: ") and "count" in r["status"]
 

@@ -29,8 +29,8 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from optics import Camera, dual_pixel_psfs, full_aperture_psf, render_coc_layers, render_defocus
-from optics.fourier import psf_to_otf
-from optics.synthesize import dead_leaves_scene
+from optics.operators.fourier import psf_to_otf
+from optics.render.synthesize import dead_leaves_scene
 
 from ._report import claim, cli_main, photos, save_figure, write_json, write_markdown
 

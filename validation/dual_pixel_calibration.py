@@ -297,7 +297,7 @@ def run(out_dir: Path, quick: bool = False, kernels: Path | None = None) -> list
         atomic_write_bytes(out / "pixel4_dual_pixel_field.json", full.field.to_json().encode())
         rows.append(claim("field model fitted on all 48 pairs (written as pixel4_dual_pixel_field.json)", "-",
                           f"median rel. L2 {_fmt(_summary(full.rel_l2))}", "-", True,
-                          informational="the camera used by synthetic:psf=calibrated (optics.dp_pixel4)"))
+                          informational="the camera used by synthetic:psf=calibrated (optics.dual_pixel.pixel4)"))
     write_json(out / f"{NAME}.json", dict(validation=NAME, ran=True, quick=quick, source=SOURCE, cells=cells,
                                           claims=rows, figures=figures))
     preamble = (

@@ -25,7 +25,7 @@ import scipy.fft
 from scipy.special import erf
 
 import optics
-from optics import fourier
+from optics.operators import fourier
 
 from ._report import claim, cli_main, photos, save_figure, write_json, write_markdown
 

@@ -6,7 +6,7 @@
 dual_pixel_defocus_estimation_deblurring, no licence given: the toolkit never ships nor downloads
 it; docs/real_dual_pixel.md says how to fetch it). Each scene is read as their ``code/util.py``
 does (``pixeldp:`` reader: black level, vignetting correction, central 1008 x 1344 crop),
-deblurred by :func:`optics.dp_deblur.dual_pixel_deblur` with the calibrated kernels of
+deblurred by :func:`optics.dual_pixel.deblur.dual_pixel_deblur` with the calibrated kernels of
 ``DIR/calibration`` (or the fitted field, ``--psf pixel4``) and parameters fixed once for all
 scenes (tuned on 001-008), and scored against ``gt_all_in_focus_im``:
 
@@ -113,12 +113,12 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
             log=lambda message: None, options: dict | None = None) -> list[dict]:
     """One row per scene: PSNR/SSIM (raw and registered) of input and ours, Spearman, GT scale, seconds.
 
-    ``options`` override :data:`optics.dp_deblur.DEFAULTS` (the tuning runs of docs/real_dual_pixel.md).
+    ``options`` override :data:`optics.dual_pixel.deblur.DEFAULTS` (the tuning runs of docs/real_dual_pixel.md).
     """
     from learned.baseline import DualPixelBaseline
     from learned.data import build_dataset
     from learned.evaluate import score
-    from optics.dp_deblur import load_psfs
+    from optics.dual_pixel.deblur import load_psfs
     from optics.image_io import read_png
 
     psfs = load_psfs(data / "calibration" if psf == "calibration" else "pixel4")
@@ -225,7 +225,7 @@ def run(out_dir: Path, quick: bool = False, data: Path | None = None, psf: str =
     write_json(out / f"{NAME}.json", dict(validation=NAME, ran=True, quick=quick, source=SOURCE, psf=psf, scenes=per_scene,
                                           means=means, claims=rows, seconds=time.perf_counter() - start))
     preamble = (f"Xin et al.'s Pixel 4 scenes ({SOURCE}), read as their code/util.py does, deblurred by "
-                f"optics.dp_deblur with {'the calibrated kernels' if psf == 'calibration' else 'the fitted Pixel 4 field'}"
+                f"optics.dual_pixel.deblur with {'the calibrated kernels' if psf == 'calibration' else 'the fitted Pixel 4 field'}"
                 " and parameters fixed once for all scenes (tuned on 001-008).\n\n" + mean_table(means) + "\n"
                 + scene_table(per_scene))
     write_markdown(out / f"{NAME}.md", title, rows, preamble, [r["figure"] for r in per_scene])

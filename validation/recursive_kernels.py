@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import optics
-from optics.neumann import neumann_contraction, neumann_cross_scale, neumann_inverse
+from optics.operators.neumann import neumann_contraction, neumann_cross_scale, neumann_inverse
 
 from ._report import claim, cli_main, photos, save_figure, write_json, write_markdown
 
@@ -196,7 +196,7 @@ def atom_profiles(taps, side: int, xp=np):
     """1-D profiles b_1..b_J of the separable atoms A_j = b_j b_j^T on a length-``side`` axis.
 
     ``b_1`` is a centred delta and ``b_j = b_{j-1} (x) a_j`` (Eq. 3 restricted to one axis), with
-    the convolution convention of :mod:`optics.rkr`. Works for NumPy and torch (autograd).
+    the convolution convention of :mod:`optics.operators.rkr`. Works for NumPy and torch (autograd).
     """
     n_atoms = int(taps.shape[0]) + 1
     if side < 2 * n_atoms - 1:
@@ -350,7 +350,7 @@ def cross_scale(image: np.ndarray, sigma: float = 2.0, repeats: int = 3) -> dict
         low = y[::f, ::f]
         for _ in range(t):
             low = low - blurs[t - 1](low)
-        approx = optics.neumann.upsample_bilinear(low, f)
+        approx = optics.operators.neumann.upsample_bilinear(low, f)
         terms.append(dict(t=t, rel_difference=float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))))
     return dict(
         sigma=sigma,

@@ -5,7 +5,7 @@ A *spec* names a dataset kind and, for datasets on disk, its root folder:
 ==================  ==========================================================================
 spec                layout (``split`` in {'train', 'val', 'test'} unless said otherwise)
 ==================  ==========================================================================
-``synthetic``       rendered on the fly by :func:`optics.synthesize.synthesize_scene`, dual-pixel
+``synthetic``       rendered on the fly by :func:`optics.render.synthesize.synthesize_scene`, dual-pixel
                     views included; options after a colon, e.g.
                     ``synthetic:size=64,count=128,test_count=16,max_coc=8`` (see
                     :class:`SyntheticDataset`). The val and test splits are fixed (they do not
@@ -13,7 +13,7 @@ spec                layout (``split`` in {'train', 'val', 'test'} unless said ot
                     ``synthetic:sensor=pixel4`` renders raw linear green Pixel 4 scenes (field,
                     vignetting, noise, 14 bit, real defocus range) as the ``pixeldp`` reader gives
                     the real ones; ``noise=off``, ``vignetting=off``, ``psf=butterworth`` ablate.
-``dpdd:PATH``       DPDD (Abuolaim & Brown, ECCV 2020) and ``python -m optics.synthesize``'s
+``dpdd:PATH``       DPDD (Abuolaim & Brown, ECCV 2020) and ``python -m optics.render.synthesize``'s
                     output: ``PATH/{split}_c/source`` (blurred centre view),
                     ``PATH/{split}_c/target`` (all-in-focus), ``PATH/{split}_l/source`` and
                     ``PATH/{split}_r/source`` (dual-pixel views; both or neither). Paired by
@@ -257,7 +257,7 @@ def _apply_dihedral(arrays: Dict[str, np.ndarray], k: int, flip: bool) -> Dict[s
 # ==================================================================================================
 _VIEW_ORDER = ("input", "target", "left", "right")
 #: Arrays a sample may carry besides the views: the physics estimate (H, W, 3) and its signed
-#: defocus map (H, W, 1) of :func:`optics.dp_deblur.dual_pixel_deblur` (``synthetic:...,physics=on``).
+#: defocus map (H, W, 1) of :func:`optics.dual_pixel.deblur.dual_pixel_deblur` (``synthetic:...,physics=on``).
 _PHYSICS_ORDER = ("physics", "defocus")
 
 
@@ -451,12 +451,12 @@ _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 
 def _srgb_image(linear: np.ndarray, what: str) -> np.ndarray:
-    from optics.synthesize import srgb_encode
+    from optics.render.synthesize import srgb_encode
 
     lo, hi = float(linear.min()), float(linear.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"{what}: rendered intensities must lie in [0, 1] up to FFT rounding; got [{lo}, {hi}]")
-    # clip only the FFT rounding (|excess| <= 1e-3, checked above), as optics.synthesize does
+    # clip only the FFT rounding (|excess| <= 1e-3, checked above), as optics.render.synthesize does
     return srgb_encode(np.clip(linear.astype(np.float64), 0.0, 1.0)).astype(np.float32)
 
 
@@ -478,7 +478,7 @@ _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class SyntheticDataset(Dataset):
-    """Dual-pixel scenes rendered on the fly by :func:`optics.synthesize.synthesize_scene`.
+    """Dual-pixel scenes rendered on the fly by :func:`optics.render.synthesize.synthesize_scene`.
 
     Parameters
     ----------
@@ -495,11 +495,11 @@ class SyntheticDataset(Dataset):
     max_coc : float
         Largest |CoC| radius of a scene in pixels is drawn from [``min_coc``, ``max_coc``].
     psf : {'random', 'half_disc', 'butterworth', 'calibrated'}
-        Dual-pixel PSF model (``psf_model`` of :func:`optics.synthesize.synthesize_scene`);
+        Dual-pixel PSF model (``psf_model`` of :func:`optics.render.synthesize.synthesize_scene`);
         ``'calibrated'`` renders with the field-varying PSF pairs fitted to the Pixel 4
-        calibration (:func:`optics.dp_pixel4.pixel4_dual_pixel_field`).
+        calibration (:func:`optics.dual_pixel.pixel4.pixel4_dual_pixel_field`).
     sensor : {'none', 'pixel4'}
-        ``'pixel4'``: sensor-matched raw scenes (:func:`optics.pixel4_raw.synthesize_pixel4_raw`):
+        ``'pixel4'``: sensor-matched raw scenes (:func:`optics.render.pixel4_raw.synthesize_pixel4_raw`):
         the green plane of a dead-leaves scene, linear (no sRGB), replicated to 3 channels as the
         ``pixeldp`` reader does; the Pixel 4 field (``psf='calibrated'``, the default here, or
         ``'butterworth'`` for the ablation), defocus drawn from the real scenes' range (-0.9 to 1.6
@@ -511,19 +511,19 @@ class SyntheticDataset(Dataset):
         ``sensor='pixel4'`` only: leave out the noise or the vignetting (ablations); default on.
     depth : {'dead_leaves', 'smooth'}
         ``sensor='pixel4'`` only: one depth per dead leaf (default) or piecewise-smooth depth
-        (:func:`optics.pixel4_raw.piecewise_smooth_depth`: few large regions, as real scenes).
+        (:func:`optics.render.pixel4_raw.piecewise_smooth_depth`: few large regions, as real scenes).
     physics : bool
         ``sensor='pixel4'`` only: also run the training-free dual-pixel deblurring
-        (:func:`optics.dp_deblur.dual_pixel_deblur`, its tuned defaults) on every scene with the
+        (:func:`optics.dual_pixel.deblur.dual_pixel_deblur`, its tuned defaults) on every scene with the
         fitted field's PSFs at the scene's place in the frame
-        (:meth:`optics.dp_deblur.DualPixelPSFGrid.from_field` with ``origin``), and add its
+        (:meth:`optics.dual_pixel.deblur.DualPixelPSFGrid.from_field` with ``origin``), and add its
         estimate ``'physics'`` (H, W, 3) and signed defocus map ``'defocus'`` (H, W, 1): the inputs
         of ``dp_refine``. ``size`` must then be a multiple of the 168 px cell. Default off.
     cache : bool
         Keep rendered scenes in memory (each DataLoader worker has its own cache).
     photo_fraction : float in [0, 1]
         Fraction of the *training* scenes that are dead leaves textured with scikit-image photos
-        (``source='photo_leaves'`` of :func:`optics.synthesize.synthesize_scene`), spread evenly
+        (``source='photo_leaves'`` of :func:`optics.render.synthesize.synthesize_scene`), spread evenly
         over the indices (:meth:`scene_source`); default 0. The val and test splits ignore it.
     in_focus_fraction : float in [0, 1]
         Fraction of the *training* scenes rendered nearly in focus: their largest |CoC| is drawn
@@ -540,7 +540,7 @@ class SyntheticDataset(Dataset):
     otherwise, so training never draws a test scene's random stream. Training scenes are dead
     leaves (a ``photo_fraction`` of them photo-textured); every fourth val/test scene is a crop
     of scikit-image's Middlebury motorcycle (never seen in training). Images are rendered on
-    linear intensities and sRGB-encoded like DPDD's (and like ``python -m optics.synthesize``'s
+    linear intensities and sRGB-encoded like DPDD's (and like ``python -m optics.render.synthesize``'s
     PNGs).
     """
 
@@ -575,20 +575,20 @@ class SyntheticDataset(Dataset):
         if not (isinstance(in_focus_fraction, numbers.Real) and 0 <= in_focus_fraction <= 1):
             raise ValueError(f"in_focus_fraction must be a number in [0, 1]; got {in_focus_fraction!r}")
         self.in_focus_fraction = float(in_focus_fraction)
-        from optics.synthesize import PSF_CHOICES
+        from optics.render.synthesize import PSF_CHOICES
 
         if sensor not in SENSORS:
             raise ValueError(f"synthetic sensor must be one of {SENSORS}; got {sensor!r}")
         self.sensor = str(sensor)
         if sensor == "pixel4":
-            from optics.pixel4_raw import PIXEL4_PSF_MODELS
+            from optics.render.pixel4_raw import PIXEL4_PSF_MODELS
 
             psf = "calibrated" if psf is None else psf
             if psf not in PIXEL4_PSF_MODELS:
                 raise ValueError(f"synthetic psf must be one of {PIXEL4_PSF_MODELS} with sensor=pixel4; got {psf!r}")
             if self.photo_fraction or self.in_focus_fraction:
                 raise ValueError("synthetic photo_fraction and in_focus_fraction do not apply with sensor=pixel4")
-            from optics.pixel4_raw import PIXEL4_DEPTH_MODELS
+            from optics.render.pixel4_raw import PIXEL4_DEPTH_MODELS
 
             depth = "dead_leaves" if depth is None else depth
             if depth not in PIXEL4_DEPTH_MODELS:
@@ -622,7 +622,7 @@ class SyntheticDataset(Dataset):
         return np.random.default_rng([_SYNTHETIC_ENTROPY, _SPLIT_IDS[self.split], seed, index])
 
     def scene_source(self, index: int) -> str:
-        """Source of scene ``index`` for :func:`optics.synthesize.synthesize_scene`."""
+        """Source of scene ``index`` for :func:`optics.render.synthesize.synthesize_scene`."""
         index = _check_index(index, len(self))
         if self.sensor == "pixel4":
             return "dead_leaves"
@@ -639,7 +639,7 @@ class SyntheticDataset(Dataset):
 
     def load(self, index: int) -> Dict[str, np.ndarray]:
         """Full-size sRGB (H, W, 3) float32 arrays 'input', 'target', 'left', 'right' of scene ``index``."""
-        from optics.synthesize import synthesize_scene
+        from optics.render.synthesize import synthesize_scene
 
         index = _check_index(index, len(self))
         if index in self._cache:
@@ -661,15 +661,15 @@ class SyntheticDataset(Dataset):
         return arrays
 
     def _load_pixel4(self, index: int) -> Dict[str, np.ndarray]:
-        from optics.pixel4_raw import synthesize_pixel4_raw
+        from optics.render.pixel4_raw import synthesize_pixel4_raw
 
         scene = synthesize_pixel4_raw(self.scene_rng(index), (self.size, self.size), psf_model=self.psf,
                                       noise=self.noise, vignetting=self.vignetting, depth_model=self.depth)
         grey = {"target": scene.sharp, "left": scene.left, "right": scene.right,
                 "input": 0.5 * (scene.left + scene.right)}
         if self.physics:
-            from optics.dp_deblur import DualPixelPSFGrid, dual_pixel_deblur
-            from optics.dp_pixel4 import pixel4_dual_pixel_field
+            from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
+            from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
 
             grid = DualPixelPSFGrid.from_field(pixel4_dual_pixel_field(), PHYSICS_CELL, shape=scene.left.shape,
                                                origin=scene.field_origin)

@@ -112,7 +112,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from optics.dp_pixel4 import (PIXEL4_BLACK_LEVEL, PIXEL4_VIGNETTING_WINDOW, PIXEL4_WHITE, crop_central,  # noqa: F401
+from optics.dual_pixel.pixel4 import (PIXEL4_BLACK_LEVEL, PIXEL4_VIGNETTING_WINDOW, PIXEL4_WHITE, crop_central,  # noqa: F401
                             pixel4_vignetting_gain, read_pixel4_raw)
 
 __all__ = [
@@ -174,7 +174,7 @@ Reader = Callable[[Path], np.ndarray]
 
 
 def _read_pixel4_raw(path: Path) -> np.ndarray:
-    """Pixel 4 dual-pixel raw PNG to [0, 1] (:func:`optics.dp_pixel4.read_pixel4_raw`), replicated to 3 channels."""
+    """Pixel 4 dual-pixel raw PNG to [0, 1] (:func:`optics.dual_pixel.pixel4.read_pixel4_raw`), replicated to 3 channels."""
     values = read_pixel4_raw(path)
     return np.repeat(values[:, :, None], 3, axis=2)
 
@@ -503,7 +503,7 @@ def _pixel4_gt_path(view: Path) -> Path:
 
 
 def pixel4_vignetting_scale(calibration: Path) -> np.ndarray:
-    """The right view's vignetting gain from ``calibration/`` (:func:`optics.dp_pixel4.pixel4_vignetting_gain`)."""
+    """The right view's vignetting gain from ``calibration/`` (:func:`optics.dual_pixel.pixel4.pixel4_vignetting_gain`)."""
     return pixel4_vignetting_gain(calibration)
 
 

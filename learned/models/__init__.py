@@ -45,7 +45,7 @@ TRAINING_MODULES: dict[str, Callable[..., nn.Module]] = {"ifan_reblur": IFANRebl
 DUAL_PIXEL = frozenset({"kpac_dual", "ifan_dual", "k3dn_tiny", "k3dn_light", "k3dn_large", "dp_refine"})
 
 #: Models that refine the physics estimate: they also take ``physics`` and ``defocus``, the
-#: output of :func:`optics.dp_deblur.dual_pixel_deblur` on the same views.
+#: output of :func:`optics.dual_pixel.deblur.dual_pixel_deblur` on the same views.
 PHYSICS_INPUT = frozenset({"dp_refine"})
 
 

@@ -1,7 +1,7 @@
 r"""DPRefine: a small network that refines the training-free dual-pixel deblurring.
 
 Not a paper's network: the "physics refinement" candidate of the toolkit's real-capture study
-(``docs/pixel4_training.md``). :func:`optics.dp_deblur.dual_pixel_deblur` inverts the layered
+(``docs/pixel4_training.md``). :func:`optics.dual_pixel.deblur.dual_pixel_deblur` inverts the layered
 dual-pixel image formation of K3DN (Eq. 1-2) with the calibrated PSFs and a per-pixel defocus
 map; what it leaves (ringing at depth edges, noise amplified by the Wiener filter, the spill of
 occlusions, errors of the map) is local and depends on the image, the views and the map. This

@@ -20,7 +20,7 @@ Data flow (Fig. 3 and Fig. 5 of [1]_)::
                             --SRPBlock--> --G--> B_hat ~ (B_L + B_R) / 2
 
 The physics (centred kernel -> OTF, Wiener inverse, OTF -> centred kernel) is the project's
-:mod:`optics.fourier`, running on torch tensors with autograd.
+:mod:`optics.operators.fourier`, running on torch tensors with autograd.
 
 References
 ----------
@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
+from optics.operators.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
 from ..inference._padding import check_input, crop_to, pad_to_multiple
 from ..inference._speed import add_into, cpu_channels_last
@@ -253,7 +253,7 @@ def wiener_inverse_kernels(cell_kernels: torch.Tensor, inverse_size: int, eps: f
 
     Notes
     -----
-    ``optics.fourier.otf_to_psf(optics.fourier.wiener_filter(optics.fourier.psf_to_otf(K, (m, m)),
+    ``optics.operators.fourier.otf_to_psf(optics.operators.fourier.wiener_filter(optics.operators.fourier.psf_to_otf(K, (m, m)),
     eps), m)``: the :math:`1/\mathcal{F}(\hat{\mathbf{K}}^i)` of Eq. 10 of [1]_, regularised as a
     Wiener filter.
 

@@ -22,8 +22,8 @@ Architecture (official attribute names in brackets)
   maps, one per RKR atom, shared by the three colour channels.
 * RKR [``GCM``]: a (63, 1, 1, 2) parameter = 21 recursion steps x 3 colour channels x 2 free
   taps, turned into symmetric positive l1-normalised taps ``softmax([p0, p1, p0])``
-  (:func:`optics.rkr.symmetric_softmax_taps`); the 22 filtered images (identity included) come
-  from :func:`optics.rkr.rkr_stack` with ``boundary='reflect'`` (the project's single
+  (:func:`optics.operators.rkr.symmetric_softmax_taps`); the 22 filtered images (identity included) come
+  from :func:`optics.operators.rkr.rkr_stack` with ``boundary='reflect'`` (the project's single
   implementation of Eq. 5). Row ``r`` of the parameter is step ``r // 3``, channel ``r % 3``.
 * Blur operator (Eq. 11): ``D_t(y) = SummationLayer(stack(y) * repeat_interleave(Gamma, 3))``,
   the summation a 1x1 convolution 66 -> 3 with bias [``SummationLayer``].
@@ -65,7 +65,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from optics.rkr import rkr_stack, symmetric_softmax_taps
+from optics.operators.rkr import rkr_stack, symmetric_softmax_taps
 
 from ..inference._padding import check_input
 from ..inference._speed import add_into, cpu_channels_last, needs_grad
@@ -236,8 +236,8 @@ class RecursiveKernelStack(nn.Module):
 
     Notes
     -----
-    Taps ``a = softmax([p0, p1, p0])`` (:func:`optics.rkr.symmetric_softmax_taps`); the stack is
-    :func:`optics.rkr.rkr_stack` with ``boundary='reflect'`` (pad 1, 1x3 then 3x1 filtering per
+    Taps ``a = softmax([p0, p1, p0])`` (:func:`optics.operators.rkr.symmetric_softmax_taps`); the stack is
+    :func:`optics.operators.rkr.rkr_stack` with ``boundary='reflect'`` (pad 1, 1x3 then 3x1 filtering per
     step, as the official ``FullRKR`` with ``dilation=1``).
     """
 
@@ -302,7 +302,7 @@ class NRKNet(nn.Module):
         \\qquad D_t(\\cdot) = \\sum_{j=1}^{J} \\Gamma_{j,t} \\odot (\\cdot \\otimes A_j)
 
     with the 1x1 summation convolution of the official code in place of the plain sum (Eq. 11),
-    atoms ``A_j`` from :mod:`optics.rkr` and ``Gamma_{j,t}`` from the coefficient module.
+    atoms ``A_j`` from :mod:`optics.operators.rkr` and ``Gamma_{j,t}`` from the coefficient module.
     See the module docstring for layer details and the official names of the submodules.
 
     Input ``(B, 3, H, W)`` RGB in [0, 1] with ``H, W >= 17``; output the same shape, RGB,

@@ -395,7 +395,7 @@ _SMOKE = {
 
 #: pixel4: the real-capture study (docs/pixel4_training.md, ``python -m benchmarks.pixel4_training``):
 #: the cpu-smoke widths, trained on sensor-matched raw Pixel 4 renders
-#: (``synthetic:sensor=pixel4``, :mod:`optics.pixel4_raw`) of 336x336 scenes (two 168 px cells of
+#: (``synthetic:sensor=pixel4``, :mod:`optics.render.pixel4_raw`) of 336x336 scenes (two 168 px cells of
 #: the calibrated frame, at random places in it), 128x128 crops (the real scenes' blur reaches a
 #: 17 px radius), batch 4, Adam 1e-3 with cosine decay, the identity-preserving start where a
 #: family has one; step counts sized to about 8 minutes a run with one thread on the 2-core

@@ -209,8 +209,8 @@ def test_physics_refinement_model_gets_the_dual_pixel_estimate_computed_once():
     from learned.data import build_dataset
     from learned.evaluate import evaluate_dataset
     from learned.models.dp_refine import DPRefine
-    from optics.dp_deblur import DualPixelPSFGrid
-    from optics.dp_pixel4 import pixel4_dual_pixel_field
+    from optics.dual_pixel.deblur import DualPixelPSFGrid
+    from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
 
     ds = build_dataset("synthetic:sensor=pixel4,size=168,test_count=2", "test")
     grid = DualPixelPSFGrid.from_field(pixel4_dual_pixel_field(), 168, shape=(168, 168))

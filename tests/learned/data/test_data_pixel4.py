@@ -1,6 +1,6 @@
 """``synthetic:sensor=pixel4``: raw Pixel 4 training scenes as the ``pixeldp`` reader gives real ones.
 
-Checked against the sensor model (:mod:`optics.pixel4_raw`, :mod:`optics.sensor_noise`): linear
+Checked against the sensor model (:mod:`optics.render.pixel4_raw`, :mod:`optics.dual_pixel.sensor_noise`): linear
 grey values replicated to 3 channels on the 14-bit grid (before the reader's correction of the
 right view), noise present and absent as asked, the corrected views' vignetting undone. No real data.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from learned.data import build_dataset
-from optics.sensor_noise import PIXEL4_NOISE_A, PIXEL4_NOISE_B
+from optics.dual_pixel.sensor_noise import PIXEL4_NOISE_A, PIXEL4_NOISE_B
 
 SPEC = "synthetic:sensor=pixel4,size=48,count=2,val_count=1,test_count=1"
 
@@ -104,9 +104,9 @@ def test_pixel4_physics_estimate_added_and_cropped_with_the_views():
     """physics=on: the sample carries the training-free estimate of its own views (run here
     independently with the field's window at the scene's origin) and its defocus map, cropped at
     the same place as the views."""
-    from optics.dp_deblur import DualPixelPSFGrid, dual_pixel_deblur
-    from optics.dp_pixel4 import pixel4_dual_pixel_field
-    from optics.pixel4_raw import synthesize_pixel4_raw
+    from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
+    from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
+    from optics.render.pixel4_raw import synthesize_pixel4_raw
 
     ds = build_dataset("synthetic:sensor=pixel4,size=168,count=1,physics=on", "train", seed=3, crop=64)
     full = ds.load(0)
@@ -134,7 +134,7 @@ def test_pixel4_smooth_depth_has_few_large_regions():
     dead leaf."""
     from scipy import ndimage
 
-    from optics.pixel4_raw import synthesize_pixel4_raw
+    from optics.render.pixel4_raw import synthesize_pixel4_raw
 
     def far_share(scene):
         coc = scene.coc

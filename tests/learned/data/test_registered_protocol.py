@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from learned.baseline import DualPixelBaseline
 from learned.data import protocols as P
-from optics.dp_deblur import DualPixelPSFGrid
+from optics.dual_pixel.deblur import DualPixelPSFGrid
 
 RNG = np.random.default_rng(5)
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import learned
 from learned.inference._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
 from learned.models.k3dn import wiener_inverse_kernels
-from optics.fourier import otf_to_psf, psf_to_otf, wiener_filter
+from optics.operators.fourier import otf_to_psf, psf_to_otf, wiener_filter
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

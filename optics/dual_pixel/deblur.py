@@ -1,0 +1,826 @@
+r"""Training-free deblurring of a real dual-pixel (DP) capture: defocus from the DP pair, then deconvolution.
+
+A DP sensor records two views :math:`L = x * K_L(s)` and :math:`R = x * K_R(s)` of the sharp
+image :math:`x`, blurred by a left and a right PSF that depend on the signed defocus :math:`s`
+(and on the position in the frame). Whatever :math:`x` is, the true defocus makes the two views
+*cross-consistent*:
+
+.. math:: L * K_R(s) - R * K_L(s) = x * (K_L * K_R - K_R * K_L) = 0 .
+
+:func:`dual_pixel_defocus_map` scores every candidate scale :math:`s` by this residual, whitened
+per frequency so that sensor noise weighs the same at every scale,
+
+.. math:: E_s = \left| F^{-1}\!\left[\frac{\hat L \hat K_R(s) - \hat R \hat K_L(s)}
+          {\sqrt{|\hat K_L(s)|^2 + |\hat K_R(s)|^2 + \epsilon_c}}\right] \right|^2 ,
+
+aggregates each cost slice with a guided filter steered by the image itself (cost-volume
+filtering, Hosni et al. [2]: depth edges follow image edges), and picks the scale of least
+cost per pixel with a parabolic sub-scale refinement. :func:`dual_pixel_deblur` then inverts
+both views jointly at each scale with the two-view Wiener filter
+
+.. math:: \hat x_s = \frac{\overline{\hat K_L(s)} \hat L + \overline{\hat K_R(s)} \hat R}
+          {|\hat K_L(s)|^2 + |\hat K_R(s)|^2 + \epsilon_w}
+
+and composites the layers pixel by pixel with the defocus map (linear weights between the two
+nearest scales). This is the inverse of the layered model of :func:`optics.render_defocus`
+where the depth is locally constant: a pixel is deblurred with the kernel of its own layer, so
+a sharp foreground is not deconvolved with the background's kernel nor the other way round;
+the occlusion terms at a depth edge (the blurred foreground's alpha over the background) are
+not inverted, which leaves errors within about one kernel radius of such edges (measured in
+the tests on a two-layer render).
+
+The PSFs vary over the frame. A :class:`DualPixelPSFGrid` holds one calibrated pair per cell
+(Xin et al. measure a 6 x 8 grid of 168 px cells on a Pixel 4); each cell is processed in a
+window of two cells plus a context margin, and the per-cell results are blended with bilinear
+(tent) weights centred on the cells, so neither the cost nor the image has a seam at a cell
+border. Kernels at other defocus levels are the calibrated ones rescaled as Xin et al.'s
+``rescale_blur_kernels_one_scale`` does (negative scale: flipped), and each pair is recentred
+on the centroid of :math:`(K_L + K_R)/2` (the calibrated kernels lie up to 3.5 px off the
+array centre), so the deblurred image is not shifted by the kernels' offsets.
+
+NumPy and CuPy arrays run through one code path (``optics._backend``); the small kernel work
+(rescaling, transfer functions) is done with NumPy and moved to the device.
+
+References
+----------
+.. [1] S. Xin, N. Wadhwa, T. Xue, J. T. Barron, P. P. Srinivasan, J. Chen, I. Gkioulekas,
+   R. Garg, "Defocus Map Estimation and Deblurring from a Single Dual-Pixel Image", ICCV 2021
+   (code: github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, ``code/util.py``).
+.. [2] A. Hosni, C. Rhemann, M. Bleyer, C. Rother, M. Gelautz, "Fast Cost-Volume Filtering for
+   Visual Correspondence and Beyond", TPAMI 2013.
+.. [3] K. He, J. Sun, X. Tang, "Guided Image Filtering", TPAMI 2013.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+
+from .._backend import namespace, to_numpy
+
+__all__ = [
+    "DualPixelPSFGrid",
+    "DualPixelDeblurResult",
+    "DEFAULT_SCALES",
+    "rescale_blur_kernel",
+    "dual_pixel_cost_volume",
+    "dual_pixel_defocus_map",
+    "dual_pixel_deblur",
+    "guided_filter",
+    "aggregate_cost",
+    "DEFAULTS",
+    "load_psfs",
+]
+
+#: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
+#: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
+DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=-0.1,
+                margin=48)
+
+#: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
+DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-0.9, 1.6, 21), 4))
+
+
+# --------------------------------------------------------------------------------------------------
+# kernels
+# --------------------------------------------------------------------------------------------------
+def rescale_blur_kernel(kernel: np.ndarray, scale: float, size: Optional[int] = None) -> np.ndarray:
+    r"""A calibrated blur kernel at another defocus: magnified by ``|scale|``, flipped when negative.
+
+    The resampler of Xin et al.'s ``rescale_blur_kernels_one_scale(kernel, size, 1 / scale)``:
+    output pixel :math:`j` (offset from the centre) samples the input at :math:`j / |s|`
+    (times ``n / size``), bilinearly with zeros outside when the input step is below 2 pixels,
+    otherwise with Gaussian weights of standard deviation ``(step - 1) / 2`` (anti-aliasing);
+    the result keeps the input's sum.
+
+    Parameters
+    ----------
+    kernel : (n, n) array, n odd
+    scale : float, nonzero
+    size : odd int, optional
+        Output side (default ``n``).
+
+    Returns
+    -------
+    (size, size) float64 array
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 != 1:
+        raise ValueError(f"kernel must be a square 2-D array with an odd side; got shape {k.shape}")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale == 0:
+        raise ValueError(f"scale must be a finite nonzero number; got {scale!r}")
+    n = k.shape[0]
+    size = n if size is None else size
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1 or size % 2 != 1:
+        raise ValueError(f"size must be an odd integer >= 1; got {size!r}")
+    step = (n / size) / abs(float(scale))
+    half = size // 2
+    out_c = np.linspace(-half * step, half * step, size)
+    in_c = np.arange(n) - n // 2
+    if step < 2.0:
+        yy, xx = np.meshgrid(out_c + n // 2, out_c + n // 2, indexing="ij")
+        out = scipy.ndimage.map_coordinates(k, [yy, xx], order=1, mode="constant", cval=0.0)
+    else:
+        sigma = (step - 1.0) / 2.0
+        g = np.exp(-((in_c[None, :] - out_c[:, None]) ** 2) / (2 * sigma**2))
+        out = g @ k @ g.T / (2 * np.pi * sigma**2)
+    total = out.sum()
+    if total <= 0:
+        raise ValueError(f"kernel rescaled by {scale} has no mass left (size {size} too small?)")
+    out *= k.sum() / total
+    return out[::-1, ::-1].copy() if scale < 0 else out
+
+
+def _centroid(k: np.ndarray) -> tuple[float, float]:
+    c = np.arange(k.shape[0]) - k.shape[0] // 2
+    s = k.sum()
+    return float(k.sum(1) @ c / s), float(k.sum(0) @ c / s)
+
+
+@dataclass(frozen=True)
+class DualPixelPSFGrid:
+    """A spatially varying dual-pixel PSF source: one left/right pair per square cell of the frame.
+
+    Attributes
+    ----------
+    left, right : (rows, cols, n, n) float64 arrays
+        The pair of each cell at the calibration defocus (scale 1), n odd.
+    cell : int
+        Cell side in pixels; the frame is ``(rows * cell, cols * cell)``.
+    name : str
+        Where the kernels come from (for reports).
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    cell: int
+    name: str = ""
+
+    def __post_init__(self):
+        left = np.asarray(self.left, dtype=np.float64)
+        right = np.asarray(self.right, dtype=np.float64)
+        if left.ndim != 4 or left.shape != right.shape or left.shape[2] != left.shape[3] or left.shape[2] % 2 != 1:
+            raise ValueError(f"left and right must be (rows, cols, n, n) arrays of one shape with n odd; "
+                             f"got {left.shape} and {right.shape}")
+        if not (np.all(np.isfinite(left)) and np.all(np.isfinite(right))):
+            raise ValueError("left and right kernels must be finite")
+        sums = np.concatenate([left.sum((2, 3)).ravel(), right.sum((2, 3)).ravel()])
+        if np.any(sums <= 0):
+            raise ValueError("every kernel must have a positive sum")
+        if isinstance(self.cell, bool) or not isinstance(self.cell, numbers.Integral) or self.cell < 1:
+            raise ValueError(f"cell must be an integer >= 1 (pixels); got {self.cell!r}")
+        object.__setattr__(self, "left", left)
+        object.__setattr__(self, "right", right)
+        object.__setattr__(self, "cell", int(self.cell))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, cols) of cells."""
+        return self.left.shape[:2]
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """(H, W) of the frame the grid covers."""
+        return self.grid[0] * self.cell, self.grid[1] * self.cell
+
+    def pair(self, row: int, col: int, scale: float, size: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """Cell (row, col) at defocus ``scale``: (K_L, K_R, centroid (dy, dx) of their mean, pixels)."""
+        kl = rescale_blur_kernel(self.left[row, col], scale, size)
+        kr = rescale_blur_kernel(self.right[row, col], scale, size)
+        return kl, kr, _centroid((kl + kr) / 2)
+
+    # sources -----------------------------------------------------------------------------------
+    @classmethod
+    def from_calibration(cls, folder: str | Path, rows: int = 6, cols: int = 8, cell: int = 168) -> "DualPixelPSFGrid":
+        """Xin et al.'s measured kernels: ``blur_kernels_{left,right}.npy`` (rows * cols, n, n), index row * cols + col.
+
+        ``folder`` is their ``calibration/`` folder or the data set folder holding it. The grid
+        is the one of their ``run.py`` (``patch_size=168, num_rows=6, num_cols=8``).
+        """
+        folder = Path(folder)
+        if (folder / "calibration").is_dir() and not (folder / "blur_kernels_left.npy").exists():
+            folder = folder / "calibration"
+        arrays = []
+        for side in ("left", "right"):
+            path = folder / f"blur_kernels_{side}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"calibrated kernels {str(path)!r} do not exist (expected Xin et al.'s "
+                                        "calibration/blur_kernels_{left,right}.npy)")
+            try:
+                a = np.load(path, allow_pickle=False)
+            except ValueError as err:
+                raise ValueError(f"cannot read {str(path)!r} as a NumPy array: {err}") from err
+            if a.ndim != 3 or a.shape[0] != rows * cols:
+                raise ValueError(f"{str(path)!r} must hold {rows * cols} kernels of shape (n, n); got shape {a.shape}")
+            arrays.append(a.reshape(rows, cols, *a.shape[1:]))
+        return cls(arrays[0], arrays[1], cell, name=f"calibrated kernels {folder}")
+
+    @classmethod
+    def from_field(cls, field_model: Any, cell: int = 168, size: int = 61, *, shape: Optional[tuple[int, int]] = None,
+                   origin: tuple[float, float] = (0.0, 0.0)) -> "DualPixelPSFGrid":
+        """Sample a fitted :class:`optics.DualPixelField` at its calibration defocus, one pair per cell centre.
+
+        ``shape`` (H, W) and ``origin`` (x0, y0) select a window of the field's frame (default:
+        the whole frame): the grid then covers an image whose pixel (0, 0) sits at ``origin`` of
+        the frame, in the ``field_origin`` convention of :func:`optics.render_coc_layers` (x
+        first), as a scene of :func:`optics.render.pixel4_raw.synthesize_pixel4_raw` records it.
+        """
+        from .fit import DualPixelField
+
+        if not isinstance(field_model, DualPixelField):
+            raise TypeError(f"field_model must be an optics.DualPixelField; got {type(field_model).__name__}")
+        H, W = field_model.image_shape if shape is None else shape
+        try:
+            x0, y0 = (float(v) for v in origin)
+        except (TypeError, ValueError):
+            raise ValueError(f"origin must be a pair of numbers (x0, y0); got {origin!r}") from None
+        if H % cell or W % cell:
+            what = "the field's frame" if shape is None else "shape"
+            raise ValueError(f"{what} {H}x{W} must be a whole number of {cell} px cells; pass another cell")
+        rows, cols = H // cell, W // cell
+        left = np.empty((rows, cols, size, size))
+        right = np.empty_like(left)
+        for r in range(rows):
+            for c in range(cols):
+                p = field_model.psfs(field_model.calibration_coc, x0 + c * cell + (cell - 1) / 2,
+                                     y0 + r * cell + (cell - 1) / 2, size=size)
+                left[r, c], right[r, c] = p.left, p.right
+        where = "" if shape is None else f", window {H}x{W} at (x, y) = {(x0, y0)}"
+        return cls(left, right, cell,
+                   name=f"DualPixelField (degree {field_model.degree}) sampled per {cell} px cell{where}")
+
+
+# --------------------------------------------------------------------------------------------------
+# filters
+# --------------------------------------------------------------------------------------------------
+def _ndimage(backend):
+    if backend.name == "cupy":
+        import cupyx.scipy.ndimage as nd
+
+        return nd
+    return scipy.ndimage
+
+
+def guided_filter(guide: Any, src: Any, radius: int, eps: float) -> Any:
+    r"""He et al.'s guided filter of ``src`` (..., H, W) steered by a grey ``guide`` (H, W).
+
+    Per box window :math:`\omega` of side ``2 radius + 1``: :math:`q = \bar a\, I + \bar b`,
+    :math:`a = \mathrm{cov}_\omega(I, p) / (\mathrm{var}_\omega(I) + \epsilon)`,
+    :math:`b = \bar p - a \bar I` (mirror boundary). Leading axes of ``src`` are filtered one by one.
+    """
+    be = namespace(guide, src)
+    nd = _ndimage(be)
+    size = 2 * int(radius) + 1
+
+    def box(x):
+        return nd.uniform_filter(x, size, mode="reflect")
+
+    I = guide
+    mI = box(I)
+    vI = box(I * I) - mI * mI
+    flat = src.reshape((-1,) + src.shape[-2:])
+    out = be.xp.empty_like(flat)
+    for i in range(flat.shape[0]):
+        p = flat[i]
+        mp = box(p)
+        a = (box(I * p) - mI * mp) / (vI + eps)
+        b = mp - a * mI
+        out[i] = box(a) * I + box(b)
+    return out.reshape(src.shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# windows
+# --------------------------------------------------------------------------------------------------
+def _fast_len(n: int) -> int:
+    return scipy.fft.next_fast_len(n, real=True)
+
+
+@dataclass
+class _Window:
+    row: int
+    col: int
+    FL: Any  # rfft2 of the left window
+    FR: Any
+    inner: tuple  # slices of the window that are output
+    box: tuple  # (y0, y1, x0, x1) in the image
+    tent: Any  # blending weights over box
+
+
+def _windows(left, right, psfs: DualPixelPSFGrid, margin: int, backend):
+    """Per cell: FFTs of both views over two cells plus ``margin`` around the cell centre, mirror-padded."""
+    xp, fft = backend.xp, backend.fft
+    H, W = left.shape
+    c = psfs.cell
+    pad = c - c // 2 + margin  # the first window starts at c // 2 - c - margin (odd cells too)
+    Lp = xp.pad(left, pad, mode="symmetric")
+    Rp = xp.pad(right, pad, mode="symmetric")
+    n = _fast_len(2 * c + 2 * margin)
+    t = 1.0 - np.abs((np.arange(2 * c) + 0.5 - c) / c)
+    tent = xp.asarray((t[:, None] * t[None, :]).astype(left.dtype))
+    out = []
+    rows, cols = psfs.grid
+    for r in range(rows):
+        for col in range(cols):
+            y0, x0 = r * c + c // 2 - c, col * c + c // 2 - c  # output span: two cells around the centre
+            wy, wx = y0 - margin + pad, x0 - margin + pad
+            Lw = Lp[wy:wy + n, wx:wx + n]
+            Rw = Rp[wy:wy + n, wx:wx + n]
+            if Lw.shape != (n, n):  # the last windows may run past the padding: extend by mirroring
+                Lw = xp.pad(Lw, ((0, n - Lw.shape[0]), (0, n - Lw.shape[1])), mode="symmetric")
+                Rw = xp.pad(Rw, ((0, n - Rw.shape[0]), (0, n - Rw.shape[1])), mode="symmetric")
+            oy0, oy1, ox0, ox1 = max(y0, 0), min(y0 + 2 * c, H), max(x0, 0), min(x0 + 2 * c, W)
+            inner = (slice(oy0 - y0 + margin, oy1 - y0 + margin), slice(ox0 - x0 + margin, ox1 - x0 + margin))
+            out.append(_Window(r, col, fft.rfft2(Lw), fft.rfft2(Rw), inner, (oy0, oy1, ox0, ox1),
+                               tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]))
+    return out, n
+
+
+def _map_windows(fn, windows, workers: int, backend):
+    """``(w, fn(w))`` for every window, in order; NumPy windows on ``workers`` threads (-1: every core).
+
+    The FFTs and array arithmetic release the GIL, so the windows run in parallel; the caller
+    accumulates the results in one thread, in a fixed order (results do not depend on ``workers``).
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    count = (os.cpu_count() or 1) if workers == -1 else int(workers)
+    if backend.name != "numpy" or count <= 1:
+        for w in windows:
+            yield w, fn(w)
+        return
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        yield from zip(windows, pool.map(fn, windows))
+
+
+def _otfs(psfs: DualPixelPSFGrid, row: int, col: int, scale: float, n: int, backend, complex_dtype):
+    """Transfer functions of cell (row, col) at ``scale`` on an n x n grid, recentred as a pair."""
+    kl, kr, (dy, dx) = psfs.pair(row, col, scale)
+    k = kl.shape[0]
+    if k > n:
+        raise ValueError(f"kernels of {k} px do not fit the {n} px window; raise margin")
+    real = np.float32 if complex_dtype == np.complex64 else np.float64
+    # the pair's centroid (k // 2 + d from the array corner) to the origin: separable phase ramps
+    ey = np.exp(2j * np.pi * scipy.fft.fftfreq(n) * (dy + k // 2)).astype(complex_dtype)
+    ex = np.exp(2j * np.pi * scipy.fft.rfftfreq(n) * (dx + k // 2)).astype(complex_dtype)
+    res = []
+    for kk in (kl, kr):
+        a = scipy.fft.rfft(kk.astype(real), n=n, axis=1) * ex[None, :]  # only the k nonzero rows
+        res.append(backend.xp.asarray(scipy.fft.fft(a, n=n, axis=0) * ey[:, None]))
+    return res
+
+
+# --------------------------------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------------------------------
+def _check_views(left, right, psfs):
+    be = namespace(left, right)
+    if be.name == "torch":
+        raise TypeError("left and right must be NumPy or CuPy arrays; got torch tensors")
+    for name, v in (("left", left), ("right", right)):
+        if v.ndim != 2:
+            raise ValueError(f"{name} must be a single-channel (H, W) image; got shape {tuple(v.shape)}")
+        if v.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be float32 or float64; got {v.dtype}")
+        if not bool(be.xp.all(be.xp.isfinite(v))):
+            raise ValueError(f"{name} has NaN or inf values")
+    if left.shape != right.shape or left.dtype != right.dtype:
+        raise ValueError(f"left and right must have one shape and dtype; got {tuple(left.shape)} {left.dtype} "
+                         f"and {tuple(right.shape)} {right.dtype}")
+    if not isinstance(psfs, DualPixelPSFGrid):
+        raise TypeError(f"psfs must be an optics.DualPixelPSFGrid (DualPixelPSFGrid.from_calibration or "
+                        f".from_field); got {type(psfs).__name__}")
+    if tuple(left.shape) != psfs.frame:
+        raise ValueError(f"left and right are {left.shape[0]}x{left.shape[1]} but psfs cover a "
+                         f"{psfs.frame[0]}x{psfs.frame[1]} frame ({psfs.grid[0]}x{psfs.grid[1]} cells of "
+                         f"{psfs.cell} px); crop the views to the calibrated frame")
+    return be
+
+
+def _check_scales(scales) -> np.ndarray:
+    s = np.asarray(scales, dtype=np.float64)
+    if s.ndim != 1 or s.size < 3 or not np.all(np.isfinite(s)) or np.any(s == 0) or np.any(np.diff(s) <= 0):
+        raise ValueError(f"scales must be at least 3 finite, nonzero, strictly increasing numbers; got {scales!r}")
+    return s
+
+
+def _check_positive(value, name, allow_zero=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# defocus
+# --------------------------------------------------------------------------------------------------
+def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
+                           *, cost_eps: float = DEFAULTS["cost_eps"], margin: int = DEFAULTS["margin"],
+                           workers: int = -1, _windows_out: Optional[list] = None) -> Any:
+    """Whitened DP cross-consistency cost :math:`E_s` (module Notes) of every scale, shape (S, H, W), unaggregated.
+
+    ``workers``: threads over the cells' windows (NumPy; -1: every core); the result does not depend on it.
+    """
+    _check_workers(workers)
+    be = _check_views(left, right, psfs)
+    s = _check_scales(scales)
+    _check_positive(cost_eps, "cost_eps")
+    xp, fft = be.xp, be.fft
+    windows, n = _windows(left, right, psfs, int(margin), be)
+    if _windows_out is not None:
+        _windows_out[:] = [windows, n]
+    cdt = np.complex64 if left.dtype == np.float32 else np.complex128
+    H, W = left.shape
+    cost = xp.zeros((len(s),) + (H, W), dtype=left.dtype)
+    weight = xp.zeros((H, W), dtype=left.dtype)
+    def one(w):
+        part = xp.empty((len(s), w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
+        for i, sc in enumerate(s):
+            KL, KR = _otfs(psfs, w.row, w.col, float(sc), n, be, cdt)
+            num = w.FL * KR - w.FR * KL
+            den = xp.sqrt(xp.abs(KL) ** 2 + xp.abs(KR) ** 2 + cost_eps)
+            e = fft.irfft2(num / den, s=(n, n))[w.inner]
+            part[i] = w.tent * e * e
+        return part
+
+    for w, part in _map_windows(one, windows, workers, be):
+        y0, y1, x0, x1 = w.box
+        weight[y0:y1, x0:x1] += w.tent
+        cost[:, y0:y1, x0:x1] += part
+    return cost / weight
+
+
+def _layer_index(defocus: np.ndarray, scales: np.ndarray, backend, dtype):
+    """Fractional index into ``scales`` of each defocus value (clamped to the ends), on the views' device."""
+    index = np.interp(np.asarray(defocus, np.float64).ravel(), scales, np.arange(len(scales)))
+    return backend.xp.asarray(index.reshape(np.shape(defocus)).astype(dtype))
+
+
+def _subscale_argmin(cost, xp):
+    """Index of least cost per pixel, refined by the vertex of a parabola through three neighbours."""
+    S = cost.shape[0]
+    i = xp.argmin(cost, axis=0)
+    ic = xp.clip(i, 1, S - 2)
+    a = xp.take_along_axis(cost, (ic - 1)[None], axis=0)[0]
+    b = xp.take_along_axis(cost, ic[None], axis=0)[0]
+    d = xp.take_along_axis(cost, (ic + 1)[None], axis=0)[0]
+    den = a - 2 * b + d
+    delta = xp.where(den > 0, 0.5 * (a - d) / xp.where(den > 0, den, 1), 0)
+    delta = xp.clip(delta, -0.5, 0.5)
+    return xp.where(i == ic, ic + delta, i).astype(cost.dtype)
+
+
+@dataclass
+class DualPixelDeblurResult:
+    """Output of :func:`dual_pixel_deblur` / :func:`dual_pixel_defocus_map`.
+
+    Attributes
+    ----------
+    image : (H, W) array or None
+        All-in-focus estimate (same dtype and library as the views; not clipped).
+    defocus : (H, W) array
+        Signed defocus per pixel, in units of the calibration defocus (the ``scales`` axis).
+    confidence : (H, W) array in [0, 1]
+        ``1 - min_s E_s / mean_s E_s`` of the aggregated cost: 0 where the cost is flat
+        (no texture, any scale fits), near 1 where one scale explains the views much better.
+    scales : (S,) ndarray
+    """
+
+    image: Any
+    defocus: Any
+    confidence: Any
+    scales: np.ndarray = field(repr=False)
+
+
+def aggregate_cost(cost: Any, guide: Any, *, smooth: float, radius: int, guide_eps: float) -> Any:
+    """Cost-volume filtering: each slice Gaussian-smoothed (``smooth`` px), then guided by ``guide``.
+
+    The Gaussian gathers evidence from textured neighbours into flat regions (a DP pair says
+    nothing about defocus where the scene has no texture); the guided filter (:func:`guided_filter`)
+    then snaps the cost, and so the defocus map, to the image's edges.
+    """
+    be = namespace(cost, guide)
+    if smooth > 0:
+        cost = _gaussian_slices(cost, float(smooth), be)
+    return guided_filter(guide, cost, int(radius), float(guide_eps))
+
+
+def _gaussian_slices(volume, sigma: float, backend):
+    """``scipy.ndimage.gaussian_filter(slice, sigma, mode='reflect')`` of every (H, W) slice of ``volume``.
+
+    NumPy: the same sampled kernel (truncated at 4 sigma, unit sum) applied along each axis by FFT
+    convolution of the mirror-padded volume (``scipy.signal.fftconvolve``), equal to ndimage's
+    direct sum up to rounding and about 4x faster at sigma 36. CuPy: ``cupyx.scipy.ndimage``.
+    """
+    if backend.name != "numpy":
+        nd = _ndimage(backend)
+        out = backend.xp.empty_like(volume)
+        for i in range(volume.shape[0]):
+            out[i] = nd.gaussian_filter(volume[i], sigma, mode="reflect")
+        return out
+    from scipy.signal import fftconvolve
+
+    r = int(4.0 * sigma + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k = (k / k.sum()).astype(volume.dtype)
+    out = volume
+    for axis in (1, 2):
+        widths = [(0, 0)] * 3
+        widths[axis] = (r, r)
+        shape = [1, 1, 1]
+        shape[axis] = k.size
+        out = fftconvolve(np.pad(out, widths, mode="symmetric"), k.reshape(shape), mode="valid", axes=axis)
+    return out.astype(volume.dtype, copy=False)
+
+
+def _check_workers(workers):
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or (workers < 1 and workers != -1):
+        raise ValueError(f"workers must be -1 (every core) or an integer >= 1; got {workers!r}")
+
+
+def _check_options(radius, margin, smooth, guide_eps, cost_eps, wiener_eps):
+    _check_positive(guide_eps, "guide_eps")
+    _check_positive(cost_eps, "cost_eps")
+    _check_positive(wiener_eps, "wiener_eps")
+    _check_positive(smooth, "smooth", allow_zero=True)
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 1:
+        raise ValueError(f"radius must be an integer >= 1; got {radius!r}")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Integral) or margin < 0:
+        raise ValueError(f"margin must be an integer >= 0; got {margin!r}")
+
+
+def _defocus(left, right, psfs, s, o, windows_out=None):
+    be = namespace(left)
+    xp = be.xp
+    cost = dual_pixel_cost_volume(left, right, psfs, s, cost_eps=o["cost_eps"], margin=o["margin"],
+                                  workers=o["workers"], _windows_out=windows_out)
+    guide_raw = (left + right) / 2
+    guide = guide_raw / max(float(xp.max(guide_raw)), float(np.finfo(np.float32).tiny))
+    agg = aggregate_cost(cost, guide, smooth=o["smooth"], radius=o["radius"], guide_eps=o["guide_eps"])
+    idx = _subscale_argmin(agg, xp)
+    mean = xp.mean(agg, axis=0)
+    # a floor at the views' rounding level: a cost that is only rounding noise (no texture) gives 0, not ~1
+    floor = float(np.finfo(left.dtype).eps) * float(xp.mean(guide_raw)) ** 2 + float(np.finfo(left.dtype).tiny)
+    conf = xp.clip((mean - xp.min(agg, axis=0)) / (mean + floor), 0, 1).astype(left.dtype)
+    defocus = xp.asarray(np.interp(to_numpy(idx).ravel(), np.arange(len(s)), s).reshape(idx.shape).astype(left.dtype))
+    return agg, idx, defocus, conf
+
+
+def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
+                           *, cost_eps: float = DEFAULTS["cost_eps"], smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
+                           guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
+                           workers: int = -1) -> DualPixelDeblurResult:
+    r"""Signed defocus map of a DP pair, edge-aware (``image`` of the result is None).
+
+    Parameters
+    ----------
+    left, right : (H, W) float32 or float64 NumPy or CuPy arrays
+        The two views, linear, on one scale (vignetting corrected), the frame of ``psfs``.
+    psfs : DualPixelPSFGrid
+        Calibrated kernels (:meth:`DualPixelPSFGrid.from_calibration`) or a fitted field
+        (:meth:`DualPixelPSFGrid.from_field`, e.g. of :func:`optics.dual_pixel.pixel4.pixel4_dual_pixel_field`).
+    scales : increasing sequence of nonzero floats
+        Candidate defocus levels (x the calibration defocus; negative = other side of focus).
+    cost_eps : float > 0
+        Whitening floor :math:`\epsilon_c`.
+    smooth, radius, guide_eps
+        Cost aggregation (:func:`aggregate_cost`): Gaussian sigma (pixels), then the guided
+        filter's window radius (pixels) and regulariser; the guide is the mean of the views,
+        scaled to a maximum of 1.
+    margin : int
+        Context in pixels around each two-cell window.
+    workers : int
+        Threads over the windows (NumPy arrays; -1: every core). Results do not depend on it.
+
+    Returns
+    -------
+    DualPixelDeblurResult with ``defocus`` and ``confidence``.
+    """
+    _check_options(radius, margin, smooth, guide_eps, cost_eps, 1.0)
+    s = _check_scales(scales)
+    o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers)
+    _, _, defocus, conf = _defocus(left, right, psfs, s, o)
+    return DualPixelDeblurResult(None, defocus, conf, s)
+
+
+def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
+                      *, defocus: Any = None, wiener_eps: float = DEFAULTS["wiener_eps"],
+                      scale_bias: float = DEFAULTS["scale_bias"], cost_eps: float = DEFAULTS["cost_eps"],
+                      smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
+                      guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
+                      workers: int = -1) -> DualPixelDeblurResult:
+    r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
+
+    Parameters
+    ----------
+    left, right, psfs, scales, cost_eps, smooth, radius, guide_eps, margin, workers
+        As :func:`dual_pixel_defocus_map`.
+    defocus : (H, W) array, optional
+        A signed defocus map to deblur with (e.g. a ground truth) instead of estimating one;
+        values outside ``scales`` are an error. The confidence is then all ones.
+    wiener_eps : float > 0
+        Noise-to-signal parameter :math:`\epsilon_w` of the two-view Wiener filter.
+    scale_bias : float
+        Added to the *estimated* defocus before the layers are chosen (not to ``defocus`` given,
+        nor to the returned map). Measured on the tuning scenes 001-008: the scale of least
+        cross-consistency cost lies about 0.1-0.3 above the scale whose deconvolution is closest
+        to the ground truth (docs/real_dual_pixel.md); the default -0.1 (tuned) compensates for part of it.
+
+    Returns
+    -------
+    DualPixelDeblurResult
+        ``image`` (H, W) in the views' dtype and library, not clipped.
+    """
+    _check_options(radius, margin, smooth, guide_eps, cost_eps, wiener_eps)
+    _check_workers(workers)
+    if isinstance(scale_bias, bool) or not isinstance(scale_bias, numbers.Real) or not math.isfinite(scale_bias):
+        raise ValueError(f"scale_bias must be a finite number; got {scale_bias!r}")
+    s = _check_scales(scales)
+    if defocus is None:
+        store: list = []
+        o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers)
+        agg, idx, d, conf = _defocus(left, right, psfs, s, o, windows_out=store)
+        windows, n = store
+        be = namespace(left)
+        res = DualPixelDeblurResult(None, d, conf, s)
+        del agg
+        if scale_bias:
+            idx = _layer_index(to_numpy(d).astype(np.float64) + scale_bias, s, be, left.dtype)
+    else:
+        be = _check_views(left, right, psfs)
+        d = to_numpy(defocus)
+        if d.shape != tuple(left.shape):
+            raise ValueError(f"defocus must have the views' shape {tuple(left.shape)}; got {d.shape}")
+        tol = 1e-5 * (s[-1] - s[0])  # float32 maps round the end scales
+        if not np.all(np.isfinite(d)) or d.min() < s[0] - tol or d.max() > s[-1] + tol:
+            raise ValueError(f"defocus values must lie within the scales [{s[0]}, {s[-1]}]; got "
+                             f"[{float(np.nanmin(d))}, {float(np.nanmax(d))}]")
+        idx = _layer_index(d, s, be, left.dtype)
+        res = DualPixelDeblurResult(None, be.xp.asarray(d.astype(left.dtype)), be.xp.ones_like(left), s)
+        windows, n = _windows(left, right, psfs, int(margin), be)
+    xp, fft = be.xp, be.fft
+    cdt = np.complex64 if left.dtype == np.float32 else np.complex128
+    H, W = left.shape
+    out = xp.zeros((H, W), dtype=left.dtype)
+    weight = xp.zeros((H, W), dtype=left.dtype)
+    def one(w):
+        y0, y1, x0, x1 = w.box
+        loc = idx[y0:y1, x0:x1]
+        lo, hi = int(math.floor(float(xp.min(loc)))), min(int(math.ceil(float(xp.max(loc)))), len(s) - 1)
+        acc = xp.zeros((y1 - y0, x1 - x0), dtype=left.dtype)
+        for i in range(lo, hi + 1):
+            lw = xp.clip(1 - xp.abs(loc - i), 0, 1)
+            if not bool(xp.any(lw > 0)):
+                continue
+            KL, KR = _otfs(psfs, w.row, w.col, float(s[i]), n, be, cdt)
+            X = (xp.conj(KL) * w.FL + xp.conj(KR) * w.FR) / (xp.abs(KL) ** 2 + xp.abs(KR) ** 2 + wiener_eps)
+            acc += lw * fft.irfft2(X, s=(n, n))[w.inner]
+        return w.tent * acc
+
+    for w, part in _map_windows(one, windows, workers, be):
+        y0, y1, x0, x1 = w.box
+        out[y0:y1, x0:x1] += part
+        weight[y0:y1, x0:x1] += w.tent
+    res.image = out / weight
+    return res
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------------
+def load_psfs(spec: str | Path) -> DualPixelPSFGrid:
+    """``'pixel4'``: the fitted Pixel 4 field (:mod:`optics.dual_pixel.pixel4`); else a folder of Xin et al.'s kernels."""
+    if str(spec) == "pixel4":
+        from .pixel4 import pixel4_dual_pixel_field
+
+        return DualPixelPSFGrid.from_field(pixel4_dual_pixel_field())
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--psf {str(spec)!r} is neither 'pixel4' nor a folder of calibrated kernels")
+    return DualPixelPSFGrid.from_calibration(folder)
+
+
+def _parse_scales(text: str) -> tuple:
+    import argparse
+
+    try:
+        lo, hi, count = text.split(":")
+        scales = np.round(np.linspace(float(lo), float(hi), int(count)), 6)
+        return tuple(float(s) for s in _check_scales(scales))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of nonzero scales, e.g. -0.9:1.6:21; got {text!r}") from None
+
+
+def _read_view(path: Path, fmt: str) -> np.ndarray:
+    from .pixel4 import read_pixel4_raw
+    from ..image_io import read_png
+
+    if fmt == "pixel4-raw":
+        return read_pixel4_raw(path)
+    raw = read_png(path)
+    if raw.ndim != 2:
+        raise ValueError(f"view {str(path)!r} must be a single-channel PNG (one colour plane of a DP capture); "
+                         f"got shape {raw.shape}")
+    return raw.astype(np.float32) / np.float32(np.iinfo(raw.dtype).max)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import sys
+
+    from .. import cli
+    from ..atomic import atomic_write_bytes
+    from .pixel4 import crop_central, pixel4_vignetting_gain
+    from ..image_io import npy_bytes, png_bytes
+
+    parser = cli.ArgumentParser(
+        prog="python -m optics.dual_pixel.deblur",
+        description="Deblur a dual-pixel capture without training: a defocus map from the DP pair and "
+                    "deconvolution with the calibrated PSFs (optics.dual_pixel.deblur).")
+    parser.add_argument("left", type=Path, help="left view, single-channel PNG")
+    parser.add_argument("right", type=Path, help="right view, single-channel PNG")
+    parser.add_argument("out", type=Path, help="all-in-focus output, 16-bit PNG (the views' linear scale, "
+                                               "clipped to [0, 1] for the file)")
+    parser.add_argument("--defocus-map", type=Path, help="also write the signed defocus map: .npy (float32, "
+                        "units of the calibration defocus) or .png (16-bit, scales' range mapped to 0..65535)")
+    parser.add_argument("--confidence", type=Path, help="also write the confidence map (.npy, float32 in [0, 1])")
+    parser.add_argument("--psf", default="pixel4", help="'pixel4' (the fitted Pixel 4 field, default) or a "
+                        "folder with Xin et al.'s blur_kernels_{left,right}.npy")
+    parser.add_argument("--input-format", choices=("pixel4-raw", "linear"), default="pixel4-raw",
+                        help="pixel4-raw (default): 16-bit raw, black level 1024, 14 bit, as Xin et al.; "
+                             "linear: 8/16-bit values divided by the type's maximum")
+    parser.add_argument("--white-sheets", type=Path, help="folder with white_sheet_{left,right}.png: correct the "
+                        "right view's vignetting as Xin et al. (default: the --psf folder when it has them)")
+    parser.add_argument("--scales", type=_parse_scales, default=DEFAULT_SCALES, metavar="LOW:HIGH:COUNT",
+                        help="candidate signed defocus scales (default -0.9:1.6:21)")
+    parser.add_argument("--wiener-eps", type=float, default=DEFAULTS["wiener_eps"],
+                        help=f"Wiener noise parameter (default {DEFAULTS['wiener_eps']:g})")
+    cli.add_overwrite_argument(parser)
+    args = parser.parse_args(argv)
+
+    left_path = cli.check_input_file(args.left, "left view", (".png",))
+    right_path = cli.check_input_file(args.right, "right view", (".png",))
+    jobs = [(args.out, [left_path, right_path])]
+    for extra, suffixes in ((args.defocus_map, (".npy", ".png")), (args.confidence, (".npy",))):
+        if extra is not None:
+            cli.check_output_files([(extra, [left_path, right_path])], overwrite=args.overwrite, suffixes=suffixes)
+            jobs.append((extra, [left_path, right_path]))
+    outs = [Path(j[0]) for j in jobs]
+    if len({o.resolve() for o in outs}) != len(outs):
+        raise ValueError("the output, --defocus-map and --confidence must be different files")
+    cli.check_output_files(jobs[:1], overwrite=args.overwrite, suffixes=(".png",))
+    _check_positive(args.wiener_eps, "--wiener-eps")
+
+    psfs = load_psfs(args.psf)
+    left = _read_view(left_path, args.input_format)
+    right = _read_view(right_path, args.input_format)
+    if left.shape != right.shape:
+        raise ValueError(f"left view {left_path} is {left.shape[0]}x{left.shape[1]} but right view {right_path} "
+                         f"is {right.shape[0]}x{right.shape[1]}")
+    sheets = args.white_sheets
+    if sheets is None and args.psf != "pixel4":
+        folder = Path(args.psf)
+        for cand in (folder, folder / "calibration"):
+            if (cand / "white_sheet_left.png").is_file():
+                sheets = cand
+    if sheets is not None:
+        gain = pixel4_vignetting_gain(sheets)
+        if gain.shape != right.shape:
+            raise ValueError(f"--white-sheets {str(sheets)!r} are {gain.shape[0]}x{gain.shape[1]} but the views are "
+                             f"{right.shape[0]}x{right.shape[1]}")
+        right = (right * gain).astype(np.float32)
+    else:
+        cli.warn("no white sheets given (--white-sheets): the right view's vignetting is not corrected")
+    if left.shape != psfs.frame:
+        cropped = crop_central(left, psfs.frame, f"left view {str(left_path)!r}")
+        print(f"views {left.shape[0]}x{left.shape[1]} cropped centrally to the calibrated "
+              f"{psfs.frame[0]}x{psfs.frame[1]} frame (Xin et al.'s _crop_image_central_fov)", file=sys.stderr)
+        left, right = cropped, crop_central(right, psfs.frame, f"right view {str(right_path)!r}")
+    res = dual_pixel_deblur(left, right, psfs, args.scales, wiener_eps=args.wiener_eps)
+    image = np.clip(res.image, 0, 1)
+    atomic_write_bytes(args.out, png_bytes(np.round(image * 65535).astype(np.uint16)))
+    if args.defocus_map is not None:
+        if args.defocus_map.suffix.lower() == ".npy":
+            atomic_write_bytes(args.defocus_map, npy_bytes(res.defocus.astype(np.float32)))
+        else:
+            s = res.scales
+            level = np.round((res.defocus - s[0]) / (s[-1] - s[0]) * 65535).astype(np.uint16)
+            atomic_write_bytes(args.defocus_map, png_bytes(level))
+    if args.confidence is not None:
+        atomic_write_bytes(args.confidence, npy_bytes(res.confidence.astype(np.float32)))
+    print(f"results: {args.out} (defocus {float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the "
+          f"calibration defocus)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    from .. import cli as _cli
+
+    raise SystemExit(_cli.run(main))
