@@ -64,6 +64,8 @@ import scipy.fft
 import scipy.ndimage
 
 from .._backend import namespace, to_numpy
+from ._cells import _map_windows, _otfs, _windows
+from .deconvolution import DECONVOLUTION_METHODS, layered_deconvolution
 
 __all__ = [
     "DualPixelPSFGrid",
@@ -82,7 +84,8 @@ __all__ = [
 #: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
 DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=-0.1,
-                margin=48)
+                margin=48, deconvolution="wiener", tv_weight=1e-3, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
+                centre_weight=0.5)
 
 #: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
 DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-0.9, 1.6, 21), 4))
@@ -190,11 +193,19 @@ class DualPixelPSFGrid:
         """(H, W) of the frame the grid covers."""
         return self.grid[0] * self.cell, self.grid[1] * self.cell
 
-    def pair(self, row: int, col: int, scale: float, size: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-        """Cell (row, col) at defocus ``scale``: (K_L, K_R, centroid (dy, dx) of their mean, pixels)."""
+    def pair(self, row: int, col: int, scale: float, size: Optional[int] = None, *,
+             centre_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """Cell (row, col) at defocus ``scale``: (K_L, K_R, reference point (dy, dx), pixels from the array centre).
+
+        The reference point is the centroid of ``w K_L / sum(K_L) + (1 - w) K_R / sum(K_R)`` with
+        ``w = centre_weight``: 0.5 is the centroid of the pair's mean (the full-aperture image), 1 the
+        centroid of the left kernel (the left view's geometry; see ``DEFAULTS['centre_weight']``).
+        """
         kl = rescale_blur_kernel(self.left[row, col], scale, size)
         kr = rescale_blur_kernel(self.right[row, col], scale, size)
-        return kl, kr, _centroid((kl + kr) / 2)
+        if centre_weight == 0.5:
+            return kl, kr, _centroid((kl + kr) / 2)
+        return kl, kr, _centroid(centre_weight * kl / kl.sum() + (1 - centre_weight) * kr / kr.sum())
 
     # sources -----------------------------------------------------------------------------------
     @classmethod
@@ -294,88 +305,6 @@ def guided_filter(guide: Any, src: Any, radius: int, eps: float) -> Any:
         b = mp - a * mI
         out[i] = box(a) * I + box(b)
     return out.reshape(src.shape)
-
-
-# --------------------------------------------------------------------------------------------------
-# windows
-# --------------------------------------------------------------------------------------------------
-def _fast_len(n: int) -> int:
-    return scipy.fft.next_fast_len(n, real=True)
-
-
-@dataclass
-class _Window:
-    row: int
-    col: int
-    FL: Any  # rfft2 of the left window
-    FR: Any
-    inner: tuple  # slices of the window that are output
-    box: tuple  # (y0, y1, x0, x1) in the image
-    tent: Any  # blending weights over box
-
-
-def _windows(left, right, psfs: DualPixelPSFGrid, margin: int, backend):
-    """Per cell: FFTs of both views over two cells plus ``margin`` around the cell centre, mirror-padded."""
-    xp, fft = backend.xp, backend.fft
-    H, W = left.shape
-    c = psfs.cell
-    pad = c - c // 2 + margin  # the first window starts at c // 2 - c - margin (odd cells too)
-    Lp = xp.pad(left, pad, mode="symmetric")
-    Rp = xp.pad(right, pad, mode="symmetric")
-    n = _fast_len(2 * c + 2 * margin)
-    t = 1.0 - np.abs((np.arange(2 * c) + 0.5 - c) / c)
-    tent = xp.asarray((t[:, None] * t[None, :]).astype(left.dtype))
-    out = []
-    rows, cols = psfs.grid
-    for r in range(rows):
-        for col in range(cols):
-            y0, x0 = r * c + c // 2 - c, col * c + c // 2 - c  # output span: two cells around the centre
-            wy, wx = y0 - margin + pad, x0 - margin + pad
-            Lw = Lp[wy:wy + n, wx:wx + n]
-            Rw = Rp[wy:wy + n, wx:wx + n]
-            if Lw.shape != (n, n):  # the last windows may run past the padding: extend by mirroring
-                Lw = xp.pad(Lw, ((0, n - Lw.shape[0]), (0, n - Lw.shape[1])), mode="symmetric")
-                Rw = xp.pad(Rw, ((0, n - Rw.shape[0]), (0, n - Rw.shape[1])), mode="symmetric")
-            oy0, oy1, ox0, ox1 = max(y0, 0), min(y0 + 2 * c, H), max(x0, 0), min(x0 + 2 * c, W)
-            inner = (slice(oy0 - y0 + margin, oy1 - y0 + margin), slice(ox0 - x0 + margin, ox1 - x0 + margin))
-            out.append(_Window(r, col, fft.rfft2(Lw), fft.rfft2(Rw), inner, (oy0, oy1, ox0, ox1),
-                               tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]))
-    return out, n
-
-
-def _map_windows(fn, windows, workers: int, backend):
-    """``(w, fn(w))`` for every window, in order; NumPy windows on ``workers`` threads (-1: every core).
-
-    The FFTs and array arithmetic release the GIL, so the windows run in parallel; the caller
-    accumulates the results in one thread, in a fixed order (results do not depend on ``workers``).
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    count = (os.cpu_count() or 1) if workers == -1 else int(workers)
-    if backend.name != "numpy" or count <= 1:
-        for w in windows:
-            yield w, fn(w)
-        return
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        yield from zip(windows, pool.map(fn, windows))
-
-
-def _otfs(psfs: DualPixelPSFGrid, row: int, col: int, scale: float, n: int, backend, complex_dtype):
-    """Transfer functions of cell (row, col) at ``scale`` on an n x n grid, recentred as a pair."""
-    kl, kr, (dy, dx) = psfs.pair(row, col, scale)
-    k = kl.shape[0]
-    if k > n:
-        raise ValueError(f"kernels of {k} px do not fit the {n} px window; raise margin")
-    real = np.float32 if complex_dtype == np.complex64 else np.float64
-    # the pair's centroid (k // 2 + d from the array corner) to the origin: separable phase ramps
-    ey = np.exp(2j * np.pi * scipy.fft.fftfreq(n) * (dy + k // 2)).astype(complex_dtype)
-    ex = np.exp(2j * np.pi * scipy.fft.rfftfreq(n) * (dx + k // 2)).astype(complex_dtype)
-    res = []
-    for kk in (kl, kr):
-        a = scipy.fft.rfft(kk.astype(real), n=n, axis=1) * ex[None, :]  # only the k nonzero rows
-        res.append(backend.xp.asarray(scipy.fft.fft(a, n=n, axis=0) * ey[:, None]))
-    return res
 
 
 # --------------------------------------------------------------------------------------------------
@@ -616,6 +545,8 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
                       scale_bias: float = DEFAULTS["scale_bias"], cost_eps: float = DEFAULTS["cost_eps"],
                       smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
                       guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
+                      deconvolution: str = DEFAULTS["deconvolution"], tv_weight: float = DEFAULTS["tv_weight"],
+                      tv_eps: float = DEFAULTS["tv_eps"], centre_weight: float = DEFAULTS["centre_weight"],
                       workers: int = -1) -> DualPixelDeblurResult:
     r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
 
@@ -633,6 +564,14 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         nor to the returned map). Measured on the tuning scenes 001-008: the scale of least
         cross-consistency cost lies about 0.1-0.3 above the scale whose deconvolution is closest
         to the ground truth (docs/real_dual_pixel.md); the default -0.1 (tuned) compensates for part of it.
+    deconvolution : {'wiener', 'tv'}
+        The two-view Wiener filter, or half-quadratic splitting with a total-variation prior
+        (:func:`optics.dual_pixel.deconvolution.layered_deconvolution`; ``tv_weight`` :math:`\lambda`,
+        ``tv_eps`` :math:`\epsilon`, the :math:`\beta` sequence ``DEFAULTS['tv_betas']``).
+    centre_weight : float
+        Reference point of each PSF pair (:meth:`DualPixelPSFGrid.pair`): the output is registered to
+        the centroid of ``w K_L + (1 - w) K_R``. 0.5 is the full-aperture image; 1, the default, the
+        left view, to which Xin et al.'s ground truth is registered (measured: docs/real_dual_pixel.md).
 
     Returns
     -------
@@ -666,30 +605,10 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         idx = _layer_index(d, s, be, left.dtype)
         res = DualPixelDeblurResult(None, be.xp.asarray(d.astype(left.dtype)), be.xp.ones_like(left), s)
         windows, n = _windows(left, right, psfs, int(margin), be)
-    xp, fft = be.xp, be.fft
-    cdt = np.complex64 if left.dtype == np.float32 else np.complex128
-    H, W = left.shape
-    out = xp.zeros((H, W), dtype=left.dtype)
-    weight = xp.zeros((H, W), dtype=left.dtype)
-    def one(w):
-        y0, y1, x0, x1 = w.box
-        loc = idx[y0:y1, x0:x1]
-        lo, hi = int(math.floor(float(xp.min(loc)))), min(int(math.ceil(float(xp.max(loc)))), len(s) - 1)
-        acc = xp.zeros((y1 - y0, x1 - x0), dtype=left.dtype)
-        for i in range(lo, hi + 1):
-            lw = xp.clip(1 - xp.abs(loc - i), 0, 1)
-            if not bool(xp.any(lw > 0)):
-                continue
-            KL, KR = _otfs(psfs, w.row, w.col, float(s[i]), n, be, cdt)
-            X = (xp.conj(KL) * w.FL + xp.conj(KR) * w.FR) / (xp.abs(KL) ** 2 + xp.abs(KR) ** 2 + wiener_eps)
-            acc += lw * fft.irfft2(X, s=(n, n))[w.inner]
-        return w.tent * acc
-
-    for w, part in _map_windows(one, windows, workers, be):
-        y0, y1, x0, x1 = w.box
-        out[y0:y1, x0:x1] += part
-        weight[y0:y1, x0:x1] += w.tent
-    res.image = out / weight
+    res.image = layered_deconvolution(left, right, psfs, s, idx, method=deconvolution, wiener_eps=wiener_eps,
+                                      tv_weight=tv_weight, tv_eps=tv_eps, tv_betas=DEFAULTS["tv_betas"],
+                                      centre_weight=centre_weight, margin=int(margin), workers=workers,
+                                      windows=(windows, n))
     return res
 
 

@@ -1,0 +1,117 @@
+"""The cell machinery of :mod:`optics.dual_pixel.deblur`: per-cell windows of the views and their FFTs,
+the cells' transfer functions, and a thread map over the windows.
+
+A :class:`optics.dual_pixel.deblur.DualPixelPSFGrid` holds one PSF pair per square cell. Each cell is
+processed in a window of two cells plus a context margin around its centre, mirror-padded at the
+frame's border; its output is weighted by a bilinear tent centred on the cell, so the sum over
+cells has no seam (the tents of neighbouring cells add to one inside the frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+
+def _fast_len(n: int) -> int:
+    return scipy.fft.next_fast_len(n, real=True)
+
+
+@dataclass
+class _Window:
+    row: int
+    col: int
+    FL: Any  # rfft2 of the left window
+    FR: Any
+    inner: tuple  # slices of the window that are output
+    box: tuple  # (y0, y1, x0, x1) in the image
+    tent: Any  # blending weights over box
+
+
+def _windows(left, right, psfs, margin: int, backend):
+    """Per cell: FFTs of both views over two cells plus ``margin`` around the cell centre, mirror-padded."""
+    xp, fft = backend.xp, backend.fft
+    H, W = left.shape
+    c = psfs.cell
+    pad = c - c // 2 + margin  # the first window starts at c // 2 - c - margin (odd cells too)
+    Lp = xp.pad(left, pad, mode="symmetric")
+    Rp = xp.pad(right, pad, mode="symmetric")
+    n = _fast_len(2 * c + 2 * margin)
+    t = 1.0 - np.abs((np.arange(2 * c) + 0.5 - c) / c)
+    tent = xp.asarray((t[:, None] * t[None, :]).astype(left.dtype))
+    out = []
+    rows, cols = psfs.grid
+    for r in range(rows):
+        for col in range(cols):
+            y0, x0 = r * c + c // 2 - c, col * c + c // 2 - c  # output span: two cells around the centre
+            wy, wx = y0 - margin + pad, x0 - margin + pad
+            Lw = Lp[wy:wy + n, wx:wx + n]
+            Rw = Rp[wy:wy + n, wx:wx + n]
+            if Lw.shape != (n, n):  # the last windows may run past the padding: extend by mirroring
+                Lw = xp.pad(Lw, ((0, n - Lw.shape[0]), (0, n - Lw.shape[1])), mode="symmetric")
+                Rw = xp.pad(Rw, ((0, n - Rw.shape[0]), (0, n - Rw.shape[1])), mode="symmetric")
+            oy0, oy1, ox0, ox1 = max(y0, 0), min(y0 + 2 * c, H), max(x0, 0), min(x0 + 2 * c, W)
+            inner = (slice(oy0 - y0 + margin, oy1 - y0 + margin), slice(ox0 - x0 + margin, ox1 - x0 + margin))
+            out.append(_Window(r, col, fft.rfft2(Lw), fft.rfft2(Rw), inner, (oy0, oy1, ox0, ox1),
+                               tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]))
+    return out, n
+
+
+def _map_windows(fn, windows, workers: int, backend):
+    """``(w, fn(w))`` for every window, in order; NumPy windows on ``workers`` threads (-1: every core).
+
+    The FFTs and array arithmetic release the GIL, so the windows run in parallel; the caller
+    accumulates the results in one thread, in a fixed order (results do not depend on ``workers``).
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    count = (os.cpu_count() or 1) if workers == -1 else int(workers)
+    if backend.name != "numpy" or count <= 1:
+        for w in windows:
+            yield w, fn(w)
+        return
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        yield from zip(windows, pool.map(fn, windows))
+
+
+def _otfs(psfs, row: int, col: int, scale: float, n: int, backend, complex_dtype, centre_weight: float = 0.5):
+    """Transfer functions of cell (row, col) at ``scale`` on an n x n grid, recentred as a pair.
+
+    The pair is shifted so that the centroid of ``centre_weight K_L + (1 - centre_weight) K_R``
+    (each kernel normalised; :meth:`DualPixelPSFGrid.pair`) lies at the origin.
+    """
+    kl, kr, (dy, dx) = psfs.pair(row, col, scale, centre_weight=centre_weight)
+    k = kl.shape[0]
+    if k > n:
+        raise ValueError(f"kernels of {k} px do not fit the {n} px window; raise margin")
+    real = np.float32 if complex_dtype == np.complex64 else np.float64
+    # the pair's centroid (k // 2 + d from the array corner) to the origin: separable phase ramps
+    ey = np.exp(2j * np.pi * scipy.fft.fftfreq(n) * (dy + k // 2)).astype(complex_dtype)
+    ex = np.exp(2j * np.pi * scipy.fft.rfftfreq(n) * (dx + k // 2)).astype(complex_dtype)
+    res = []
+    for kk in (kl, kr):
+        a = scipy.fft.rfft(kk.astype(real), n=n, axis=1) * ex[None, :]  # only the k nonzero rows
+        res.append(backend.xp.asarray(scipy.fft.fft(a, n=n, axis=0) * ey[:, None]))
+    return res
+
+
+def _window_rfft2(image, psfs, margin: int, backend, n: int) -> list:
+    """rfft2 of ``image`` over every cell's window, in the order and geometry of :func:`_windows`."""
+    xp, fft = backend.xp, backend.fft
+    c = psfs.cell
+    pad = c - c // 2 + margin
+    padded = xp.pad(image, pad, mode="symmetric")
+    out = []
+    rows, cols = psfs.grid
+    for r in range(rows):
+        for col in range(cols):
+            wy, wx = r * c + c // 2 - c - margin + pad, col * c + c // 2 - c - margin + pad
+            win = padded[wy:wy + n, wx:wx + n]
+            if win.shape != (n, n):
+                win = xp.pad(win, ((0, n - win.shape[0]), (0, n - win.shape[1])), mode="symmetric")
+            out.append(fft.rfft2(win))
+    return out
