@@ -69,47 +69,56 @@ only in the steps already taken.
 Recipes and presets
 -------------------
 Each paper's recipe (:data:`RECIPES`), the presets (:data:`PRESETS`) and the typed configurations
-(:class:`TrainConfig`, :func:`make_config`) live in :mod:`learned.recipes`; they are re-exported here.
+(:class:`TrainConfig`, :func:`make_config`) live in :mod:`learned.training.recipes`; they are
+re-exported here.
+
+Where the pieces live
+---------------------
+This module is the loop (:func:`train`) and the command line (:func:`main`). The rest is in
+:mod:`learned.training`: :mod:`~learned.training.step` (the forward pass and its loss terms,
+:class:`~learned.training.step.TrainingStep`), :mod:`~learned.training.losses`,
+:mod:`~learned.training.sampling` (the dataset of a recipe, the seeded batch sampler, RNG state),
+:mod:`~learned.training.optim` (optimiser, LR schedule, :func:`~learned.training.optim.reschedule`),
+:mod:`~learned.training.distributed` (the DDP context and device),
+:mod:`~learned.training.run_log` (``log.csv`` and ``loss.png``),
+:mod:`~learned.training.checkpoints` (the training checkpoint: save, load, resume checks) and
+:mod:`~learned.training.held_out` (``eval.json``'s PSNR).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
 import json
 import logging
-import math
-import os
-import random
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset
 
-from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT, build_model
+from . import MODELS, build_model
 from optics import cli
 
 from ._cli import check_device
-from .training.checkpoints import _torch_load, load_state_dict_strict, save_checkpoint
-from .data.io import atomic_save, atomic_write_bytes
-from .training.losses import (
-    ifan_disparity_loss,
-    ifan_reblur_loss,
-    k3dn_loss,
-    mse_loss,
-    nrknet_loss,
-)
+from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype as precision_amp_dtype
 from .training import recipes as _recipes
+from .training.checkpoints import (
+    check_resume_config,
+    checkpoint_due,
+    load_state_dict_strict,
+    load_training_checkpoint,
+    save_checkpoint,
+    save_training_checkpoint,
+)
+from .training.distributed import DistributedContext, init_distributed, resolve_device
+from .training.held_out import evaluate_psnr
+from .training.optim import build_optimizer, build_scheduler, reschedule
 from .training.recipes import (  # re-exported: the recipes, presets and configs live in learned.training.recipes
     OPTIMIZER_NAMES,
     PRESETS,
@@ -125,14 +134,22 @@ from .training.recipes import (  # re-exported: the recipes, presets and configs
     make_config,
     model_family,
 )
+from .training.run_log import CsvLog, write_plot
+from .training.sampling import (
+    SeededSamples,
+    StepBatchSampler,
+    collate_samples,
+    recipe_dataset,
+    set_rng_state,
+    to_device,
+)
+from .training.step import TrainingStep
 
 __all__ = [
     *_recipes.__all__,  # re-exported
-    "TrainingStep",
-    "StepBatchSampler",
     "train",
-    "evaluate_psnr",
-    "load_training_checkpoint",
+    "TrainResult",
+    "TrainingInterrupted",
     "main",
 ]
 
@@ -143,589 +160,11 @@ MODEL_NAME = "model.pt"
 LOG_NAME = "log.csv"
 PLOT_NAME = "loss.png"
 EVAL_NAME = "eval.json"
-TRAIN_FORMAT = "defocus-toolkit-train/1"
-
-
-# ==================================================================================================
-# Loss computation: one module so DDP sees a single forward
-# ==================================================================================================
-class TrainingStep(nn.Module):
-    """The model, its training-only networks and its loss, as one module whose ``forward`` returns
-    the loss terms (so DDP can wrap it and every custom forward path syncs gradients).
-
-    Parameters
-    ----------
-    model : nn.Module
-        A network of :data:`learned.MODELS`.
-    model_name : str
-    loss : LossConfig
-    """
-
-    def __init__(self, model: nn.Module, model_name: str, loss: LossConfig) -> None:
-        super().__init__()
-        self.model = model
-        self.model_name = model_name
-        self.family = model_family(model_name)
-        self.dual_pixel_input = model_name in DUAL_PIXEL
-        self.loss = loss
-        self.auxiliary = nn.ModuleDict()
-        if self.family == "ifan" and loss.reblur_weight > 0:
-            from .models.ifan import IFANReblurNetwork
-
-            self.auxiliary["ifan_reblur"] = IFANReblurNetwork(
-                filter_channels=model.filter_dim, channels=model.iac_channels, iterations=model.iterations,
-                filter_taps=model.filter_taps, downsample_factor=model.multiple,
-                reuse_vertical_kernel=model.reuse_vertical_kernel,
-            )
-        self._warned: set = set()
-
-    def _skip_once(self, what: str) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            log.warning("%s", what)
-
-    def forward(
-        self,
-        blurred: torch.Tensor,
-        sharp: torch.Tensor,
-        left: Optional[torch.Tensor] = None,
-        right: Optional[torch.Tensor] = None,
-        physics: Optional[torch.Tensor] = None,
-        defocus: Optional[torch.Tensor] = None,
-    ) -> Dict[str, torch.Tensor]:
-        """Loss terms of one batch: ``{'total': scalar, term: detached scalar, ...}``.
-
-        ``blurred`` (B, 3, H, W) is the network input (the combined image C for dual-pixel data),
-        ``sharp`` the ground truth, ``left``/``right`` the dual-pixel views or None,
-        ``physics``/``defocus`` the physics estimate and its defocus map (``dp_refine``) or None.
-        """
-        has_views = left is not None and right is not None
-        if self.dual_pixel_input and not has_views:
-            raise ValueError(
-                f"model {self.model_name!r} takes dual-pixel views but the batch has no 'left'/'right'; "
-                "use a dataset with dual-pixel views (synthetic, dpdd, pixeldp)"
-            )
-        model, cfg = self.model, self.loss
-        if self.family == "dp_refine":
-            if physics is None or defocus is None:
-                raise ValueError(f"model {self.model_name!r} refines the physics estimate but the batch has no "
-                                 "'physics'/'defocus'; use synthetic:sensor=pixel4,physics=on")
-            out = model(left, right, physics, defocus)
-            total = mse_loss(out, sharp)
-            return {"total": total, "mse": total.detach()}
-        if self.family == "kpac":
-            out = model(left, right, blurred) if self.dual_pixel_input else model(blurred)
-            total = mse_loss(out, sharp)
-            return {"total": total, "mse": total.detach()}
-        if self.family == "ifan":
-            aux = model(left, right, blurred, return_aux=True) if self.dual_pixel_input else model(blurred, return_aux=True)
-            mse = mse_loss(aux["output"], sharp)
-            terms = {"mse": mse.detach()}
-            total = mse
-            if "ifan_reblur" in self.auxiliary:
-                reblurred = self.auxiliary["ifan_reblur"](sharp, aux["filters"])
-                reblur = ifan_reblur_loss(reblurred, blurred)
-                total = total + cfg.reblur_weight * reblur
-                terms["reblur"] = reblur.detach()
-            if cfg.disparity_weight > 0:
-                if has_views:
-                    # IFAN: the filter encoder + DME on the right view (the authors' training pass);
-                    # IFANDual: its filter encoder already saw concat(R, L).
-                    disparity = aux["disparity"] if self.dual_pixel_input else model.estimate_disparity(right)
-                    disp = ifan_disparity_loss(left, right, disparity)
-                    total = total + cfg.disparity_weight * disp
-                    terms["disparity"] = disp.detach()
-                else:
-                    self._skip_once(
-                        "IFAN disparity loss skipped: the batch has no dual-pixel views ('left'/'right'); "
-                        "training with MSE + reblurring loss only"
-                    )
-            return {"total": total, **terms}
-        if self.family == "nrknet":
-            deblurred, reblurred = model.forward_multiscale(blurred, sharp if cfg.reblur_weight > 0 else None)
-            total, parts = nrknet_loss(
-                deblurred, reblurred, blurred, sharp, scale_weights=cfg.scale_weights,
-                fft_weight=cfg.fft_weight, reblur_weight=cfg.reblur_weight,
-            )
-            return {"total": total, **parts}
-        if self.family == "k3dn":
-            deblurred, reblurred = model.forward_train(left, right, sharp)
-            total, parts = k3dn_loss(deblurred, sharp, reblurred, 0.5 * (left + right), reblur_weight=cfg.reblur_weight)
-            return {"total": total, **parts}
-        raise ValueError(f"unknown family {self.family!r}")
-
-
-# ==================================================================================================
-# Deterministic data order
-# ==================================================================================================
-def _derive_seed(*values: int) -> int:
-    """A 63-bit seed from integers (NumPy SeedSequence hashing)."""
-    state = np.random.SeedSequence([int(v) for v in values]).generate_state(2, dtype=np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
-
-
-class StepBatchSampler(Sampler):
-    """Batches of ``(index, sample_seed)`` whose content is a pure function of ``(seed, step)``.
-
-    Step ``s`` (1-based) uses positions ``(s - 1) G .. s G - 1`` of the endless sequence of
-    epoch permutations (epoch ``e`` permuted by a generator seeded from ``(seed, e)``), with
-    ``G = batch_size x world_size``; rank ``r`` takes the slots ``r b .. (r + 1) b - 1``. Each
-    sample's seed is derived from ``(seed, s, slot)``. Resuming at step k is starting the sampler
-    at k: there is no hidden state to restore.
-
-    Parameters
-    ----------
-    dataset_size : int
-    batch_size : int
-        Per process.
-    seed : int
-    start_step, stop_step : int
-        Yields the batches of steps ``start_step + 1 .. stop_step``.
-    rank, world_size : int
-    """
-
-    def __init__(self, dataset_size: int, batch_size: int, seed: int, start_step: int, stop_step: int,
-                 rank: int = 0, world_size: int = 1) -> None:
-        if dataset_size < 1:
-            raise ValueError(f"the training dataset is empty (dataset_size={dataset_size})")
-        self.n, self.batch_size, self.seed = dataset_size, batch_size, seed
-        self.start_step, self.stop_step = start_step, stop_step
-        self.rank, self.world_size = rank, world_size
-        self._epoch: Optional[int] = None
-        self._perm: Optional[torch.Tensor] = None
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(_derive_seed(self.seed, 1, epoch))
-            self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
-        return self._perm
-
-    def batch(self, step: int) -> List[Tuple[int, int]]:
-        """The ``(index, sample_seed)`` list of this rank at 1-based ``step``."""
-        global_batch = self.batch_size * self.world_size
-        out = []
-        for slot in range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size):
-            position = (step - 1) * global_batch + slot
-            index = int(self._permutation(position // self.n)[position % self.n])
-            out.append((index, _derive_seed(self.seed, 2, step, slot)))
-        return out
-
-    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
-        for step in range(self.start_step + 1, self.stop_step + 1):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return self.stop_step - self.start_step
-
-
-@contextlib.contextmanager
-def _seeded_global_rngs(seed: int):
-    """Seed torch / NumPy / ``random`` global RNGs with ``seed`` inside, restore them after."""
-    torch_state, np_state, py_state = torch.get_rng_state(), np.random.get_state(), random.getstate()
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        torch.set_rng_state(torch_state)
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-
-
-class _SeededSamples(Dataset):
-    """Wraps a dataset so ``wrapper[(index, seed)]`` is a pure function of ``(index, seed)``.
-
-    Datasets of :mod:`learned.data` take the key ``(index, sample_seed)`` themselves (their crops
-    and augmentation come from a generator seeded by it); any other dataset gets ``index`` and is
-    called with the global torch / NumPy / ``random`` RNGs seeded by ``seed`` (then restored).
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self.takes_seeded_keys = _takes_seeded_keys(dataset)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: Tuple[int, int]) -> dict:
-        index, seed = key
-        if self.takes_seeded_keys:
-            sample = self.dataset[(index, seed)]
-        else:
-            with _seeded_global_rngs(seed):
-                sample = self.dataset[index]
-        if not isinstance(sample, Mapping) or "input" not in sample or "target" not in sample:
-            raise TypeError(
-                f"dataset samples must be dicts with 'input' and 'target' tensors (and optional 'left', "
-                f"'right', 'name'); sample {index} is {type(sample).__name__}"
-                + (f" with keys {sorted(sample)}" if isinstance(sample, Mapping) else "")
-            )
-        return dict(sample)
-
-
-def _takes_seeded_keys(dataset: Dataset) -> bool:
-    try:
-        from .data import FileDataset, SyntheticDataset
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(dataset, (FileDataset, SyntheticDataset))
-
-
-def _collate(samples: List[dict]) -> dict:
-    keys = set(samples[0])
-    for s in samples[1:]:
-        if set(s) != keys:
-            raise ValueError(f"samples of one batch have different keys: {sorted(keys)} vs {sorted(s)}")
-    return default_collate(samples)
-
-
-# ==================================================================================================
-# RNG state (weights-only serialisable)
-# ==================================================================================================
-def _rng_state() -> dict:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
-                   "gauss_next": gauss_next},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ==================================================================================================
-# Helpers: optimiser, distributed context, logging, plots
-# ==================================================================================================
-_OPTIMIZERS = {"adam": torch.optim.Adam, "radam": torch.optim.RAdam, "adamw": torch.optim.AdamW}
-
-
-def build_optimizer(parameters, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """``torch.optim`` optimiser of ``cfg`` (foreach off: the same arithmetic on every run)."""
-    cls = _OPTIMIZERS[cfg.name]
-    extra = {}
-    if cfg.decoupled_weight_decay and cfg.name != "adamw":  # AdamW is decoupled by definition
-        extra["decoupled_weight_decay"] = True
-    return cls(list(parameters), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, foreach=False,
-               **extra)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps: int):
-    """``MultiStepLR`` with milestones at ``round(fraction x steps)``, or ``CosineAnnealingLR``
-    over ``steps`` (stepped once per step)."""
-    if cfg.kind == "cosine":
-        lr = optimizer.param_groups[0]["lr"]
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps),
-                                                          eta_min=lr * cfg.final_fraction)
-    milestones = sorted({max(1, round(f * steps)) for f in cfg.milestones})
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.gamma)
-
-
-@dataclass
-class _Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    initialised_here: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device_request: str) -> _Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Distributed()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    initialised = False
-    if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device_request in ("auto", "cuda") or device_request.startswith("cuda")
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-        initialised = True
-    return _Distributed(dist.get_rank(), dist.get_world_size(), local, initialised)
-
-
-def _resolve_device(request: str, ctx: _Distributed) -> torch.device:
-    if request == "auto":
-        request = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(request)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {request!r} requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device())
-        torch.cuda.set_device(device)
-    return device
-
-
-def _write_plot(log_path: Path, plot_path: Path, title: str) -> None:
-    """Loss curve (every term, log scale) from the CSV log, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    rows = _read_log(log_path)
-    if not rows:
-        return
-    columns = [c for c in rows[0] if c not in ("step", "lr", "seconds")]
-    steps = np.array([int(r["step"]) for r in rows], dtype=np.float64)
-    # per-step losses are noisy: faint raw total, and every term averaged over <= 200 bins of steps
-    bins = np.array_split(np.arange(len(rows)), min(len(rows), 200))
-    fig = Figure(figsize=(9, 4), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(steps, [float(r["total"]) for r in rows], color="0.75", linewidth=0.5, label="total (per step)", zorder=1)
-    for i, c in enumerate(columns):
-        values = np.array([float(r[c]) if r.get(c) not in (None, "") else math.nan for r in rows])
-        style = (dict(color="k", linestyle="--", linewidth=1.0, zorder=2) if c == "blurred_input_mse"  # reference
-                 else dict(color=f"C{i}", linewidth=2.0 if c == "total" else 1.2, zorder=3 + (c != "total")))
-        label = "blurred input's mse (reference)" if c == "blurred_input_mse" else f"{c} (bin mean)"
-        ax.plot([steps[b].mean() for b in bins], [values[b].mean() for b in bins], label=label, **style)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    if all(float(r["total"]) > 0 for r in rows):
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the curves
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(plot_path, buffer.getvalue())
-
-
-def _read_log(path: Path) -> List[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-class _CsvLog:
-    """Append-only CSV (one row per step, flushed); the header grows never: terms fixed at the first row."""
-
-    def __init__(self, path: Path, resume_step: int) -> None:
-        self.path = path
-        self.fields: Optional[List[str]] = None
-        rows = _read_log(path)
-        if rows:
-            kept = [r for r in rows if int(r["step"]) <= resume_step]
-            self.fields = list(rows[0].keys())
-            if len(kept) != len(rows):  # drop rows of steps that will be re-run
-                buffer = io.StringIO()
-                writer = csv.DictWriter(buffer, fieldnames=self.fields)
-                writer.writeheader()
-                writer.writerows(kept)
-                atomic_write_bytes(path, buffer.getvalue().encode())
-        self._fh = None
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        if self.fields is None:
-            self.fields = list(row.keys())
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "w", newline="") as fh:
-                csv.DictWriter(fh, fieldnames=self.fields).writeheader()
-        if self._fh is None:
-            self._fh = open(self.path, "a", newline="")
-            self._writer = csv.DictWriter(self._fh, fieldnames=self.fields, extrasaction="ignore")
-        self._writer.writerow({k: row.get(k, "") for k in self.fields})
-        self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def reschedule(scheduler, cfg: ScheduleConfig, steps: int, step: int) -> float:
-    """Stretch a resumed run's LR schedule to ``steps`` in all: from ``step`` on, the LR is that of a
-    run planned for ``steps`` from the start (cosine over ``steps``; milestones at the recipe's
-    fractions of ``steps``), not the stored schedule's (whose cosine climbs back up after its end).
-    Returns the LR set for the next step."""
-    import bisect
-    from collections import Counter
-
-    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
-        scheduler.T_max = max(1, steps)
-        lrs = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * step / scheduler.T_max)) / 2
-               for base in scheduler.base_lrs]
-    else:
-        new = sorted({max(1, round(f * steps)) for f in cfg.milestones})  # as build_scheduler
-        scheduler.milestones = Counter(new)
-        lrs = [base * scheduler.gamma ** bisect.bisect_right(new, step) for base in scheduler.base_lrs]
-    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
-        group["lr"] = lr
-    scheduler._last_lr = list(lrs)
-    return lrs[0]
-
-
-# ==================================================================================================
-# Checkpoints
-# ==================================================================================================
-def load_training_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint with ``torch.load(weights_only=True)``; check its layout."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r} to resume from")
-    obj = _torch_load(path)  # weights_only=True; a damaged or unsafe file: the toolkit's "refused to load"
-    if obj.get("format") != "defocus-toolkit/1" or "training" not in obj:
-        raise ValueError(f"{str(path)!r} is not a training checkpoint of learned.train (no 'training' entry)")
-    if obj["training"].get("format") != TRAIN_FORMAT:
-        raise ValueError(f"{str(path)!r}: training format {obj['training'].get('format')!r}, expected {TRAIN_FORMAT!r}")
-    return obj
-
-
-def _save_training_checkpoint(path: Path, step: int, config: TrainConfig, trainer: TrainingStep,
-                              optimizer, scheduler, scaler) -> None:
-    payload = {
-        "format": "defocus-toolkit/1",
-        "model": config.model,
-        "config": _plain(dict(config.model_overrides)),
-        "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
-        "training": {
-            "format": TRAIN_FORMAT,
-            "step": int(step),
-            "train_config": config.to_dict(),
-            "auxiliary": {k: v.detach().cpu() for k, v in trainer.auxiliary.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "rng": _rng_state(),
-            "sampler": {"seed": int(config.seed), "next_step": int(step) + 1},
-            "threads": int(torch.get_num_threads()),  # resuming bit-exactly needs the same count
-        },
-    }
-    atomic_save(payload, path)
-
-
-#: Config fields that may differ between a run and its resumption.
-_RESUMABLE_CHANGES = {"steps", "device", "num_workers", "progress", "out", "checkpoint_every", "checkpoint_minutes",
-                      "eval_images"}
-
-
-def _check_resume_config(stored: TrainConfig, current: TrainConfig) -> None:
-    a, b = stored.to_dict(), current.to_dict()
-    a_recipe, b_recipe = a.pop("recipe"), b.pop("recipe")
-    a_recipe.pop("steps"), b_recipe.pop("steps")
-    diffs = [f"{k}: checkpoint {a[k]!r} vs now {b[k]!r}" for k in a if k not in _RESUMABLE_CHANGES and a[k] != b[k]]
-    diffs += [f"recipe.{k}: checkpoint {a_recipe[k]!r} vs now {b_recipe[k]!r}" for k in a_recipe if a_recipe[k] != b_recipe[k]]
-    if diffs:
-        raise ValueError("cannot resume with a different configuration (only steps, device, num_workers, "
-                         "checkpoint_every, checkpoint_minutes, eval_images may change): " + "; ".join(diffs))
-
-
-# ==================================================================================================
-# Evaluation
-# ==================================================================================================
-def _time_to_save(minutes: float, since: float, ctx, device: torch.device) -> bool:
-    """True when ``minutes`` (> 0) have passed since ``since``; with several processes, when rank 0
-    says so (every rank must save at the same step)."""
-    if not minutes:
-        return False
-    due = time.perf_counter() - since >= 60.0 * minutes
-    if ctx.enabled:
-        flag = torch.tensor([float(due)], device=device)
-        dist.broadcast(flag, src=0)
-        due = bool(flag.item())
-    return due
-
-
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    mse = float(torch.mean((x.double() - y.double()) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-
-@torch.no_grad()
-def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: torch.device,
-                  max_images: Optional[int] = None) -> dict:
-    """Mean PSNR (dB, images in [0, 1]) of the blurred input and of the clipped output over a dataset.
-
-    PSNR is computed per image and averaged (the papers' protocol); the network output is clipped
-    to [0, 1] (as every paper's evaluation does). Returns ``{'images', 'input_psnr',
-    'output_psnr', 'gain_db', 'per_image': [...]}``, plus ``'gain_db_by_source'`` (mean gain per
-    scene kind, e.g. dead leaves and motorcycle) for the synthetic dataset.
-    """
-    was_training = model.training
-    model.eval()
-    dual = model_name in DUAL_PIXEL
-    count = len(dataset) if max_images is None else min(len(dataset), max_images)
-    if count < 1:
-        raise ValueError("the evaluation dataset is empty")
-    rows = []
-    for i in range(count):
-        sample = dataset[i]
-        x = sample["input"].unsqueeze(0).to(device)
-        y = sample["target"].unsqueeze(0).to(device)
-        if model_name in PHYSICS_INPUT:
-            if "physics" not in sample or "defocus" not in sample:
-                raise ValueError(f"model {model_name!r} needs the physics estimate; evaluation sample {i} has none")
-            out = model(*(sample[k].unsqueeze(0).to(device) for k in ("left", "right", "physics", "defocus")))
-        elif dual:
-            if "left" not in sample or "right" not in sample:
-                raise ValueError(f"model {model_name!r} needs dual-pixel views; evaluation sample {i} has none")
-            out = model(sample["left"].unsqueeze(0).to(device), sample["right"].unsqueeze(0).to(device), *(
-                (x,) if model_name.startswith(("kpac", "ifan")) else ()))
-        else:
-            out = model(x)
-        out = out.clamp(0.0, 1.0)
-        row = {"name": str(sample.get("name", i)), "input_psnr": _psnr(x.clamp(0, 1), y), "output_psnr": _psnr(out, y)}
-        if model_name in PHYSICS_INPUT:  # the estimate the model refines, for reference
-            row["physics_psnr"] = _psnr(sample["physics"].unsqueeze(0).to(device).clamp(0, 1), y)
-        if hasattr(dataset, "scene_source"):  # synthetic data: which kind of scene
-            row["source"] = dataset.scene_source(i)
-        rows.append(row)
-    model.train(was_training)
-    inp = float(np.mean([r["input_psnr"] for r in rows]))
-    outp = float(np.mean([r["output_psnr"] for r in rows]))
-    result = {"images": count, "input_psnr": inp, "output_psnr": outp, "gain_db": outp - inp, "per_image": rows}
-    if rows and "physics_psnr" in rows[0]:
-        result["physics_psnr"] = float(np.mean([r["physics_psnr"] for r in rows]))
-    sources = sorted({r["source"] for r in rows if "source" in r})
-    if sources:
-        gains = {s: [r["output_psnr"] - r["input_psnr"] for r in rows if r.get("source") == s] for s in sources}
-        result["gain_db_by_source"] = {s: float(np.mean(g)) for s, g in gains.items()}
-    return result
 
 
 # ==================================================================================================
 # The loop
 # ==================================================================================================
-def _build_dataset(spec: str, split: str, *, crop: Optional[int], augment: Optional[AugmentConfig], seed: int) -> Dataset:
-    """``learned.data.build_dataset`` with the recipe's augmentation (None: no augmentation)."""
-    from .data import IFANAugmentation, build_dataset
-
-    ifan = None
-    if augment is not None and (augment.noise_prob > 0 or augment.grayscale_prob > 0 or augment.rescale_prob > 0):
-        ifan = IFANAugmentation(noise_prob=augment.noise_prob, noise_sigma=tuple(augment.noise_sigma),
-                                grayscale_prob=augment.grayscale_prob, rescale_prob=augment.rescale_prob,
-                                rescale_range=tuple(augment.rescale_range))
-    return build_dataset(spec, split, crop=crop, augment=bool(augment is not None and augment.flips_rot90),
-                         seed=seed, ifan_augment=ifan)
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during the training loop: which step was running and which checkpoint is kept."""
 
@@ -758,7 +197,7 @@ def train(config: TrainConfig, *, resume: bool = False, train_dataset: Optional[
     config : TrainConfig
     resume : bool
         Continue from ``config.out/checkpoint.pt`` (its configuration must match, except the
-        fields in ``_RESUMABLE_CHANGES``). Without it an existing checkpoint is an error.
+        fields in :data:`~learned.training.checkpoints.RESUMABLE_CHANGES`). Without it an existing checkpoint is an error.
     train_dataset, eval_dataset : Dataset, optional
         Use these instead of ``build_dataset(config.data, 'train' / 'test', ...)``. Samples are
         dicts with 'input' and 'target' (3, H, W) float tensors and optional 'left', 'right'.
@@ -772,7 +211,7 @@ def train(config: TrainConfig, *, resume: bool = False, train_dataset: Optional[
     FloatingPointError
         A non-finite loss; the message names the step, and the last good checkpoint is kept.
     """
-    ctx = _init_distributed(config.device)
+    ctx = init_distributed(config.device)
     try:
         return _train(config, ctx, resume, train_dataset, eval_dataset)
     finally:
@@ -780,15 +219,15 @@ def train(config: TrainConfig, *, resume: bool = False, train_dataset: Optional[
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, eval_dataset) -> TrainResult:
-    device = _resolve_device(config.device, ctx)
+def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dataset, eval_dataset) -> TrainResult:
+    device = resolve_device(config.device, ctx)
     recipe = config.recipe
     out = Path(config.out)
     ckpt_path, model_path, log_path, plot_path = (out / n for n in (CHECKPOINT_NAME, MODEL_NAME, LOG_NAME, PLOT_NAME))
     state = None
     if resume:
         state = load_training_checkpoint(ckpt_path)
-        _check_resume_config(TrainConfig.from_dict(state["training"]["train_config"]), config)
+        check_resume_config(TrainConfig.from_dict(state["training"]["train_config"]), config)
     elif ckpt_path.exists():
         raise FileExistsError(f"{str(ckpt_path)!r} exists: pass --resume to continue it, or choose another --out")
 
@@ -814,7 +253,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
         scheduler.load_state_dict(t["scheduler"])
         if t["scaler"] and scaler.is_enabled():
             scaler.load_state_dict(t["scaler"])
-        _set_rng_state(t["rng"])
+        set_rng_state(t["rng"])
         start_step = int(t["step"])
         if start_step >= recipe.steps:
             raise ValueError(f"checkpoint is at step {start_step}; pass --steps > {start_step} to train further")
@@ -833,14 +272,14 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
             trainer, device_ids=[device.index] if device.type == "cuda" else None)
 
     if train_dataset is None:
-        train_dataset = _build_dataset(config.data, "train", crop=recipe.crop, augment=recipe.augment, seed=config.seed)
+        train_dataset = recipe_dataset(config.data, "train", crop=recipe.crop, augment=recipe.augment, seed=config.seed)
     sampler = StepBatchSampler(len(train_dataset), recipe.batch_size, config.seed, start_step, recipe.steps,
                                ctx.rank, ctx.world_size)
-    loader = DataLoader(_SeededSamples(train_dataset), batch_sampler=sampler, collate_fn=_collate,
+    loader = DataLoader(SeededSamples(train_dataset), batch_sampler=sampler, collate_fn=collate_samples,
                         num_workers=config.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=False)
 
-    csv_log = _CsvLog(log_path, start_step) if ctx.is_main else None
+    csv_log = CsvLog(log_path, start_step) if ctx.is_main else None
     progress = None
     if ctx.is_main and config.progress:
         progress = cli.progress_bar(total=recipe.steps, initial=start_step, desc=f"train {config.model}",
@@ -859,7 +298,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
     t0 = last_save_time = time.perf_counter()
     try:
         for step, batch in zip(range(start_step + 1, recipe.steps + 1), loader):
-            batch = _to_device(batch, device)
+            batch = to_device(batch, device)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 terms = step_module(batch["input"], batch["target"], batch.get("left"), batch.get("right"),
                                     batch.get("physics"), batch.get("defocus"))
@@ -892,7 +331,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-            if step % config.checkpoint_every == 0 or step == recipe.steps or _time_to_save(
+            if step % config.checkpoint_every == 0 or step == recipe.steps or checkpoint_due(
                     config.checkpoint_minutes, last_save_time, ctx, device):
                 last_save_time = time.perf_counter()
                 # a finite loss with non-finite gradients poisons the weights: never save those
@@ -902,9 +341,9 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
                              if last_saved is not None else "no checkpoint had been written yet")
                     raise FloatingPointError(f"non-finite weights after step {step} ({bad[:3]}); stopped; {where}")
                 if ctx.is_main:
-                    _save_training_checkpoint(ckpt_path, step, config, trainer, optimizer, scheduler, scaler)
+                    save_training_checkpoint(ckpt_path, step, config, trainer, optimizer, scheduler, scaler)
                     last_saved = step  # before the plot: a Ctrl-C while plotting keeps this checkpoint
-                    _write_plot(log_path, plot_path, f"{config.model} ({config.preset})")
+                    write_plot(log_path, plot_path, f"{config.model} ({config.preset})")
                 last_saved = step
                 if ctx.enabled:
                     dist.barrier()
@@ -923,7 +362,7 @@ def _train(config: TrainConfig, ctx: _Distributed, resume: bool, train_dataset, 
         save_checkpoint(trainer.model, config.model, model_path, _plain(dict(config.model_overrides)))
         if config.eval_images > 0:
             if eval_dataset is None:
-                eval_dataset = _build_dataset(config.data, "test", crop=None, augment=None, seed=config.seed)
+                eval_dataset = recipe_dataset(config.data, "test", crop=None, augment=None, seed=config.seed)
             evaluation = evaluate_psnr(trainer.model, config.model, eval_dataset, device, config.eval_images)
             evaluation.update(model=config.model, preset=config.preset, steps=recipe.steps,
                               seconds=round(time.perf_counter() - t0, 1))

@@ -1,6 +1,16 @@
-"""Training apart from what it trains: recipes and presets, losses, checkpoints.
+"""Training apart from its loop: recipes, the step and its losses, data order, optimisation, checkpoints.
 
-The loop itself is the command :mod:`learned.train`; :mod:`.recipes` holds the papers' recipes,
-presets and configurations, :mod:`.losses` the training losses and :mod:`.checkpoints` saving and
-loading (toolkit checkpoints and the authors' released weights).
+The loop itself and its command line are :mod:`learned.train`. Here, one concern a module:
+
+- :mod:`.recipes`: the papers' recipes, the presets and the typed configurations;
+- :mod:`.step`: the forward pass of one training step and its loss terms (one module for DDP);
+- :mod:`.losses`: the training losses of the families;
+- :mod:`.sampling`: the dataset of a recipe, the seeded batch sampler (batch ``s`` a pure function
+  of ``(seed, s)``) and the global RNG state;
+- :mod:`.optim`: the optimiser and the LR scheduler, and the schedule of a resumed run;
+- :mod:`.distributed`: the DDP context of a ``torchrun`` launch and the device;
+- :mod:`.run_log`: ``log.csv`` (one row per step) and the loss curve ``loss.png``;
+- :mod:`.checkpoints`: saving and loading (toolkit checkpoints, the authors' released weights,
+  and the training checkpoint a run resumes from);
+- :mod:`.held_out`: the held-out PSNR of ``eval.json``.
 """

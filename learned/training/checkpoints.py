@@ -4,24 +4,38 @@ Every load is strict: a missing, unexpected or mis-shaped tensor raises ``ValueE
 PyTorch files are read with ``torch.load(..., weights_only=True)``, so a pickle that tries to run
 code is refused. KPAC's ``.npz`` holds a pickled object array; it is read by a restricted unpickler
 that only rebuilds NumPy arrays (:func:`read_kpac_npz`).
+
+A training run's checkpoint (:func:`save_training_checkpoint`, :func:`load_training_checkpoint`) is
+one of ours plus a ``training`` entry: optimiser, scheduler, AMP scaler, training-only networks,
+RNG states, step and configuration, everything :mod:`learned.train` needs to resume; its
+resumption may change only :data:`RESUMABLE_CHANGES` (:func:`check_resume_config`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import pickle
+import time
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from optics.cli import one_line
 
 from ..data.io import atomic_save
+from .recipes import _plain
+from .sampling import rng_state
+
+if TYPE_CHECKING:
+    from .recipes import TrainConfig
+    from .step import TrainingStep
 
 __all__ = [
     "load_any_checkpoint",
@@ -32,6 +46,12 @@ __all__ = [
     "load_state_dict_strict",
     "read_kpac_npz",
     "kpac_params_from_model",
+    "TRAIN_FORMAT",
+    "load_training_checkpoint",
+    "save_training_checkpoint",
+    "RESUMABLE_CHANGES",
+    "check_resume_config",
+    "checkpoint_due",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,6 +222,77 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> nn.Modul
     model = build_model(name, **obj["config"])
     load_state_dict_strict(model, obj["state_dict"], f"checkpoint {path.name!r}")
     return model.eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# A training run's checkpoint: ours plus a "training" entry (learned.train saves and resumes it).
+# --------------------------------------------------------------------------------------------------
+TRAIN_FORMAT = "defocus-toolkit-train/1"
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a training checkpoint with ``torch.load(weights_only=True)``; check its layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r} to resume from")
+    obj = _torch_load(path)  # weights_only=True; a damaged or unsafe file: the toolkit's "refused to load"
+    if obj.get("format") != "defocus-toolkit/1" or "training" not in obj:
+        raise ValueError(f"{str(path)!r} is not a training checkpoint of learned.train (no 'training' entry)")
+    if obj["training"].get("format") != TRAIN_FORMAT:
+        raise ValueError(f"{str(path)!r}: training format {obj['training'].get('format')!r}, expected {TRAIN_FORMAT!r}")
+    return obj
+
+
+def save_training_checkpoint(path: Path, step: int, config: TrainConfig, trainer: TrainingStep,
+                             optimizer, scheduler, scaler) -> None:
+    payload = {
+        "format": "defocus-toolkit/1",
+        "model": config.model,
+        "config": _plain(dict(config.model_overrides)),
+        "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+        "training": {
+            "format": TRAIN_FORMAT,
+            "step": int(step),
+            "train_config": config.to_dict(),
+            "auxiliary": {k: v.detach().cpu() for k, v in trainer.auxiliary.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            "rng": rng_state(),
+            "sampler": {"seed": int(config.seed), "next_step": int(step) + 1},
+            "threads": int(torch.get_num_threads()),  # resuming bit-exactly needs the same count
+        },
+    }
+    atomic_save(payload, path)
+
+
+#: Config fields that may differ between a run and its resumption.
+RESUMABLE_CHANGES = {"steps", "device", "num_workers", "progress", "out", "checkpoint_every", "checkpoint_minutes",
+                     "eval_images"}
+
+
+def check_resume_config(stored: TrainConfig, current: TrainConfig) -> None:
+    a, b = stored.to_dict(), current.to_dict()
+    a_recipe, b_recipe = a.pop("recipe"), b.pop("recipe")
+    a_recipe.pop("steps"), b_recipe.pop("steps")
+    diffs = [f"{k}: checkpoint {a[k]!r} vs now {b[k]!r}" for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]
+    diffs += [f"recipe.{k}: checkpoint {a_recipe[k]!r} vs now {b_recipe[k]!r}" for k in a_recipe if a_recipe[k] != b_recipe[k]]
+    if diffs:
+        raise ValueError("cannot resume with a different configuration (only steps, device, num_workers, "
+                         "checkpoint_every, checkpoint_minutes, eval_images may change): " + "; ".join(diffs))
+
+
+def checkpoint_due(minutes: float, since: float, ctx, device: torch.device) -> bool:
+    """True when ``minutes`` (> 0) have passed since ``since``; with several processes, when rank 0
+    says so (every rank must save at the same step)."""
+    if not minutes:
+        return False
+    due = time.perf_counter() - since >= 60.0 * minutes
+    if ctx.enabled:
+        flag = torch.tensor([float(due)], device=device)
+        dist.broadcast(flag, src=0)
+        due = bool(flag.item())
+    return due
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Every function takes (B, C, H, W) float tensors and returns a scalar tensor (mean reduction), so
 the losses of different batch and crop sizes are comparable. They are plain functions of
-tensors: the training loop (:mod:`learned.train`) decides which network outputs feed them.
+tensors: the training step (:mod:`.step`) decides which network outputs feed them.
 
 Contents
 --------

@@ -516,7 +516,7 @@ def describe_recipe(recipe: Recipe, world_size: int = 1) -> str:
     """One line with the resolved training settings of ``recipe`` (after presets and flags).
 
     Optimiser, LR, betas, weight decay, gradient clip, batch size (per process and global), crop,
-    steps, the LR schedule with its milestones in steps (as :func:`learned.train.build_scheduler`
+    steps, the LR schedule with its milestones in steps (as :func:`learned.training.optim.build_scheduler`
     places them) and whether training starts from the identity-preserving initialisation, e.g.
     ``"radam lr 0.0001 betas (0.9, 0.999) wd 0.01 (decoupled) clip 0.5, batch 8 (global 8), crop
     256, 600000 steps, multistep x0.5 at steps [500000, 550000]"``.

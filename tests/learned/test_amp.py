@@ -20,7 +20,9 @@ from learned import DUAL_PIXEL, build_model
 from learned.models.iac import iterative_adaptive_convolution
 from learned.models.k3dn import horizontal_correlation, local_attention_scores, psf_deblur
 from learned.inference.precision import amp_dtype, autocast, upcast_low_precision
-from learned.train import TrainingStep, build_optimizer, make_config
+from learned.train import make_config
+from learned.training.optim import build_optimizer
+from learned.training.step import TrainingStep
 from test_train import TINY as ALL_TINY  # tests/learned/test_train.py
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

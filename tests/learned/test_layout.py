@@ -53,3 +53,17 @@ def test_public_names():
     assert build_dataset is learned.data.build.build_dataset and callable(check_dataset) and callable(main)
     assert type(learned.build_model("kpac_2level")).__name__ == "KPAC"
 
+
+
+def test_train_is_the_loop_and_the_command_line():
+    """Issue 27: learned/train.py holds the loop and the CLI; the pieces it runs live in learned/training/."""
+    import ast
+
+    for module in ("recipes", "step", "losses", "sampling", "optim", "distributed", "run_log", "checkpoints",
+                   "held_out"):
+        assert (PACKAGE / "training" / f"{module}.py").is_file(), module
+    assert not (PACKAGE / "training" / "logging.py").exists()  # it would shadow the standard library's
+    tree = ast.parse((PACKAGE / "train.py").read_text())
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert defined == {"TrainingInterrupted", "TrainResult", "train", "_train", "_parser", "_parse_model_args",
+                       "main", "_owned_by_train", "_make_cli_config"}, defined

@@ -25,8 +25,12 @@ import torch
 from torch.utils.data import Dataset
 
 import learned.train as lt
-from learned import MODELS, load_checkpoint
-from learned.train import TrainConfig, evaluate_psnr, load_training_checkpoint, make_config, train
+from learned import MODELS, build_model, load_checkpoint
+from learned.train import TrainConfig, make_config, train
+from learned.training.checkpoints import load_training_checkpoint
+from learned.training.held_out import evaluate_psnr
+from learned.training.optim import build_scheduler
+from learned.training.sampling import StepBatchSampler
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,7 +137,7 @@ def test_resume_is_bit_exact(tmp_path):
     full = train(config(tmp_path, name="full", **kw), train_dataset=RandomPairs())
     cfg = config(tmp_path, name="cut", **kw)
     assert cfg.recipe.optimizer.name == "radam" and cfg.recipe.optimizer.grad_clip_norm == 0.5
-    assert lt.build_scheduler(torch.optim.SGD([torch.zeros(1)], lr=1.0), cfg.recipe.schedule, 4).milestones
+    assert build_scheduler(torch.optim.SGD([torch.zeros(1)], lr=1.0), cfg.recipe.schedule, 4).milestones
     with pytest.raises(Interrupt):
         train(cfg, train_dataset=InterruptingPairs(stop_at_call=6))  # step 3's second sample
     assert load_training_checkpoint(Path(cfg.out) / "checkpoint.pt")["training"]["step"] == 2
@@ -210,7 +214,7 @@ def test_dual_pixel_model_without_views_is_refused(tmp_path):
 
 
 def test_ifan_disparity_loss_is_skipped_with_a_message_without_views(tmp_path, caplog):
-    with caplog.at_level("WARNING", logger="learned.train"):
+    with caplog.at_level("WARNING", logger="learned.training.step"):
         result = train(_config(tmp_path, model="ifan", steps=1), train_dataset=RandomPairs(dual_pixel=False))
     assert "disparity loss skipped" in caplog.text
     assert "disparity" not in result.losses and "reblur" in result.losses
@@ -247,20 +251,20 @@ def test_evaluate_psnr_groups_synthetic_scenes_by_source():
 
 
 def test_sampler_is_a_function_of_seed_and_step():
-    a = lt.StepBatchSampler(7, 3, seed=1, start_step=0, stop_step=5)
-    b = lt.StepBatchSampler(7, 3, seed=1, start_step=3, stop_step=5)
+    a = StepBatchSampler(7, 3, seed=1, start_step=0, stop_step=5)
+    b = StepBatchSampler(7, 3, seed=1, start_step=3, stop_step=5)
     assert list(a)[3:] == list(b)
     flat = [i for batch in list(a)[:2] for i, _ in batch] + [i for i, _ in a.batch(3)][:1]
     assert sorted(flat) == list(range(7))  # the first 7 positions are one epoch: a permutation
-    r0 = lt.StepBatchSampler(7, 2, seed=1, start_step=0, stop_step=1, rank=0, world_size=2).batch(1)
-    r1 = lt.StepBatchSampler(7, 2, seed=1, start_step=0, stop_step=1, rank=1, world_size=2).batch(1)
-    assert r0 + r1 == lt.StepBatchSampler(7, 4, seed=1, start_step=0, stop_step=1).batch(1)
+    r0 = StepBatchSampler(7, 2, seed=1, start_step=0, stop_step=1, rank=0, world_size=2).batch(1)
+    r1 = StepBatchSampler(7, 2, seed=1, start_step=0, stop_step=1, rank=1, world_size=2).batch(1)
+    assert r0 + r1 == StepBatchSampler(7, 4, seed=1, start_step=0, stop_step=1).batch(1)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_cli_two_steps_every_model(name, tmp_path, monkeypatch):
     """``python -m learned.train --model NAME --steps 2 --out DIR`` (in-process; tiny widths)."""
-    monkeypatch.setattr(lt, "_build_dataset", lambda spec, split, **kw: RandomPairs(n=3))
+    monkeypatch.setattr(lt, "recipe_dataset", lambda spec, split, **kw: RandomPairs(n=3))
     args = ["--model", name, "--steps", "2", "--out", str(tmp_path / name), "--crop", "32", "--batch-size", "1",
             "--no-progress"]
     for key, value in TINY[name].items():
@@ -310,14 +314,14 @@ def test_ddp_gloo_two_processes(tmp_path):
         torch.testing.assert_close(w0[k], ref[k], rtol=1e-5, atol=1e-6)
     # the weights moved from their initialisation
     torch.manual_seed(0)
-    fresh = lt.build_model("kpac", **TINY["kpac"]).state_dict()
+    fresh = build_model("kpac", **TINY["kpac"]).state_dict()
     assert any(not torch.equal(fresh[k], w0[k]) for k in w0)
     rows = (out / "log.csv").read_text().splitlines()
     assert len(rows) == 3
 
 
 def test_cli_resume_extends_steps_and_refuses_changed_flags(tmp_path, monkeypatch):
-    monkeypatch.setattr(lt, "_build_dataset", lambda spec, split, **kw: RandomPairs(n=3))
+    monkeypatch.setattr(lt, "recipe_dataset", lambda spec, split, **kw: RandomPairs(n=3))
     out = str(tmp_path / "run")
     base = ["--out", out, "--no-progress"]
     assert lt.main(["--model", "kpac", "--steps", "1", "--crop", "32", "--batch-size", "1",
@@ -369,7 +373,7 @@ def test_cosine_schedule_follows_the_closed_form():
     from learned.train import ScheduleConfig
 
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
-    sched = lt.build_scheduler(opt, ScheduleConfig(kind="cosine", final_fraction=0.1), 10)
+    sched = build_scheduler(opt, ScheduleConfig(kind="cosine", final_fraction=0.1), 10)
     lrs = []
     for _ in range(10):
         lrs.append(opt.param_groups[0]["lr"])

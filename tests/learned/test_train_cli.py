@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 import learned.train as lt
+from learned.training.checkpoints import load_training_checkpoint
 from optics import cli
 
 
@@ -28,7 +29,7 @@ BASE = ["--model", "kpac", "--crop", "32", "--batch-size", "1", "--model-arg", "
 
 @pytest.fixture
 def tiny_data(monkeypatch):
-    monkeypatch.setattr(lt, "_build_dataset", lambda spec, split, **kw: Pairs())
+    monkeypatch.setattr(lt, "recipe_dataset", lambda spec, split, **kw: Pairs())
 
 
 def _run(argv, capsys):
@@ -59,7 +60,7 @@ def test_resume_errors_are_one_line(tmp_path, tiny_data, capsys):
     status, err = _run(BASE + ["--steps", "2", "--out", str(out)], capsys)
     assert status == 2 and "holds a run" in err and "--resume" in err and "--overwrite" in err
     assert _run(BASE + ["--steps", "1", "--out", str(out), "--overwrite"], capsys)[0] == 0
-    assert lt.load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == 1
+    assert load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == 1
     # a corrupt checkpoint: the toolkit's own refusal, never torch's advice to drop weights_only
     data = (out / "checkpoint.pt").read_bytes()
     (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
@@ -76,7 +77,7 @@ def test_resume_errors_are_one_line(tmp_path, tiny_data, capsys):
 def test_ctrl_c_ends_with_one_line_naming_the_step_and_the_checkpoint(tmp_path, tiny_data, monkeypatch, capsys):
     out = tmp_path / "run"
     calls = []
-    real_plot = lt._write_plot
+    real_plot = lt.write_plot
 
     def plot_then_interrupt(*args, **kwargs):  # Ctrl-C arriving inside matplotlib, the case of the issue
         calls.append(1)
@@ -84,14 +85,14 @@ def test_ctrl_c_ends_with_one_line_naming_the_step_and_the_checkpoint(tmp_path, 
             raise KeyboardInterrupt
         return real_plot(*args, **kwargs)
 
-    monkeypatch.setattr(lt, "_write_plot", plot_then_interrupt)
+    monkeypatch.setattr(lt, "write_plot", plot_then_interrupt)
     status, err = _run(BASE + ["--steps", "6", "--checkpoint-every", "2", "--out", str(out)], capsys)
     assert status == 130
     lines = [ln for ln in err.splitlines() if ln.strip() and " INFO" not in ln]
     assert lines == [f"error: interrupted after step 4 of 6; last checkpoint {str(out / 'checkpoint.pt')!r} (step 4) "
                      f"kept; continue with python -m learned.train --out {str(out)!r} --resume"]
-    assert lt.load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == 4
-    monkeypatch.setattr(lt, "_write_plot", real_plot)
+    assert load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == 4
+    monkeypatch.setattr(lt, "write_plot", real_plot)
     assert _run(["--resume", "--out", str(out), "--no-progress"], capsys)[0] == 0
 
 
@@ -100,7 +101,7 @@ def test_ctrl_c_before_a_checkpoint(tmp_path, monkeypatch, capsys):
         def __getitem__(self, i):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(lt, "_build_dataset", lambda spec, split, **kw: Interrupting())
+    monkeypatch.setattr(lt, "recipe_dataset", lambda spec, split, **kw: Interrupting())
     status, err = _run(BASE + ["--steps", "3", "--out", str(tmp_path / "run")], capsys)
     assert status == 130
     assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
@@ -144,4 +145,4 @@ def test_real_ctrl_c_in_a_subprocess(tmp_path):
     assert m, last
     step, saved = int(m.group(1)), int(m.group(3))
     assert saved % 5 == 0 and 0 < saved <= step
-    assert lt.load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == saved
+    assert load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == saved

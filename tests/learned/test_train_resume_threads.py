@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import learned.train as lt
+from learned.training.optim import build_scheduler, reschedule
 from optics import cli
 
 from torch.utils.data import Dataset
@@ -32,7 +33,7 @@ SMOKE = BASE + ["--preset", "cpu-smoke"]
 
 @pytest.fixture(autouse=True)
 def tiny_data_and_threads(monkeypatch):
-    monkeypatch.setattr(lt, "_build_dataset", lambda spec, split, **kw: Pairs())
+    monkeypatch.setattr(lt, "recipe_dataset", lambda spec, split, **kw: Pairs())
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
@@ -86,13 +87,13 @@ def test_a_new_run_uses_one_thread_unless_told(tmp_path, capsys):
 
 def test_checkpoints_by_time_as_well_as_by_steps(tmp_path, monkeypatch, capsys):
     saved = []
-    real = lt._save_training_checkpoint
+    real = lt.save_training_checkpoint
 
     def record(path, step, *args):
         saved.append(step)
         real(path, step, *args)
 
-    monkeypatch.setattr(lt, "_save_training_checkpoint", record)
+    monkeypatch.setattr(lt, "save_training_checkpoint", record)
     common = SMOKE + ["--steps", "3", "--checkpoint-every", "1000"]
     assert _run(common + ["--checkpoint-minutes", "0", "--out", str(tmp_path / "a")], capsys)[0] == 0
     assert saved == [3]
@@ -121,14 +122,14 @@ def test_the_paper_recipe_on_a_cpu_says_it_needs_a_gpu(tmp_path, monkeypatch, ca
 def test_reschedule_gives_the_lr_of_a_run_planned_for_the_new_total(schedule):
     def lrs(total, stretch_at=None, to=None):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-        sched = lt.build_scheduler(opt, schedule, total)
+        sched = build_scheduler(opt, schedule, total)
         out = []
         for step in range(1, (to or total) + 1):
             out.append(opt.param_groups[0]["lr"])
             opt.step()
             sched.step()
             if step == stretch_at:
-                lt.reschedule(sched, schedule, to, step)
+                reschedule(sched, schedule, to, step)
         return out
 
     assert lrs(4, stretch_at=4, to=10)[4:] == pytest.approx(lrs(10)[4:], rel=1e-12)
