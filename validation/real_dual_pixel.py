@@ -36,7 +36,8 @@ import numpy as np
 
 from optics import cli
 
-from ._report import claim, decides, is_report_file, markdown_table, save_figure, write_json, write_markdown
+from ._report import (claim, decides, finish_out, markdown_table, prepare_out, save_figure, write_json,
+                      write_markdown)
 
 NAME = "real_dual_pixel"
 SOURCE = "github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, DP_data_pixel_4 (Xin et al., ICCV 2021)"
@@ -250,11 +251,12 @@ def _main(argv) -> int:
         print(needs_data_message())
     else:
         _check_data(args.data)
-    cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
+    report = prepare_out(args.out, NAME, overwrite=args.overwrite, quick=args.quick)
+    t0 = time.perf_counter()
     rows = run(args.out, args.quick, args.data, args.psf)
-    cli.record_outputs(args.out)
+    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick)
     print(markdown_table(rows))
-    print(f"results: figures, {NAME}.json and {NAME}.md in {args.out.resolve()}")
+    print(results)
     return 0 if decides(rows) else 1
 
 
