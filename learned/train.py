@@ -98,7 +98,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT, build_model
 from optics import cli
 
-from ._cli import check_device
+from ._cli import check_device, check_threads
 from .training.checkpoints import _torch_load, load_state_dict_strict, save_checkpoint
 from .data.io import atomic_save, atomic_write_bytes
 from .training.losses import (
@@ -1002,8 +1002,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"argument --threads: expected >= 1; got {args.threads}")
+    check_threads(args.threads)
     if args.checkpoint_minutes is not None and not args.checkpoint_minutes >= 0:
         parser.error(f"argument --checkpoint-minutes: expected >= 0; got {args.checkpoint_minutes}")
     if args.device != "auto":
