@@ -29,6 +29,8 @@ crops, our defocus map beside the ground truth's. Without ``--data`` it reports 
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -203,7 +205,17 @@ def run(out_dir: Path, quick: bool = False, data: Path | None = None, psf: str =
         return rows
     start = time.perf_counter()
     scenes = QUICK_SCENES if quick else None
-    per_scene = measure(Path(data), scenes, psf, out, log=print)
+    # the scenes' figures go to a temporary folder and join the report only when every scene is done,
+    # so a Ctrl-C (or a failure) half-way leaves no partial report behind
+    partial = out / ".scenes.partial.tmp"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        per_scene = measure(Path(data), scenes, psf, partial, log=print)
+        for figure in sorted(partial.iterdir()):
+            os.replace(figure, out / figure.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     means = summary(per_scene)
     m = means["all"]
     scales = [r["gt_scale"] for r in per_scene]
