@@ -180,7 +180,7 @@ def _raise_problems(problems: list) -> None:
 def _check_sizes(sizes: dict, model: torch.nn.Module, model_name: str) -> None:
     """Every image at least the model's ``min_size`` on each side, checked before any is processed."""
     minimum = int(getattr(model, "min_size", 1))
-    small = [f"{str(p)!r} is {w}x{h} px" for p, (h, w) in sizes.items() if min(h, w) < minimum]
+    small = [f"{str(p)!r} is {h}x{w} px (HxW)" for p, (h, w) in sizes.items() if min(h, w) < minimum]
     if small:
         raise ValueError(f"{len(small)} of {len(sizes)} input images are smaller than the {minimum}x{minimum} px "
                          f"that {model_name} needs (nothing was written): " + "; ".join(small))

@@ -57,7 +57,7 @@ def test_bad_images_are_all_named_before_the_model_loads(files):
     # too small for the model: every such file named before any image is processed
     proc = _run("learned.deblur", "a.png", "one.png", "--out", "out", "--model", "kpac", "--checkpoint", "kpac.pt",
                 cwd=files)
-    _one_error(proc, "1 of 2 input images are smaller than the 8x8 px that kpac needs", "'one.png' is 1x1 px",
+    _one_error(proc, "1 of 2 input images are smaller than the 8x8 px that kpac needs", "'one.png' is 1x1 px (HxW)",
                "nothing was written")
     assert not (files / "out").exists()
 
