@@ -71,10 +71,15 @@ def claim(name: str, paper: str, ours: str, tolerance: str, passed: bool, inform
 
 def verdict(rows: list[dict]) -> str:
     """'NOT RUN' when every row says the validation could not run (``not_run``, e.g. no data),
-    else 'PASS' or 'FAIL' as :func:`decides`."""
+    else 'PASS' or 'FAIL' as :func:`decides`, followed by the number of informational rows that
+    fell outside their tolerance, if any (so a header never says a bare PASS over a FAIL row)."""
     if rows and all(r.get("not_run") for r in rows):
         return "NOT RUN"
-    return "PASS" if decides(rows) else "FAIL"
+    outcome = "PASS" if decides(rows) else "FAIL"
+    outside = sum(1 for r in rows if r.get("informational") and not r.get("not_run") and not r["passed"])
+    if outside:  # a header over a failed row must not read as a plain PASS
+        outcome += f" ({outside} informational row{'s' if outside > 1 else ''} FAIL)"
+    return outcome
 
 
 def decides(rows: list[dict]) -> bool:

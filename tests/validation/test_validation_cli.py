@@ -78,3 +78,38 @@ def test_validation_forwards_data_and_kernels(tmp_path, monkeypatch):
                        str(tmp_path / "rep")]) == 0
     assert seen["data"] == tmp_path
     assert f"--data {tmp_path}" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_a_header_never_says_a_bare_pass_over_a_failed_row():
+    """Issue 28: recursive_kernels' section said PASS over an informational row outside its tolerance."""
+    from validation._report import claim, decides, markdown_table, verdict
+
+    rows = [claim("a", "-", "-", "-", True), claim("b", "-", "-", "-", False, informational="not the paper's claim")]
+    assert decides(rows) and verdict(rows) == "PASS (1 informational row FAIL)"
+    assert "INFO (FAIL; not the paper's claim)" in markdown_table(rows)
+    assert verdict(rows[:1]) == "PASS" and verdict([claim("c", "-", "-", "-", False)]) == "FAIL"
+    not_run = [claim("d", "-", "-", "-", False, informational="needs data", not_run=True)]
+    assert verdict(not_run) == "NOT RUN"
+
+
+def test_figure_titles_say_what_they_show():
+    """Issue 28: disparity_vs_coc said 'linear' over bending Butterworth points; fig2 showed one photo beside
+    a table of 5-photo means."""
+    from validation import dual_pixel, kernel_upsampling
+
+    def entry(points):
+        import numpy as np
+
+        c, d = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+        slope, intercept = np.polyfit(c, d, 1)
+        pred = slope * c + intercept
+        r2 = 1 - np.sum((d - pred) ** 2) / np.sum((d - d.mean()) ** 2)
+        return dict(rows=[dict(coc_px=x, disparity_px=y) for x, y in points], slope=slope, intercept=intercept, r2=r2)
+
+    cocs = [-16, -12, -8, -4, 4, 8, 12, 16]
+    bent = [(c, 0.7 * c if abs(c) <= 8 else 0.7 * 8 * (1 if c > 0 else -1) + 0.3 * (c - 8 * (1 if c > 0 else -1)))
+            for c in cocs]  # Butterworth-like: slope drops beyond |CoC| 8
+    title = dual_pixel.disparity_title({"half_disc": entry([(c, 0.85 * c) for c in cocs]), "butterworth": entry(bent)})
+    assert "linear" not in title and "half_disc straight" in title and "butterworth not straight: bends" in title
+    title = kernel_upsampling.figure2_title("camera", 5)
+    assert "one photo ('camera') of the 5" in title and "mean" in title
