@@ -1,6 +1,6 @@
 """CPU inference benchmark of the learned models, side by side with the authors' code.
 
-``python -m benchmarks.inference --out PATH [--size WxH] [--threads 1 2] [--runs N] [--repeats R]
+``python -m benchmarks.inference --out PATH [--size HxW] [--threads 1 2] [--runs N] [--repeats R]
 [--official-ifan DIR] [--official-nrknet DIR] [--quick] [--profile]``
 
 Every measurement runs in a fresh Python process (``python -m benchmarks.inference --worker``):
@@ -288,7 +288,7 @@ def run(args: argparse.Namespace, log=print) -> str:
         lines += ["", f"Against the baseline checkout `{args.baseline}` (same weights, same input):", "",
                   "| model | threads | baseline | ours | ours / baseline | CPU time ours / baseline | peak RSS (baseline / ours) |",
                   "|---|---|---|---|---|---|---|", *baseline_rows]
-    lines += ["", f"Convolution MACs per forward pass at {args.width}x{args.height} (`torch.utils.flop_counter`): "
+    lines += ["", f"Convolution MACs per forward pass at {args.height}x{args.width} (`torch.utils.flop_counter`): "
               + "; ".join(mac_lines) + ".", "", f"Machine at end: {machine()}"]
     if profiles:
         lines += ["", "Top operators of one forward pass (`torch.profiler`, self CPU time):"]
@@ -299,7 +299,7 @@ def run(args: argparse.Namespace, log=print) -> str:
 
 
 def _size(text: str) -> tuple[int, int]:
-    """``--size``: WIDTHxHEIGHT, both >= 32 (:func:`optics.cli.parse_size`)."""
+    """``--size``: HEIGHTxWIDTH, both >= 32 (:func:`optics.cli.parse_size`)."""
     from optics import cli  # not at module level: the workers timing the authors' code import nothing of ours
 
     return cli.parse_size(text, minimum=32)
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="markdown file to write (refused if it exists)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    p.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT (default 1280x720; --quick: 320x192)")
+    p.add_argument("--size", type=_size, default=None, help="HEIGHTxWIDTH (default 720x1280; --quick: 192x320)")
     p.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default 1 2)")
     p.add_argument("--runs", type=int, default=None, help="timed forward passes per process (default 3)")
     p.add_argument("--repeats", type=int, default=None, help="processes per implementation (default 2)")
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ifan-checkpoint", metavar="PATH", help="IFAN weights in the authors' format (default: seeded random)")
     p.add_argument("--nrknet-checkpoint", metavar="PATH", help="NRKNet weights in the authors' format (default: seeded random)")
     p.add_argument("--profile", action="store_true", help="add torch.profiler's top operators of one forward pass")
-    p.add_argument("--quick", action="store_true", help="smoke run: 320x192, 1 thread, 1 run, 1 process each")
+    p.add_argument("--quick", action="store_true", help="smoke run: 192x320, 1 thread, 1 run, 1 process each")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker process")
     return p
 
@@ -346,7 +346,7 @@ def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    width, height = args.size or ((320, 192) if args.quick else (1280, 720))
+    height, width = args.size or ((192, 320) if args.quick else (720, 1280))
     args.width, args.height = width, height
     if args.threads is None:
         args.threads = [1] if args.quick else [1, 2]
@@ -376,7 +376,7 @@ def _main(argv: list[str]) -> int:
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{flag} must be an existing file; got {path!r}")
     if (args.official_ifan or args.official_nrknet) and (width % 16 or height % 16):
-        raise ValueError(f"--size must be a multiple of 16 in both sides to run the authors' code; got {width}x{height}")
+        raise ValueError(f"--size must be a multiple of 16 in both sides to run the authors' code; got {height}x{width}")
     report = run(args)
     from optics.atomic import atomic_write_bytes
 

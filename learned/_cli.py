@@ -14,7 +14,7 @@ import torch
 
 from optics import cli
 
-__all__ = ["check_device", "add_threads_argument", "default_threads", "apply_threads"]
+__all__ = ["check_device", "add_threads_argument", "check_threads", "default_threads", "apply_threads"]
 
 
 def check_device(request: str, what: str = "--device") -> torch.device:
@@ -59,10 +59,16 @@ def add_threads_argument(parser: argparse.ArgumentParser, default_help: str | No
                              "default: the cores not already busy (cores minus the 1-minute load average, at least 1)"))
 
 
+def check_threads(threads: int | None, what: str = "--threads") -> None:
+    """``threads`` (None: the default) must be 1 .. the machine's CPU count; else one usage error line (exit 2)."""
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        cli.usage_error(f"argument {what}: expected 1 to {cores} (this machine's CPU count); got {threads}")
+
+
 def apply_threads(threads: int | None, default: int | None = None) -> int:
     """Set torch's CPU threads to ``threads`` (checked: >= 1), else ``default``, else :func:`default_threads`."""
-    if threads is not None and threads < 1:
-        cli.usage_error(f"argument --threads: expected >= 1; got {threads}")
+    check_threads(threads)
     n = threads or default or default_threads()
     torch.set_num_threads(n)
     return n

@@ -171,11 +171,11 @@ def check_split(spec: str, split: str) -> SplitReport:
                 report.depths[bits] += 1
             shapes[key] = (h, w)
             if key == ("target" if dataset.centre_from_views else "input"):
-                report.sizes[f"{w}x{h}"] += 1
+                report.sizes[f"{h}x{w}"] += 1
         if dataset.centre_from_views and "target" in shapes:
             shapes = {"target": shapes["target"]}  # the views are cropped to the ground truth
         if len(set(shapes.values())) > 1:
-            report.problems.append(f"{r.name}: image sizes differ " + ", ".join(f"{k} {w}x{h}" for k, (h, w) in shapes.items()))
+            report.problems.append(f"{r.name}: image sizes differ " + ", ".join(f"{k} {h}x{w}" for k, (h, w) in shapes.items()))
     return report
 
 
@@ -199,7 +199,7 @@ def format_report(spec: str, reports: Sequence[SplitReport]) -> str:
         if r.count:
             sizes = ", ".join(f"{s} ({n})" for s, n in r.sizes.most_common(4)) + (" ..." if len(r.sizes) > 4 else "")
             depths = ", ".join(f"{b}-bit ({n} files)" for b, n in sorted(r.depths.items()))
-            lines += [f"  sizes: {sizes}" + (" (the views cropped to the ground truth's window)" if r.cropped else ""),
+            lines += [f"  sizes (HxW): {sizes}" + (" (the views cropped to the ground truth's window)" if r.cropped else ""),
                       f"  bit depths: {depths}",
                       f"  ground truth: {'yes' if r.has_target else 'no (inputs only)'}",
                       f"  dual-pixel views: {'yes' if r.dual_pixel else 'no'}",
@@ -229,9 +229,11 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     print(format_report(args.spec, reports))
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
-        return 1
-    print("ok: no problems found")
-    return 0
+    else:
+        print("ok: no problems found")
+    print(f"results: the report above on stdout ({len(reports)} split(s) of {args.spec}, {len(problems)} problem(s); "
+          "redirect with > FILE to keep it)", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -149,29 +149,38 @@ def context_error(model, inputs, tile: int) -> tuple[float, float]:
     return worst, mean
 
 
-def _check_images(paths) -> dict:
-    """Read every input image once before the model is loaded: each unreadable or empty file is
-    named (all of them, in one line), so a batch does not stop half-way at a bad file. Returns
-    each path's (height, width)."""
-    problems, sizes = [], {}
+def _read_sizes(paths, problems: list) -> dict:
+    """Read every input image once before the model is used: each unreadable or empty file is
+    named (all of them, one entry of ``problems``), so a batch does not stop half-way at a bad
+    file. Returns each readable path's (height, width)."""
+    bad, sizes = [], {}
     for path in paths:
         try:
             image, _ = read_image(path)
             is_grayscale(path)
         except (ValueError, OSError) as err:
-            problems.append(cli.one_line(err))
+            bad.append(cli.one_line(err))
             continue
         sizes[path] = image.shape[:2]
-    if problems:
-        raise ValueError(f"{len(problems)} of {len(paths)} input images cannot be deblurred (nothing was written): "
-                         + "; ".join(problems))
+    if bad:
+        problems.append(f"{len(bad)} of {len(paths)} input images cannot be deblurred (nothing was written): "
+                        + "; ".join(bad))
     return sizes
+
+
+def _raise_problems(problems: list) -> None:
+    """One error line naming every problem found (numbered when there are several)."""
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError(f"{len(problems)} problems with the inputs (nothing was written): "
+                         + " ".join(f"({i}) {text}" for i, text in enumerate(problems, 1)))
 
 
 def _check_sizes(sizes: dict, model: torch.nn.Module, model_name: str) -> None:
     """Every image at least the model's ``min_size`` on each side, checked before any is processed."""
     minimum = int(getattr(model, "min_size", 1))
-    small = [f"{str(p)!r} is {w}x{h} px" for p, (h, w) in sizes.items() if min(h, w) < minimum]
+    small = [f"{str(p)!r} is {h}x{w} px (HxW)" for p, (h, w) in sizes.items() if min(h, w) < minimum]
     if small:
         raise ValueError(f"{len(small)} of {len(sizes)} input images are smaller than the {minimum}x{minimum} px "
                          f"that {model_name} needs (nothing was written): " + "; ".join(small))
@@ -246,15 +255,22 @@ def main(argv=None) -> int:
     jobs = _jobs(args)
     if dual and len(jobs) != 1:
         parser.error(f"model {args.model!r} takes one dual-pixel pair; got {len(jobs)} inputs")
-    for src, _ in jobs:
-        cli.check_input_file(src, "input image", READ_SUFFIXES)
-    if dual:
-        cli.check_input_file(args.right, "--right image", READ_SUFFIXES)
-    cli.check_input_file(args.checkpoint, "--checkpoint")
-    cli.check_output_files([(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
-                           overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint],
-                           what="output image")
-    sizes = _check_images([src for src, _ in jobs] + ([args.right] if dual else []))
+    # every bad input is named in one line: missing files, outputs, unreadable images, frames, sizes
+    problems: list[str] = []
+
+    def check(fn, *a, **kw):
+        try:
+            return fn(*a, **kw)
+        except cli.BAD_INPUT as err:
+            problems.append(cli.one_line(err))
+            return None
+
+    sources = [(src, "input image") for src, _ in jobs] + ([(args.right, "--right image")] if dual else [])
+    present = [src for src, what in sources if check(cli.check_input_file, src, what, READ_SUFFIXES) is not None]
+    check(cli.check_input_file, args.checkpoint, "--checkpoint")
+    check(cli.check_output_files, [(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
+          overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint], what="output image")
+    sizes = _read_sizes(present, problems)
 
     physics = None
     if args.model in PHYSICS_INPUT:
@@ -265,15 +281,16 @@ def main(argv=None) -> int:
         try:
             physics = DualPixelBaseline(load_psfs(args.dual_pixel_psf or "pixel4"))
         except (ValueError, FileNotFoundError) as err:
-            parser.error(f"--dual-pixel-psf: {cli.one_line(err)}")
-        wrong = {str(p): s for p, s in sizes.items() if tuple(s) != physics.psfs.frame}
+            problems.append(f"--dual-pixel-psf: {cli.one_line(err)}")
+        wrong = {str(p): s for p, s in sizes.items() if physics is not None and tuple(s) != physics.psfs.frame}
         if wrong:
             H, W = physics.psfs.frame
-            parser.error(f"model {args.model!r} needs views of the PSFs' frame {H}x{W} (the central crop of the "
-                         f"capture, as the pixeldp reader gives it); got "
-                         + ", ".join(f"{p}: {s[0]}x{s[1]}" for p, s in wrong.items()))
+            problems.append(f"model {args.model!r} needs views of the PSFs' frame {H}x{W} (the central crop of the "
+                            f"capture, as the pixeldp reader gives it); got "
+                            + ", ".join(f"{p}: {s[0]}x{s[1]}" for p, s in wrong.items()))
+    _raise_problems(problems)  # all of the above at once, before the model is loaded
     model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
-    _check_sizes(sizes, model, args.model)
+    _check_sizes(sizes, model, args.model)  # needs the model (its min_size); every small image named
     for src, dst in jobs:
         image, depth = read_image(src)
         gray = is_grayscale(src)

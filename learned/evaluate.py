@@ -310,9 +310,34 @@ def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], Non
         kind, _, rest = data.partition(":")
         folder = Path(rest) / "calibration"
         psf = str(folder) if kind.strip().lower() == "pixeldp" and (folder / "blur_kernels_left.npy").is_file() else "pixel4"
-    row = DualPixelBaseline(load_psfs(psf))
+    try:
+        grid = load_psfs(psf)
+    except (FileNotFoundError, ValueError) as err:  # load_psfs speaks of optics.dual_pixel.deblur's --psf
+        message = str(err).replace(f"--psf {psf!r} ", "")
+        raise type(err)(f"argument --dual-pixel-psf {psf!r}: {message}") from err
+    row = DualPixelBaseline(grid)
     log(f"dual_pixel row: optics.dual_pixel.deblur with {row.label()}")
     return row
+
+
+def _check_out_outside_data(out: Path, specs: dict) -> None:
+    """``--out`` must not be a dataset's folder nor inside it: metrics.csv would join the data."""
+    from .data.build import parse_spec
+
+    for flag, spec in specs.items():
+        if spec is None:
+            continue
+        try:
+            root = parse_spec(spec)[1]
+        except (TypeError, ValueError):
+            continue  # named by the dataset reader later
+        if root is None:
+            continue
+        root, where = root.resolve(), out.resolve()
+        if where == root or root in where.parents:
+            raise ValueError(f"argument --out: expected a folder outside the dataset; got {str(out)!r}, "
+                             f"{'the folder' if where == root else 'inside the folder'} of {flag} {spec!r}: "
+                             "choose another --out")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -374,7 +399,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # outputs and files checked before any model, dataset or metric is loaded
     if args.checkpoint is not None:
         cli.check_input_file(args.checkpoint, "--checkpoint")
+    if args.dual_pixel_psf is not None and args.dual_pixel_psf != "pixel4" and not Path(args.dual_pixel_psf).is_dir():
+        parser.error(f"argument --dual-pixel-psf: expected 'pixel4' or a folder of Xin et al.'s "
+                     f"blur_kernels_{{left,right}}.npy; got {args.dual_pixel_psf!r}")
     if args.out is not None:
+        _check_out_outside_data(args.out, {"--data": args.data, "--baseline-data": args.baseline_data})
         cli.check_output_files([(args.out / name, []) for name in ("metrics.csv", "metrics.md")],
                                overwrite=args.overwrite, what="--out file",
                                inputs=[p for p in (args.checkpoint, args.lpips_weights) if p is not None])

@@ -31,7 +31,7 @@ from typing import List, Optional, Sequence
 
 from torch import nn
 
-__all__ = ["WEIGHTS_DIR", "available", "find", "checkpoint_path", "load_pretrained", "bundle", "main"]
+__all__ = ["WEIGHTS_DIR", "available", "find", "needs", "checkpoint_path", "load_pretrained", "bundle", "main"]
 
 #: Folder of the bundled weights and their ``manifest.json``.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -99,22 +99,54 @@ def load_pretrained(model: str, name: str, root: Path = WEIGHTS_DIR) -> nn.Modul
     return load_checkpoint(checkpoint_path(model, name, root), model)
 
 
+def needs(entry: dict) -> str:
+    """What input the weights of ``entry`` take: its manifest's ``input``, else what its model needs."""
+    if entry.get("input"):
+        return str(entry["input"])
+    from .models import DUAL_PIXEL, PHYSICS_INPUT
+
+    if entry["model"] in PHYSICS_INPUT:
+        return "Pixel 4 DP views, 1008x1344 raw green (left + --right)"
+    if entry["model"] in DUAL_PIXEL:
+        return "DP views, RGB (left + --right)"
+    return "one RGB photo"
+
+
+def _headline(scores: dict) -> str:
+    """The scores' short form for the table: PSNR and gain over the input on real data."""
+    parts = []
+    if "psnr_db" in scores:
+        parts.append(f"{scores['psnr_db']} dB")
+    if "gain_db_all" in scores:
+        parts.append(f"{scores['gain_db_all']:+} dB over input")
+    return ", ".join(parts) or "-"
+
+
 def _table(entries: Sequence[dict], root: Path = WEIGHTS_DIR) -> str:
+    """A short table (one row per weights, a column saying the input each needs), then each entry's
+    details, wrapped."""
+    import textwrap
+
     if not entries:
         return "no bundled weights"
-    lines = ["| name | model | trained on | real-data scores | file | MB |", "|---|---|---|---|---|---|"]
+    lines = ["| name | model | input it needs | real-data PSNR | MB |", "|---|---|---|---|---|"]
+    for e in entries:
+        size = (root / e["file"]).stat().st_size / 1e6 if (root / e["file"]).is_file() else float("nan")
+        lines.append(f"| {e['name']} | {e['model']} | {needs(e)} | {_headline(e.get('scores', {}))} | {size:.2f} |")
+    wrap = lambda label, text: textwrap.wrap(text, 100, initial_indent=f"  {label}: ",  # noqa: E731
+                                             subsequent_indent="    ")
     for e in entries:
         scores = e.get("scores", {})
-        text = "; ".join(f"{k} {v}" for k, v in scores.items() if k != "command")
-        size = (root / e["file"]).stat().st_size / 1e6 if (root / e["file"]).is_file() else float("nan")
-        lines.append(f"| {e['name']} | {e['model']} | {e['trained_on']} | {text} | {e['file']} | {size:.2f} |")
-    lines.append("")
-    for e in entries:
-        lines.append(f"{e['model']}:{e['name']}: regenerate with `{e['command']}`; sha256 {e['sha256']}")
-        if "scores" in e and "command" in e["scores"]:
-            lines.append(f"  scores measured by `{e['scores']['command']}`")
+        lines += ["", f"{e['model']}:{e['name']} ({e['file']})", f"  sha256: {e['sha256']}"]
+        lines += wrap("input", needs(e) + (" (views of the capture's central crop, as the pixeldp reader gives "
+                                           "them)" if "1008x1344" in needs(e) else ""))
+        lines += wrap("trained on", e["trained_on"])
+        lines += wrap("scores", "; ".join(f"{k} {v}" for k, v in scores.items() if k != "command") or "-")
+        if "command" in scores:  # commands on one line each, to copy
+            lines.append(f"  scores measured by: {scores['command']}")
+        lines.append(f"  regenerate with: {e['command']}")
         if e.get("note"):
-            lines.append(f"  note: {e['note']}")
+            lines += wrap("note", e["note"])
     return "\n".join(lines)
 
 
@@ -178,10 +210,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            overwrite=args.overwrite)
         except (ValueError, FileNotFoundError, FileExistsError) as err:
             parser.error(str(err))
-        print(f"bundled {WEIGHTS_DIR / entry['file']} as {entry['model']}:{entry['name']}", file=sys.stderr)
+        print(f"results: bundled {WEIGHTS_DIR / entry['file']} as {entry['model']}:{entry['name']}", file=sys.stderr)
         return 0
     entries = available()
     print(json.dumps(entries, indent=1) if args.json else _table(entries))
+    print(f"results: {len(entries)} bundled weights listed above, from {_manifest_path(WEIGHTS_DIR)}", file=sys.stderr)
     return 0
 
 

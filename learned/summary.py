@@ -14,8 +14,14 @@ boundaries in :mod:`learned.precision`), with the peak GPU memory allocated over
 first pass also creates oneDNN primitives and fills caches), then the median of ``--runs`` (3)
 passes, with ``--threads`` torch threads. Both are stated in the header line, with the load
 average: on a machine busy with other jobs, extra threads cost far more than they bring.
-The paper figures and notes are for 1280x720 (K3DN's for 1120x1680); at another ``--size`` they
-are left out.
+The paper figures and notes are for 720x1280 (K3DN's for 1680x1120); at another ``--size`` they
+are left out. Sizes are HEIGHTxWIDTH (rows x columns, as NumPy shapes), at most :data:`MAX_PIXELS`.
+
+``dp_refine`` (:data:`learned.PHYSICS_INPUT`) refines the estimate of the training-free
+dual-pixel deblurring (:func:`optics.dual_pixel.deblur.dual_pixel_deblur`), which runs before
+it: its CPU latency is the sum of both, stated as ``total (network + physics)``. The physics
+step runs on the Pixel 4 frame (1008x1344) only, so at another ``--size`` the network alone is
+timed and the cell says so.
 """
 
 from __future__ import annotations
@@ -147,14 +153,48 @@ def cuda_latency(model: torch.nn.Module, inputs, warmup: int = 3, repeats: int =
     return result
 
 
-#: The size the paper figures and notes of :data:`PAPER` refer to.
-PAPER_SIZE = (1280, 720)
+#: The size (height, width) the paper figures and notes of :data:`PAPER` refer to.
+PAPER_SIZE = (720, 1280)
+
+#: Largest ``--size`` (pixels): 2160x3840 (4K UHD), 9 times 720x1280, where the zoo's models need
+#: 0.9-2.2 GB to deblur one photo (docs/memory.md); beyond it a forward pass may not fit in memory.
+MAX_PIXELS = 2160 * 3840
+
+#: The frame (height, width) where the physics step of dp_refine runs (the Pixel 4 PSF field's).
+PHYSICS_SIZE = (1008, 1344)
+
+
+def physics_latency(height: int, width: int) -> float:
+    """Wall time (s) of one physics step of dp_refine: :class:`learned.baseline.DualPixelBaseline`
+    with the fitted Pixel 4 field on one (H, W) pair of planes (the Pixel 4 reader's planes are
+    equal, so one is deblurred)."""
+    import numpy as np
+
+    from optics.dual_pixel.deblur import load_psfs
+
+    from .baseline import DualPixelBaseline
+
+    physics = DualPixelBaseline(load_psfs("pixel4"))
+    rng = np.random.default_rng(0)
+    views = {k: np.repeat(rng.random((height, width, 1), dtype=np.float32), 3, axis=2) for k in ("left", "right")}
+    t0 = time.perf_counter()
+    physics(views)
+    return time.perf_counter() - t0
+
+
+def _size(text: str):
+    size = cli.parse_size(text)
+    if size[0] * size[1] > MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH of at most {MAX_PIXELS:,} pixels (2160x3840); "
+                                         f"got {text!r} ({size[0] * size[1]:,} pixels)")
+    return size
 
 
 def main(argv=None) -> int:
     parser = cli.ArgumentParser(prog="python -m learned.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(MODELS), help="subset of learned.MODELS")
-    parser.add_argument("--size", type=cli.parse_size, default="1280x720", help="WIDTHxHEIGHT for MACs and latency")
+    parser.add_argument("--size", type=_size, default="720x1280",
+                        help="HEIGHTxWIDTH (rows x columns) for MACs and latency (default 720x1280; at most 2160x3840)")
     parser.add_argument("--no-latency", action="store_true", help="skip the (slow) timing")
     parser.add_argument("--runs", type=int, default=3, help="timed CPU passes per model, after one warm-up (3)")
     add_threads_argument(parser)
@@ -169,17 +209,21 @@ def main(argv=None) -> int:
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
-    width, height = args.size
+    height, width = args.size
     cuda = device.type == "cuda"
     where = (f"{torch.cuda.get_device_name(device)} (CUDA events, median of 10 after 3 warm-up passes)" if cuda
              else f"{threads} CPU thread(s), load average {_load()}, no_grad, median of {args.runs} after 1 warm-up")
-    print(f"Models at {width}x{height}, torch {torch.__version__}, {where}\n", flush=True)
+    print(f"Models at {height}x{width} (HEIGHTxWIDTH), torch {torch.__version__}, {where}\n", flush=True)
+    at_paper_size = (height, width) == PAPER_SIZE
+    if not at_paper_size:  # before the table: a line inside it would break the Markdown table
+        print(f"(paper figures and notes are for {PAPER_SIZE[0]}x{PAPER_SIZE[1]}: left out at {height}x{width})\n")
+    if any(m in PHYSICS_INPUT for m in args.models) and not args.no_latency:
+        print("(dp_refine's latency: " + ("the network only; its physics step, optics.dual_pixel.deblur, runs on the "
+              "CPU before it" if cuda else "the network plus its physics step, optics.dual_pixel.deblur")
+              + f"; the physics step runs at {PHYSICS_SIZE[0]}x{PHYSICS_SIZE[1]} only)\n")
     timing = "latency fp32 / TF32 / bf16 | peak GPU memory" if cuda else "latency CPU"
     print(f"| model | params (ours) | params (paper) | MACs (ours, flop_counter) | paper figure | {timing} | note |")
     print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
-    at_paper_size = (width, height) == PAPER_SIZE
-    if not at_paper_size:
-        print(f"(paper figures and notes are for {PAPER_SIZE[0]}x{PAPER_SIZE[1]}: left out at {width}x{height})\n")
     progress = cli.progress_bar(args.models, desc="summary", unit="model")
     for name in progress:
         progress.set_postfix_str(name, refresh=sys.stderr.isatty())
@@ -193,7 +237,8 @@ def main(argv=None) -> int:
             t = cuda_latency(model.to(device), [x.to(device) for x in inputs])
             lat = f"{t['fp32']:.1f} / {t['tf32']:.1f} / {t['bf16']:.1f} ms | {t['peak_gib']:.2f} GiB"
         else:
-            lat = f"{latency(model, inputs, runs=args.runs):.1f} s"
+            seconds = latency(model, inputs, runs=args.runs)
+            lat = _with_physics(seconds, height, width) if name in PHYSICS_INPUT else f"{seconds:.1f} s"
         paper = PAPER.get(name, PaperFigure("-", "-", ""))
         if not at_paper_size:
             paper = PaperFigure(paper.params, "-", "")
@@ -201,6 +246,14 @@ def main(argv=None) -> int:
     print(f"results: the table above on stdout ({len(args.models)} models; redirect with > FILE to keep it)",
           file=sys.stderr)
     return 0
+
+
+def _with_physics(network: float, height: int, width: int) -> str:
+    """The latency cell of dp_refine: network plus physics step where the physics step runs."""
+    if (height, width) != PHYSICS_SIZE:
+        return f"{network:.1f} s network only (physics step: {PHYSICS_SIZE[0]}x{PHYSICS_SIZE[1]} only)"
+    physics = physics_latency(height, width)
+    return f"{network + physics:.1f} s ({network:.1f} network + {physics:.1f} physics)"
 
 
 def _load() -> str:

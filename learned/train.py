@@ -104,7 +104,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import MODELS, build_model
 from optics import cli
 
-from ._cli import check_device
+from ._cli import check_device, check_threads
 from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype as precision_amp_dtype
 from .training import recipes as _recipes
@@ -441,13 +441,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"argument --threads: expected >= 1; got {args.threads}")
+    check_threads(args.threads)
     if args.checkpoint_minutes is not None and not args.checkpoint_minutes >= 0:
         parser.error(f"argument --checkpoint-minutes: expected >= 0; got {args.checkpoint_minutes}")
     if args.device != "auto":
         check_device(args.device)
     threads = args.threads or 1
+    created = False
     if args.resume:
         if args.out is None:
             parser.error("argument --resume: expected --out DIR (the folder holding checkpoint.pt); got no --out")
@@ -490,6 +490,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if (Path(config.out) / CHECKPOINT_NAME).exists() and not args.overwrite:
             raise FileExistsError(f"--out {str(config.out)!r} holds a run ({CHECKPOINT_NAME}): pass --resume to continue "
                                   "it, --overwrite to start again (its files are replaced), or choose another --out")
+        created = not Path(config.out).exists()
         cli.prepare_output_dir(config.out, overwrite=args.overwrite, what="--out", owned=_owned_by_train)
     torch.set_num_threads(threads)
     on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
@@ -502,6 +503,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TrainingInterrupted as stop:
         print(f"error: {stop}", file=sys.stderr, flush=True)
         return 130
+    except cli.BAD_INPUT:  # refused before training began (e.g. --crop larger than the data): leave nothing behind
+        if not args.resume:
+            _remove_unused_out(Path(config.out), created)
+        raise
     if result.evaluation is not None:
         e = result.evaluation
         print(f"{config.model}: held-out PSNR input {e['input_psnr']:.2f} dB -> output {e['output_psnr']:.2f} dB "
@@ -511,6 +516,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     written = [n for n in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, PLOT_NAME, EVAL_NAME) if (Path(config.out) / n).exists()]
     print(f"results: {config.out} ({', '.join(written)})", file=sys.stderr)
     return 0
+
+
+def _remove_unused_out(out: Path, created: bool) -> None:
+    """Undo :func:`optics.cli.prepare_output_dir` for a run that wrote nothing: the record goes, and
+    the folder too when this run created it."""
+    if not out.is_dir() or [p.name for p in out.iterdir()] != [cli.OUTPUT_RECORD]:
+        return  # the run wrote something: keep it (its record says it is incomplete)
+    (out / cli.OUTPUT_RECORD).unlink()
+    if created:
+        out.rmdir()
 
 
 def _owned_by_train(path: Path) -> bool:

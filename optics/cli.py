@@ -3,8 +3,8 @@
 One error style, one overwrite policy:
 
 * :class:`ArgumentParser` reports a bad argument as one line, ``error: <message>``, and exits 2
-  (argparse's own messages already name the argument, e.g. ``argument --size: expected WxH, e.g.
-  1280x720; got 'abc'``). It adds ``-v/--verbose``.
+  (argparse's own messages already name the argument, e.g. ``argument --size: expected HEIGHTxWIDTH,
+  e.g. 720x1280; got 'abc'``). It adds ``-v/--verbose``.
 * :func:`run` wraps a ``main(argv)``: an exception becomes one line ``error: <message>``; exit 2 for
   bad input (``ValueError``, ``TypeError``, missing/existing/unwritable files), 1 for a failure at
   run time (anything else), 130 on Ctrl-C; the full traceback only with ``-v``.
@@ -137,15 +137,18 @@ class ArgumentParser(argparse.ArgumentParser):
         usage_error(f"{message} (see {self.prog} --help)")
 
 
-def parse_size(text: str, minimum: int = 1) -> tuple[int, int]:
-    """``'1280x720'`` -> ``(1280, 720)``: an argparse ``type`` for WIDTHxHEIGHT, both >= ``minimum``."""
+def parse_size(text: str, minimum: int = 1, maximum: int | None = None) -> tuple[int, int]:
+    """``'720x1280'`` -> ``(720, 1280)``: an argparse ``type`` for HEIGHTxWIDTH (rows x columns, as a
+    NumPy shape), both >= ``minimum`` (and <= ``maximum`` when given)."""
     try:
-        width, height = (int(v) for v in text.lower().split("x"))
+        height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720; got {text!r}") from None
-    if width < minimum or height < minimum:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with both >= {minimum}; got {text!r}")
-    return width, height
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, e.g. 720x1280; got {text!r}") from None
+    if height < minimum or width < minimum:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH with both >= {minimum}; got {text!r}")
+    if maximum is not None and max(height, width) > maximum:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH with both <= {maximum}; got {text!r}")
+    return height, width
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = "existing outputs") -> None:

@@ -57,7 +57,7 @@ def test_bad_images_are_all_named_before_the_model_loads(files):
     # too small for the model: every such file named before any image is processed
     proc = _run("learned.deblur", "a.png", "one.png", "--out", "out", "--model", "kpac", "--checkpoint", "kpac.pt",
                 cwd=files)
-    _one_error(proc, "1 of 2 input images are smaller than the 8x8 px that kpac needs", "'one.png' is 1x1 px",
+    _one_error(proc, "1 of 2 input images are smaller than the 8x8 px that kpac needs", "'one.png' is 1x1 px (HxW)",
                "nothing was written")
     assert not (files / "out").exists()
 
@@ -159,3 +159,15 @@ def test_every_model_states_its_smallest_input():
             if m > 1:
                 with pytest.raises(ValueError, match="must be at least"):
                     model(*inputs(m - 1))
+
+
+def test_deblur_names_every_bad_input_in_one_line(files):
+    """Issue 28: a missing input, an unreadable one, an existing output and a missing checkpoint, all in one line."""
+    (files / "out28").mkdir(exist_ok=True)
+    (files / "out28" / "a.png").write_bytes(b"a previous result")
+    proc = _run("learned.deblur", "a.png", "missing.png", "bad.png", "--out", "out28", "--model", "kpac",
+                "--checkpoint", "nowhere.pt", cwd=files)
+    _one_error(proc, "4 problems with the inputs (nothing was written)", "(1) input image 'missing.png' does not exist",
+               "--checkpoint 'nowhere.pt' does not exist", "out28/a.png' exists; pass --overwrite",
+               "1 of 2 input images cannot be deblurred", "'bad.png'")
+    assert (files / "out28" / "a.png").read_bytes() == b"a previous result"

@@ -62,3 +62,18 @@ def test_every_flag_in_the_readme_examples_exists():
                 assert flag in helps[module], (module, flag)
                 checked += 1
     assert checked >= 20
+
+
+def test_real_dual_pixel_method_states_the_codes_parameters():
+    """Issue 28: docs/real_dual_pixel.md's four steps quote optics.dual_pixel.deblur.DEFAULTS (step 4 said eps 2e-2)."""
+    from optics.dual_pixel.deblur import DEFAULTS
+
+    doc = (REPO / "docs" / "real_dual_pixel.md").read_text()
+    method = doc[doc.index("## The method"):doc.index("## Results")]
+    step3 = re.search(r"3\. \*\*Edge-aware aggregation.\*\*.*?sigma (\S+) px.*?radius (\d+), eps (\S+?)\)", method, re.S)
+    assert (float(step3[1]), int(step3[2]), float(step3[3])) == (DEFAULTS["smooth"], DEFAULTS["radius"],
+                                                                   DEFAULTS["guide_eps"])
+    step4 = re.search(r"4\. \*\*Deconvolution.\*\*.*?\(eps ([0-9.e+-]+)", method, re.S)
+    assert float(step4[1]) == DEFAULTS["wiener_eps"], step4[0]
+    assert f"scale bias of `{DEFAULTS['scale_bias']}`" in method
+    assert f"{DEFAULTS['margin']} px of real context" in method

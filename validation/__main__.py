@@ -1,6 +1,8 @@
-"""``python -m validation [--quick] [--out DIR]``: run every validation and write one report.
+"""``python -m validation [--quick] [--out DIR] [--data DIR] [--kernels DIR]``: run every validation and write one report.
 
-Each module listed in :data:`VALIDATIONS` exposes ``run(out_dir, quick) -> list[dict]``; its figures,
+Each module listed in :data:`VALIDATIONS` exposes ``run(out_dir, quick) -> list[dict]``
+(``real_dual_pixel`` also takes ``data``, ``dual_pixel_calibration`` ``kernels``: ``--data`` and
+``--kernels`` are forwarded to them; without these they report NOT RUN); its figures,
 JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/report.md`` and
 ``OUT/report.json``. Exits 0 iff every claim passes.
 """
@@ -14,22 +16,11 @@ import time
 from pathlib import Path
 
 from optics import cli
-from optics.atomic import atomic_write_bytes
 
-import json
+from ._report import VALIDATIONS, decides, is_report_file, read_report, verdict, write_report
 
-from ._report import decides, is_report_file, markdown_table, verdict, write_json
-
-#: Explicit list of validation modules (no directory scanning). Modules that are not present in
-#: this checkout are reported as missing, never silently skipped.
-VALIDATIONS = [
-    "kernel_upsampling",
-    "dual_pixel",
-    "recursive_kernels",
-    "iac_receptive_field",
-    "dual_pixel_calibration",  # needs the Pixel 4 kernels (--kernels); here it reports 'needs data'
-    "real_dual_pixel",  # needs Xin et al.'s Pixel 4 scenes (--data); here it reports 'needs data'
-]
+#: Options of ``python -m validation`` forwarded to one validation's ``run``: option -> validation.
+FORWARDED = {"data": "real_dual_pixel", "kernels": "dual_pixel_calibration"}
 
 
 def _owned(path: Path) -> bool:
@@ -49,6 +40,10 @@ def _main(argv) -> int:
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases")
     parser.add_argument("--out", type=Path, default=Path("validation_report"), help="report folder")
     parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="Xin et al.'s DP_data_pixel_4 folder, for real_dual_pixel (else it reports NOT RUN)")
+    parser.add_argument("--kernels", type=Path, default=None, help="folder with Xin et al.'s blur_kernels_left.npy and "
+                        "blur_kernels_right.npy, for dual_pixel_calibration (else it reports NOT RUN)")
     cli.add_overwrite_argument(parser, "a previous report in --out (cleared first; with --only, only the "
                                "named validations' parts are replaced)")
     args = parser.parse_args(argv)
@@ -56,6 +51,16 @@ def _main(argv) -> int:
     unknown = sorted(set(names) - set(VALIDATIONS))
     if unknown:
         parser.error(f"unknown validation(s) {unknown}; choose from {VALIDATIONS}")
+    options = {}
+    for option, name in FORWARDED.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if name not in names:
+            parser.error(f"argument --{option}: used only by {name}, which --only {' '.join(names)} leaves out; "
+                         f"got --{option} {str(value)!r}")
+        options[name] = {option: value}
+    _check_forwarded(options)
     # --only X --overwrite replaces X's report alone: the other validations' folders and rows stay
     previous = _previous_report(args.out) if args.only and args.overwrite else {}
     if previous.get("quick") != args.quick:  # never mix --quick and full results in one report
@@ -72,26 +77,16 @@ def _main(argv) -> int:
         progress.set_postfix_str(name, refresh=sys.stderr.isatty())
         module = importlib.import_module(f"validation.{name}")
         t0 = time.perf_counter()
-        rows = module.run(out / name, args.quick)
+        rows = module.run(out / name, args.quick, **options.get(name, {}))
         seconds = time.perf_counter() - t0
         this_run_ok &= decides(rows)
         summary[name] = dict(passed=decides(rows), verdict=verdict(rows), seconds=round(seconds, 1), claims=rows)
         progress.write(f"[{verdict(rows)}] validation.{name} ({seconds:.0f} s)", file=sys.stdout)
     kept = {k: v for k, v in previous.get("validations", {}).items() if k not in summary and (out / k).is_dir()}
     summary = {k: (summary.get(k) or kept[k]) for k in VALIDATIONS if k in summary or k in kept}
-    all_ok = all(v["passed"] for v in summary.values())
-    sections = []
-    for name, entry in summary.items():
-        rows, seconds = entry["claims"], entry["seconds"]
-        figs = sorted(p.name for p in (out / name).glob("*.png"))
-        sections.append(
-            f"## {name}: {verdict(rows)} ({seconds:.0f} s{'' if name in names else ', an earlier run'})\n\n"
-            f"Details: [{name}/{name}.md]({name}/{name}.md)\n\n" + markdown_table(rows)
-            + "".join(f"\n![{f}]({name}/{f})\n" for f in figs)
-        )
-    header = f"# Validation report{' (--quick)' if args.quick else ''}\n\nCommand: `python -m validation{' --quick' if args.quick else ''}`\n\n"
-    atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
-    write_json(out / "report.json", dict(quick=args.quick, passed=all_ok, validations=summary))
+    command = "python -m validation" + (" --quick" if args.quick else "") + "".join(
+        f" --{option} {getattr(args, option)}" for option in FORWARDED if getattr(args, option) is not None)
+    write_report(out, summary, args.quick, names, command)
     cli.record_outputs(out)
     progress.close()
     print(f"results: {(out / 'report.md').resolve()} (figures and details in {out.resolve()}/<name>/)")
@@ -100,11 +95,22 @@ def _main(argv) -> int:
 
 def _previous_report(folder: Path) -> dict:
     """The report.json of an earlier run in ``folder`` (empty if there is none or it is unreadable)."""
-    try:
-        report = json.loads((Path(folder) / "report.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return report if isinstance(report, dict) and isinstance(report.get("validations"), dict) else {}
+    return read_report(folder)
+
+
+def _check_forwarded(options: dict) -> None:
+    """Check ``--data`` and ``--kernels`` before any work, as the validations' own commands do."""
+    if "real_dual_pixel" in options:
+        from .real_dual_pixel import _check_data
+
+        _check_data(options["real_dual_pixel"]["data"])
+    if "dual_pixel_calibration" in options:
+        from .dual_pixel_calibration import KernelDataError, load_kernels
+
+        try:
+            load_kernels(options["dual_pixel_calibration"]["kernels"])
+        except KernelDataError as err:
+            cli.usage_error(str(err))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ import numpy as np
 from optics import cli, fit_dual_pixel_field, fit_dual_pixel_psfs
 from optics.atomic import atomic_write_bytes
 
-from ._report import claim, decides, is_report_file, markdown_table, save_figure, write_json, write_markdown
+from ._report import (claim, decides, finish_out, markdown_table, prepare_out, save_figure, write_json,
+                      write_markdown)
 
 NAME = "dual_pixel_calibration"
 SOURCE = ("github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, "
@@ -330,11 +331,12 @@ def _main(argv) -> int:
             load_kernels(args.kernels)
         except KernelDataError as err:
             cli.usage_error(str(err))
-    cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
+    report = prepare_out(args.out, NAME, overwrite=args.overwrite, quick=args.quick)
+    t0 = time.perf_counter()
     rows = run(args.out, args.quick, args.kernels)
-    cli.record_outputs(args.out)
+    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick)
     print(markdown_table(rows))
-    print(f"results: figures, {NAME}.json and {NAME}.md in {args.out.resolve()}")
+    print(results)
     return 0 if decides(rows) else 1
 
 

@@ -29,6 +29,8 @@ crops, our defocus map beside the ground truth's. Without ``--data`` it reports 
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -36,7 +38,8 @@ import numpy as np
 
 from optics import cli
 
-from ._report import claim, decides, is_report_file, markdown_table, save_figure, write_json, write_markdown
+from ._report import (claim, decides, finish_out, markdown_table, prepare_out, save_figure, write_json,
+                      write_markdown)
 
 NAME = "real_dual_pixel"
 SOURCE = "github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, DP_data_pixel_4 (Xin et al., ICCV 2021)"
@@ -202,7 +205,17 @@ def run(out_dir: Path, quick: bool = False, data: Path | None = None, psf: str =
         return rows
     start = time.perf_counter()
     scenes = QUICK_SCENES if quick else None
-    per_scene = measure(Path(data), scenes, psf, out, log=print)
+    # the scenes' figures go to a temporary folder and join the report only when every scene is done,
+    # so a Ctrl-C (or a failure) half-way leaves no partial report behind
+    partial = out / ".scenes.partial.tmp"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        per_scene = measure(Path(data), scenes, psf, partial, log=print)
+        for figure in sorted(partial.iterdir()):
+            os.replace(figure, out / figure.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     means = summary(per_scene)
     m = means["all"]
     scales = [r["gt_scale"] for r in per_scene]
@@ -250,11 +263,12 @@ def _main(argv) -> int:
         print(needs_data_message())
     else:
         _check_data(args.data)
-    cli.prepare_output_dir(args.out, overwrite=args.overwrite, owned=is_report_file)
+    report = prepare_out(args.out, NAME, overwrite=args.overwrite, quick=args.quick)
+    t0 = time.perf_counter()
     rows = run(args.out, args.quick, args.data, args.psf)
-    cli.record_outputs(args.out)
+    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick)
     print(markdown_table(rows))
-    print(f"results: figures, {NAME}.json and {NAME}.md in {args.out.resolve()}")
+    print(results)
     return 0 if decides(rows) else 1
 
 

@@ -196,8 +196,8 @@ def prepare(arrays: Dict[str, np.ndarray], protocol) -> Dict[str, np.ndarray]:
     p = get_protocol(protocol)
     H, W = arrays["input"].shape[:2]
     if p.size is not None and (H, W) not in (p.size, p.size[::-1]):
-        raise ValueError(f"the {p.name} protocol resizes every image to {p.size[1]}x{p.size[0]} (DPDD's size), which "
-                         f"changes only images of another size; got {W}x{H}: use --protocol none for this dataset")
+        raise ValueError(f"the {p.name} protocol resizes every image to {p.size[0]}x{p.size[1]} (DPDD's size), which "
+                         f"changes only images of another size; got {H}x{W}: use --protocol none for this dataset")
     out = arrays
     if p.read_8bit:
         out = {k: read_as_8bit(v) for k, v in out.items()}

@@ -599,7 +599,11 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         if d.shape != tuple(left.shape):
             raise ValueError(f"defocus must have the views' shape {tuple(left.shape)}; got {d.shape}")
         tol = 1e-5 * (s[-1] - s[0])  # float32 maps round the end scales
-        if not np.all(np.isfinite(d)) or d.min() < s[0] - tol or d.max() > s[-1] + tol:
+        if not np.all(np.isfinite(d)):
+            bad = {"NaN": int(np.isnan(d).sum()), "inf": int(np.isinf(d).sum())}
+            raise ValueError("defocus must be finite values within the scales; got "
+                             + " and ".join(f"{n} {k}" for k, n in bad.items() if n) + " value(s)")
+        if d.min() < s[0] - tol or d.max() > s[-1] + tol:
             raise ValueError(f"defocus values must lie within the scales [{s[0]}, {s[-1]}]; got "
                              f"[{float(np.nanmin(d))}, {float(np.nanmax(d))}]")
         idx = _layer_index(d, s, be, left.dtype)
@@ -627,15 +631,39 @@ def load_psfs(spec: str | Path) -> DualPixelPSFGrid:
     return DualPixelPSFGrid.from_calibration(folder)
 
 
+#: Most candidate scales ``--scales`` may ask for: the cost volume holds one float32 image per scale
+#: (1008 x 1344 x 4 B = 5.4 MB each; 256 scales: 1.4 GB), and the defaults use 21.
+MAX_CLI_SCALES = 256
+
+
 def _parse_scales(text: str) -> tuple:
     import argparse
 
     try:
         lo, hi, count = text.split(":")
-        scales = np.round(np.linspace(float(lo), float(hi), int(count)), 6)
+        lo, hi, count = float(lo), float(hi), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of nonzero scales, e.g. -0.9:1.6:21; got {text!r}") from None
+    if count > MAX_CLI_SCALES:
+        raise argparse.ArgumentTypeError(f"expected COUNT <= {MAX_CLI_SCALES} (each scale adds one image to the cost "
+                                         f"volume; the default is 21); got {count} in {text!r}")
+    try:
+        scales = np.round(np.linspace(lo, hi, count), 6)
         return tuple(float(s) for s in _check_scales(scales))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of nonzero scales, e.g. -0.9:1.6:21; got {text!r}") from None
+
+
+def _join_negative_values(argv: Sequence[str], options: Sequence[str] = ("--scales",)) -> list:
+    """``['--scales', '-0.9:1.6:21']`` -> ``['--scales=-0.9:1.6:21']``: argparse takes a value with a
+    leading minus (that is not a plain number) for an option, so the help's own form would be refused."""
+    out: list = []
+    for arg in argv:
+        if out and out[-1] in options and arg[:2] in {"-" + c for c in "0123456789."}:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _read_view(path: Path, fmt: str) -> np.ndarray:
@@ -678,11 +706,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--white-sheets", type=Path, help="folder with white_sheet_{left,right}.png: correct the "
                         "right view's vignetting as Xin et al. (default: the --psf folder when it has them)")
     parser.add_argument("--scales", type=_parse_scales, default=DEFAULT_SCALES, metavar="LOW:HIGH:COUNT",
-                        help="candidate signed defocus scales (default -0.9:1.6:21)")
+                        help="candidate signed defocus scales (default -0.9:1.6:21; COUNT "
+                        f"<= {MAX_CLI_SCALES})")
     parser.add_argument("--wiener-eps", type=float, default=DEFAULTS["wiener_eps"],
                         help=f"Wiener noise parameter (default {DEFAULTS['wiener_eps']:g})")
     cli.add_overwrite_argument(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
 
     left_path = cli.check_input_file(args.left, "left view", (".png",))
     right_path = cli.check_input_file(args.right, "right view", (".png",))

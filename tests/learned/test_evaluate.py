@@ -178,6 +178,29 @@ def test_cli_argument_errors(tmp_path):
         main(["--checkpoint", str(tmp_path / "x.pt"), "--data", "synthetic", "--no-lpips"])
 
 
+def test_cli_names_dual_pixel_psf_and_refuses_out_in_the_dataset(tmp_path, capsys):
+    """Issue 28: errors about --dual-pixel-psf name it (not optics.dual_pixel.deblur's --psf); --out may not be
+    the dataset's folder (nor inside it)."""
+    from optics import cli
+
+    data = tmp_path / "dpdd"
+    (data / "test").mkdir(parents=True)
+    cases = [(["--baseline", "dual_pixel", "--dual-pixel-psf", str(tmp_path / "nowhere")],
+              ["argument --dual-pixel-psf", "nowhere"]),
+             (["--out", str(data)], ["argument --out", "the folder of --data"]),
+             (["--out", str(data / "test")], ["argument --out", "inside the folder of --data"])]
+    for extra, expected in cases:
+        assert cli.run(main, ["--data", f"dpdd:{data}", "--no-lpips", "--baseline", "none", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(text in err[0] for text in expected) and "--psf " not in err[0], err
+    assert sorted(p.name for p in data.rglob("*")) == ["test"]  # nothing written
+    (tmp_path / "empty").mkdir()  # a folder without kernels: load_psfs's message, under the right flag
+    assert cli.run(main, ["--data", "synthetic:size=32,test_count=1,count=1", "--no-lpips", "--baseline", "dual_pixel",
+                          "--dual-pixel-psf", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: argument --dual-pixel-psf") and "blur_kernels_left.npy" in err, err
+
+
 def test_nrknet_protocols_run_batchnorm_on_each_images_statistics():
     # NRKNet's test.py never calls .eval(): its BatchNorm normalises with each test image's statistics
     torch.manual_seed(0)

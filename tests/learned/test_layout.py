@@ -66,4 +66,4 @@ def test_train_is_the_loop_and_the_command_line():
     tree = ast.parse((PACKAGE / "train.py").read_text())
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     assert defined == {"TrainingInterrupted", "TrainResult", "train", "_train", "_parser", "_parse_model_args",
-                       "main", "_owned_by_train", "_make_cli_config"}, defined
+                       "main", "_owned_by_train", "_make_cli_config", "_remove_unused_out"}, defined

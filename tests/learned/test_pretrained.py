@@ -195,3 +195,20 @@ def test_evaluate_refinement_on_real_layout_matches_the_physics_row_when_untrain
             if r.startswith("001")}
     assert rows["dp_refine"] == rows["dual_pixel"] != rows["input"]
     assert float(rows["dual_pixel"]) > float(rows["input"]) + 3  # a known 3 px blur, its own kernels
+
+
+def test_cli_table_is_readable_says_each_input_and_where_results_are():
+    """Issue 28: a short row per weights with the input it needs, details wrapped below, a results: line."""
+    proc = subprocess.run([sys.executable, "-m", "learned.pretrained"], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "| name | model | input it needs | real-data PSNR | MB |"
+    rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| name")]
+    assert len(rows) == len(P.available()) and all(len(ln) <= 120 for ln in rows), rows
+    for entry in P.available():
+        assert P.needs(entry) in next(ln for ln in rows if ln.startswith(f"| {entry['name']} | {entry['model']} |"))
+    assert all(len(ln) <= 104 or ln in rows or "regenerate with" in ln or "measured by" in ln for ln in lines), lines
+    assert proc.stderr.strip().splitlines()[-1].startswith("results: ")
+    assert "1008x1344 raw green" in P.needs({"model": "dp_refine"})
+    assert P.needs({"model": "kpac", "input": "one photo"}) == "one photo"

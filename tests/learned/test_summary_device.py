@@ -65,9 +65,63 @@ def test_cuda_latency_modes_and_peak_memory(cuda_device):
 
 
 def test_paper_figures_and_notes_only_at_their_size(capsys):
-    """Issue 20: the notes quote 1280x720 figures; at another --size they are left out."""
+    """Issue 20: the notes quote 720x1280 figures; at another --size they are left out."""
     assert summary.main(["--models", "kpac", "--size", "64x48", "--no-latency", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     row = next(ln for ln in out.splitlines() if ln.startswith("| kpac |"))
     assert "197 G" not in row and summary.PAPER["kpac"].note not in row
-    assert "paper figures and notes are for 1280x720" in out
+    assert "paper figures and notes are for 720x1280" in out
+
+
+def _table(out: str) -> list:
+    """The Markdown table of learned.summary's stdout: from its header row to its last row, every line."""
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("| model |"))
+    end = max(i for i, ln in enumerate(lines) if ln.startswith("| "))
+    return lines[start:end + 1]
+
+
+def test_size_is_height_x_width_and_the_table_is_unbroken(capsys, monkeypatch):
+    """Issue 28: --size is HEIGHTxWIDTH (a NumPy shape); no text line inside the Markdown table."""
+    seen = []
+    inputs = summary.example_inputs
+    monkeypatch.setattr(summary, "example_inputs", lambda name, h, w, device="cpu": seen.append((h, w)) or inputs(name, h, w))
+    assert summary.main(["--models", "kpac", "nrknet", "--size", "48x64", "--no-latency"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [(48, 64), (48, 64)] and "Models at 48x64 (HEIGHTxWIDTH)" in out
+    table = _table(out)
+    assert len(table) == 4 and all(ln.startswith("|") for ln in table), table
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--size", "100000x100000"], ["argument --size", "2160x3840", "10,000,000,000 pixels"]),
+    (["--threads", "100000"], ["argument --threads", "CPU count", "100000"]),
+])
+def test_absurd_sizes_and_threads_are_refused_before_work(capsys, argv, expected):
+    from optics import cli
+
+    assert cli.run(summary.main, ["--models", "kpac", *argv]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and all(text in err[0] for text in expected), err
+    assert "| kpac |" not in captured.out  # nothing measured
+
+
+def test_dp_refine_latency_includes_the_physics_step(capsys, monkeypatch):
+    """Issue 28: dp_refine's CPU latency adds the optics.dual_pixel.deblur step it refines (where it runs)."""
+    monkeypatch.setattr(summary, "latency", lambda model, inputs, runs=3: 0.5)
+    monkeypatch.setattr(summary, "physics_latency", lambda h, w: 2.0)
+    monkeypatch.setattr(summary, "PHYSICS_SIZE", (48, 64))
+    assert summary.main(["--models", "dp_refine", "kpac", "--size", "48x64"]) == 0
+    out = capsys.readouterr().out
+    assert "| 2.5 s (0.5 network + 2.0 physics) |" in next(ln for ln in out.splitlines() if ln.startswith("| dp_refine |"))
+    assert "| 0.5 s |" in next(ln for ln in out.splitlines() if ln.startswith("| kpac |"))
+    assert "network plus its physics step" in out and len(_table(out)) == 4
+    assert summary.main(["--models", "dp_refine", "--size", "32x64"]) == 0
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| dp_refine |"))
+    assert "0.5 s network only (physics step: 48x64 only)" in row
+
+
+@pytest.mark.slow
+def test_physics_latency_runs_the_physics_step():
+    assert summary.physics_latency(*summary.PHYSICS_SIZE) > 0

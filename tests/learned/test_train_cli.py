@@ -146,3 +146,24 @@ def test_real_ctrl_c_in_a_subprocess(tmp_path):
     step, saved = int(m.group(1)), int(m.group(3))
     assert saved % 5 == 0 and 0 < saved <= step
     assert load_training_checkpoint(out / "checkpoint.pt")["training"]["step"] == saved
+
+
+def test_a_crop_larger_than_the_data_leaves_no_folder_behind(tmp_path, capsys):
+    """Issue 28: --crop 100000 is refused by the dataset; the --out folder this run created is removed."""
+    out = tmp_path / "run"
+    status, err = _run(["--model", "kpac", "--preset", "cpu-smoke", "--crop", "100000", "--steps", "1",
+                        "--out", str(out), "--no-progress"], capsys)
+    assert status == 2 and len(_error_lines(err)) == 1 and "crop 100000" in err, err
+    assert not out.exists()
+    out.mkdir()  # an empty folder given by the user stays, empty
+    status, err = _run(["--model", "kpac", "--preset", "cpu-smoke", "--crop", "100000", "--steps", "1",
+                        "--out", str(out), "--no-progress"], capsys)
+    assert status == 2 and out.is_dir() and not any(out.iterdir())
+
+
+def test_threads_above_the_cpu_count_are_refused(tmp_path, capsys):
+    import os
+
+    status, err = _run(BASE + ["--out", str(tmp_path / "run"), "--threads", str((os.cpu_count() or 1) + 1)], capsys)
+    assert status == 2 and "argument --threads: expected 1 to" in err and len(_error_lines(err)) == 1
+    assert not (tmp_path / "run").exists()

@@ -70,3 +70,34 @@ def test_one_scene_in_the_authors_layout_is_scored(tmp_path):
     assert row["gain"] > 3 and row["gain_reg"] > 3  # a known 3 px blur, deblurred with its own kernels
     means = rdp.summary(rows)
     assert means["all"]["gain"] == row["gain"] and "held-out 009-017" not in means
+
+
+def _fake_measure(interrupt: bool):
+    def measure(data, scenes, psf, figures_to, log=print):
+        rows = []
+        for name in ("001", "009"):
+            (figures_to / f"scene_{name}.png").write_bytes(b"png")
+            if interrupt and name == "009":
+                raise KeyboardInterrupt
+            row = dict(scene=name, split="tuning" if name == "001" else "held-out", seconds=1.0, gt_scale=1.0,
+                       spearman=0.9, spearman_all=0.8, figure=f"scene_{name}.png")
+            for tag in ("", "_reg"):
+                row.update({f"input_psnr{tag}": 30.0, f"ours_psnr{tag}": 33.0, f"gain{tag}": 3.0})
+            row.update(input_ssim=0.8, ours_ssim=0.9)
+            rows.append(row)
+        return rows
+    return measure
+
+
+def test_an_interrupted_run_leaves_no_partial_report(tmp_path, monkeypatch):
+    """Issue 28: Ctrl-C half-way through the scenes leaves neither figures nor a record of some scenes."""
+    out = tmp_path / "out"
+    monkeypatch.setattr(rdp, "measure", _fake_measure(interrupt=True))
+    with pytest.raises(KeyboardInterrupt):
+        rdp.run(out, data=tmp_path)
+    assert list(out.iterdir()) == []
+    monkeypatch.setattr(rdp, "measure", _fake_measure(interrupt=False))
+    rows = rdp.run(out, data=tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["real_dual_pixel.json", "real_dual_pixel.md", "scene_001.png",
+                                                     "scene_009.png"]
+    assert rows[0]["passed"]

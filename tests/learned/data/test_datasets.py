@@ -246,7 +246,7 @@ def test_check_passes_a_complete_realdof(tmp_path, capsys):
         _write(root / f"target/{k:02d}.png", RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8))
     assert main(["check", f"realdof:{root}"]) == 0
     out = capsys.readouterr().out
-    assert "test: 50 samples (published: 50)" in out and "sizes: 6x4 (50)" in out
+    assert "test: 50 samples (published: 50)" in out and "sizes (HxW): 4x6 (50)" in out
     assert "first: 01: source/01.png -> target/01.png" in out and "last:  50: source/50.png -> target/50.png" in out
     assert "bit depths: 8-bit (100 files)" in out and "dual-pixel views: no" in out
 
@@ -261,7 +261,7 @@ def test_check_reports_counts_bit_depth_and_missing_splits(tmp_path, capsys):
     assert "dual-pixel views: yes" in out
     assert "first: 1P0A0917: test_c/source/1P0A0917.png -> test_c/target/1P0A0916.png" in out
     assert "the published dpdd test split has 76" in out and "train_c/source" in out
-    assert "1P0A0984: image sizes differ input 18x12, target 17x12" in out
+    assert "1P0A0984: image sizes differ input 12x18, target 12x17" in out
     reports, problems = check_dataset(f"dpdd:{root}")
     assert [r.split for r in reports] == ["train", "val", "test"] and len(problems) == 4
 
@@ -355,3 +355,13 @@ def test_image_shape_reads_the_bit_depth_of_16_bit_rgb_tiffs(tmp_path):
     (tmp_path / "c.tif").write_bytes(b"not a tiff")
     with pytest.raises(ValueError, match="cannot read image"):
         image_shape(tmp_path / "c.tif")
+
+
+def test_check_ends_with_a_results_line(tmp_path, capsys):
+    """Issue 28: learned.datasets check ends, like every command, with a results: line."""
+    root = tmp_path / "RealDOF"
+    _write(root / "source/01.png", RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8))
+    _write(root / "target/01.png", RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8))
+    assert main(["check", f"realdof:{root}"]) == 1  # 1 of the published 50
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("results: the report above on stdout") and "problem(s)" in err[-1]

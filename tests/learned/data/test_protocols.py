@@ -123,7 +123,7 @@ def test_dpdnet_reads_16_bits_and_refuses_other_sizes(tmp_path):
         _assert_row(score(arrays["input"], arrays["target"], fixture_size), closed_forms(f32(a, 65535), f32(b, 65535)))
     portrait = prepare({"input": np.zeros((30, 21, 3))}, fixture_size)  # rotated sizes are accepted
     assert portrait["input"].shape == (30, 21, 3)
-    with pytest.raises(ValueError, match=r"resizes every image to 1680x1120.*got 30x21"):
+    with pytest.raises(ValueError, match=r"resizes every image to 1120x1680.*got 21x30"):
         evaluate_dataset(ds, protocol="dpdnet")
 
 

@@ -715,6 +715,30 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path):
         assert not (tmp_path / "new.png").exists() and not (tmp_path / "new.npy").exists()
 
 
+def test_cli_scales_take_a_leading_minus_and_a_stated_limit(tmp_path):
+    """Issue 28: the help's own form ``--scales -0.9:1.6:21`` (and ``--scales=-0.9:1.6:21``) parses; an
+    absurd COUNT is refused while parsing, before the inputs are read."""
+    from optics.dual_pixel import deblur as dp
+
+    for form in (["--scales", "-0.9:1.6:21"], ["--scales=-0.9:1.6:21"]):
+        with pytest.raises(FileNotFoundError, match="missing.png"):  # parsed: the next check is the input's
+            dp.main(["missing.png", "r.png", "new.png", *form])
+    assert dp._join_negative_values(["a", "--scales", "-0.9:1.6:21", "--wiener-eps", "0.1"]) == [
+        "a", "--scales=-0.9:1.6:21", "--wiener-eps", "0.1"]
+    proc = _run_cli(["missing.png", "r.png", "new.png", "--scales", "0.1:1.6:100000"], tmp_path)
+    assert proc.returncode == 2
+    _one_error_line(proc.stderr, f"argument --scales: expected COUNT <= {dp.MAX_CLI_SCALES}")
+    assert "100000" in proc.stderr
+
+
+def test_defocus_given_with_nan_names_nan(tex, grid):
+    L, R = render(tex, grid, 0.7)
+    d = np.full((H, W), 0.7)
+    d[5, 7] = np.nan
+    with pytest.raises(ValueError, match="1 NaN value"):
+        dual_pixel_deblur(L, R, grid, SCALES, defocus=d)
+
+
 @pytest.mark.slow
 def test_cli_deblurs_a_full_frame(tmp_path):
     """The CLI's calibration grid is Xin et al.'s 6 x 8 cells of 168 px: a 1008 x 1344 frame (views 4 px larger,
