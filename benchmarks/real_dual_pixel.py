@@ -6,9 +6,10 @@ Runs :func:`validation.real_dual_pixel.measure` (every scene read as the authors
 deblurred by :func:`optics.dual_pixel.deblur.dual_pixel_deblur` with the defaults tuned on 001-008,
 scored raw and registered) and prints the per-scene table, the means over all scenes, the tuning
 scenes 001-008 and the held-out scenes 009-017, and the targets of the training-free DP issue:
-mean raw gain >= +2.0 dB, no scene below its input, Spearman >= 0.85, median seconds per scene
-<= 10 (wall time of the deblurring alone, 1008 x 1344, ``--workers`` threads over the cells; run
-it on an otherwise idle machine: the figure is a measurement, never a test). ``--set NAME=VALUE``
+mean raw gain >= +2.2 dB (>= +2.0 on 009-017 alone), registered gain >= +3.2 dB, no scene below its
+input, Spearman >= 0.88, median seconds per scene <= 10 (wall time of reading the capture plus the
+deblurring, 1008 x 1344, ``--workers`` threads over the cells; run it on an otherwise idle machine: the
+figure is a measurement, never a test). ``--set NAME=VALUE``
 overrides one of :data:`optics.dual_pixel.deblur.DEFAULTS` (how the tuning table was made, on
 ``--scenes 001 002 003 004 005 006 007 008`` only).
 """
@@ -25,18 +26,23 @@ from optics import cli
 
 
 def format_report(rows, means, title: str) -> str:
-    from validation.real_dual_pixel import (GAIN_TARGET, SECONDS_TARGET, SPEARMAN_TARGET, mean_table,
-                                            scene_table)
+    from validation.real_dual_pixel import (GAIN_TARGET, HELD_OUT_GAIN_TARGET, REGISTERED_GAIN_TARGET, SECONDS_TARGET,
+                                            SPEARMAN_TARGET, mean_table, scene_table)
 
     m = means["all"]
+    held = means.get("held-out 009-017")
     checks = [
         ("mean PSNR gain, raw scoring", f"{m['gain']:+.2f} dB", f">= +{GAIN_TARGET} dB", m["gain"] >= GAIN_TARGET),
+        ("mean PSNR gain on 009-017 (held out), raw scoring", "not run" if held is None else f"{held['gain']:+.2f} dB",
+         f">= +{HELD_OUT_GAIN_TARGET} dB", held is not None and held["gain"] >= HELD_OUT_GAIN_TARGET),
+        ("mean PSNR gain, registered scoring", f"{m['gain_reg']:+.2f} dB", f">= +{REGISTERED_GAIN_TARGET} dB",
+         m["gain_reg"] >= REGISTERED_GAIN_TARGET),
         ("no scene below its input", f"least {m['min_gain']:+.2f} dB", "> 0", m["min_gain"] > 0),
-        ("Spearman with gt_defocus_map (gt > 0)", f"{m['spearman']:.3f}", f">= {SPEARMAN_TARGET}",
-         m["spearman"] >= SPEARMAN_TARGET),
-        ("median seconds per scene", f"{m['median_seconds']:.1f} s", f"<= {SECONDS_TARGET:g} s",
+        ("Spearman with gt_defocus_map (gt > 0)", f"{m['spearman']:.3f} (all pixels {m['spearman_all']:.3f})",
+         f">= {SPEARMAN_TARGET}", m["spearman"] >= SPEARMAN_TARGET),
+        ("median seconds per scene, reading included", f"{m['median_seconds']:.1f} s", f"<= {SECONDS_TARGET:g} s",
          m["median_seconds"] <= SECONDS_TARGET),
-        ("moonshot: mean gain", f"{m['gain']:+.2f} dB", ">= +3 dB", m["gain"] >= 3.0),
+        ("moonshot: mean gain, raw scoring", f"{m['gain']:+.2f} dB", ">= +3 dB", m["gain"] >= 3.0),
     ]
     lines = [f"# {title}", "", "| target | measured | goal | result |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {'MET' if ok else 'MISSED'} |" for a, b, c, ok in checks]
@@ -50,8 +56,11 @@ def _option(text: str):
     from optics.dual_pixel.deblur import DEFAULTS
 
     name, _, value = text.partition("=")
-    if name not in DEFAULTS or not value:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {sorted(DEFAULTS)}; got {text!r}")
+    settable = sorted(k for k, v in DEFAULTS.items() if isinstance(v, (int, float, str)))
+    if name not in settable or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {settable}; got {text!r}")
+    if isinstance(DEFAULTS[name], str):
+        return name, value
     try:
         number = float(value)
     except ValueError:

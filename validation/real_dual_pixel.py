@@ -18,12 +18,14 @@ scenes (tuned on 001-008), and scored against ``gt_all_in_focus_im``:
   interiors, where its depth-from-focus source has no estimate; the correlation over all pixels
   is reported beside it);
 - the ground truth's scale against the views (ratio of means, ``gt / ((L + R) / 2)``);
-- seconds per scene (wall time of the deblurring on this machine; the benchmark
-  ``python -m benchmarks.real_dual_pixel`` times it on an idle machine).
+- seconds per scene: what a user waits, reading the capture (views, ground truth, vignetting
+  correction) plus the deblurring, on this machine (the benchmark ``python -m
+  benchmarks.real_dual_pixel`` times it on an idle machine); the deblurring alone beside it.
 
 Means are given over all 17 scenes, over the tuning scenes 001-008 and over the held-out scenes
-009-017. Targets (the training-free DP issue): mean raw gain >= +2.0 dB; no scene below its
-input; Spearman >= 0.85; <= 10 s per scene. One figure per scene: input, ours and ground-truth
+009-017. Targets (the second training-free DP issue): mean raw gain >= +2.2 dB, and >= +2.0 dB on
+009-017 alone; registered gain >= +3.2 dB; no scene below its input; Spearman >= 0.88; <= 10 s per
+scene, reading included. One figure per scene: input, ours and ground-truth
 crops, our defocus map beside the ground truth's. Without ``--data`` it reports NOT RUN.
 """
 
@@ -44,8 +46,10 @@ from ._report import (claim, decides, finish_out, markdown_table, prepare_out, s
 NAME = "real_dual_pixel"
 SOURCE = "github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, DP_data_pixel_4 (Xin et al., ICCV 2021)"
 TUNING = tuple(f"{i:03d}" for i in range(1, 9))
-GAIN_TARGET = 2.0
-SPEARMAN_TARGET = 0.85
+GAIN_TARGET = 2.2
+HELD_OUT_GAIN_TARGET = 2.0
+REGISTERED_GAIN_TARGET = 3.2
+SPEARMAN_TARGET = 0.88
 SECONDS_TARGET = 10.0
 QUICK_SCENES = ("001", "009")
 CROP = 256
@@ -132,12 +136,15 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
         name = dataset.sample_name(i)
         if scenes is not None and name not in scenes:
             continue
+        start = time.perf_counter()
         arrays = dataset.load(i)
+        read_seconds = time.perf_counter() - start
         target = arrays["target"]
         ours = row_method(arrays)
-        seconds = row_method.seconds[-1]
+        seconds = read_seconds + row_method.seconds[-1]
         result = row_method.last
         row = dict(scene=name, split="tuning" if name in TUNING else "held-out", seconds=seconds,
+                   deblur_seconds=row_method.seconds[-1], read_seconds=read_seconds,
                    gt_scale=float(target.mean() / arrays["input"].mean()))
         for protocol, tag in (("none", ""), ("registered", "_reg")):
             for method, image in (("input", arrays["input"]), ("ours", ours)):
@@ -173,11 +180,12 @@ def summary(rows: list[dict], keys=("input_psnr", "ours_psnr", "gain", "input_ps
 
 def scene_table(rows: list[dict]) -> str:
     head = ("| scene | split | input (dB) | ours (dB) | gain | registered: input / ours / gain | SSIM input / ours "
-            "| Spearman (gt > 0 / all) | GT scale | s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+            "| Spearman (gt > 0 / all) | GT scale | s: read + deblur |\n|---|---|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r['scene']} | {r['split']} | {r['input_psnr']:.2f} | {r['ours_psnr']:.2f} | {r['gain']:+.2f} | "
              f"{r['input_psnr_reg']:.2f} / {r['ours_psnr_reg']:.2f} / {r['gain_reg']:+.2f} | "
              f"{r['input_ssim']:.3f} / {r['ours_ssim']:.3f} | {r['spearman']:.3f} / {r['spearman_all']:.3f} | "
-             f"{r['gt_scale']:.3f} | {r['seconds']:.1f} |" for r in rows]
+             f"{r['gt_scale']:.3f} | {r.get('read_seconds', 0):.1f} + {r.get('deblur_seconds', r['seconds']):.1f} |"
+             for r in rows]
     return head + "\n".join(lines) + "\n"
 
 
@@ -220,17 +228,21 @@ def run(out_dir: Path, quick: bool = False, data: Path | None = None, psf: str =
     m = means["all"]
     scales = [r["gt_scale"] for r in per_scene]
     rows = [
-        claim("mean PSNR gain over the vignetting-corrected input, raw scoring", "target >= +2.0 dB",
+        claim("mean PSNR gain over the vignetting-corrected input, raw scoring", f"target >= +{GAIN_TARGET} dB",
               f"{m['gain']:+.2f} dB (tuning {means.get('tuning 001-008', m)['gain']:+.2f}, held out "
-              f"{means.get('held-out 009-017', m)['gain']:+.2f})", ">= +2.0 dB", m["gain"] >= GAIN_TARGET),
+              f"{means.get('held-out 009-017', m)['gain']:+.2f})", f">= +{GAIN_TARGET} dB", m["gain"] >= GAIN_TARGET),
+        claim("mean PSNR gain on the held-out scenes 009-017, raw scoring", f"target >= +{HELD_OUT_GAIN_TARGET} dB",
+              f"{means.get('held-out 009-017', m)['gain']:+.2f} dB", f">= +{HELD_OUT_GAIN_TARGET} dB",
+              means.get('held-out 009-017', m)['gain'] >= HELD_OUT_GAIN_TARGET),
         claim("no scene below its input, raw scoring", "target", f"least gain {m['min_gain']:+.2f} dB", "> 0",
               m["min_gain"] > 0),
-        claim("Spearman of our defocus map with gt_defocus_map (its nonzero pixels)", "target >= 0.85",
-              f"{m['spearman']:.3f} (all pixels {m['spearman_all']:.3f})", ">= 0.85", m["spearman"] >= SPEARMAN_TARGET),
-        claim("seconds per scene at 1008x1344 on this machine (median)", "target <= 10 s",
+        claim("Spearman of our defocus map with gt_defocus_map (its nonzero pixels)", f"target >= {SPEARMAN_TARGET}",
+              f"{m['spearman']:.3f} (all pixels {m['spearman_all']:.3f})", f">= {SPEARMAN_TARGET}",
+              m["spearman"] >= SPEARMAN_TARGET),
+        claim("seconds per scene at 1008x1344 on this machine, reading included (median)", "target <= 10 s",
               f"{m['median_seconds']:.1f} s", "<= 10 s", m["median_seconds"] <= SECONDS_TARGET),
-        claim("mean PSNR gain, registered scoring", "-", f"{m['gain_reg']:+.2f} dB", "-", True,
-              informational="one global sub-pixel shift per image onto its ground truth, 8 px border"),
+        claim("mean PSNR gain, registered scoring", f"target >= +{REGISTERED_GAIN_TARGET} dB",
+              f"{m['gain_reg']:+.2f} dB", f">= +{REGISTERED_GAIN_TARGET} dB", m["gain_reg"] >= REGISTERED_GAIN_TARGET),
         claim("ground truth's scale: mean of gt / mean of (L + R) / 2", "authors' normalisation",
               f"{np.mean(scales):.3f} +- {np.std(scales):.3f} (range {min(scales):.3f}-{max(scales):.3f})", "-", True,
               informational="the reader's vignetting-corrected views and the 16-bit ground truth share one scale"),
