@@ -257,6 +257,66 @@ class DualPixelPSFGrid:
                    name=f"DualPixelField (degree {field_model.degree}) sampled per {cell} px cell{where}")
 
 
+    def window(self, shape: tuple[int, int], origin: tuple[int, int] = (0, 0), *,
+               outside: Any = "nearest") -> "DualPixelPSFGrid":
+        """The grid of a window of ``shape`` (H, W) whose pixel (0, 0) lies at ``origin`` (row, col) of this frame.
+
+        Both are whole numbers of cells (``origin`` may be negative and the window may reach past
+        the frame). Cells of the window inside this grid are its cells; cells outside come from
+        ``outside``: ``'nearest'`` (the nearest cell of this grid, its indices clamped) or an
+        :class:`optics.DualPixelField` whose frame is this grid's frame, sampled at the cell's
+        centre (extrapolated) at its calibration defocus. When the field's kernels need a larger
+        support than this grid's, every kernel is zero-padded (centred) to the largest one.
+        """
+        from .fit import DualPixelField
+
+        c = self.cell
+        try:
+            H, W = (int(v) for v in shape)
+            r0, c0 = (int(v) for v in origin)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape and origin must be pairs of integers; got {shape!r} and {origin!r}") from None
+        if H < c or W < c or H % c or W % c or r0 % c or c0 % c:
+            raise ValueError(f"window {H}x{W} at (row, col) ({r0}, {c0}) must lie on the grid's {c} px cells "
+                             "(whole numbers of cells, at least one)")
+        use_field = isinstance(outside, DualPixelField)
+        if use_field and tuple(outside.image_shape) != self.frame:
+            raise ValueError(f"the field's frame {outside.image_shape[0]}x{outside.image_shape[1]} must be this "
+                             f"grid's frame {self.frame[0]}x{self.frame[1]}")
+        if not use_field and outside != "nearest":
+            raise ValueError(f"outside must be 'nearest' or an optics.DualPixelField; got {outside!r}")
+        R, C = self.grid
+        n = self.left.shape[2]
+        rows, cols = H // c, W // c
+        cells: dict = {}
+        for i in range(rows):
+            for j in range(cols):
+                gi, gj = r0 // c + i, c0 // c + j
+                if 0 <= gi < R and 0 <= gj < C:
+                    cells[i, j] = (self.left[gi, gj], self.right[gi, gj])
+                elif not use_field:
+                    gi, gj = min(max(gi, 0), R - 1), min(max(gj, 0), C - 1)
+                    cells[i, j] = (self.left[gi, gj], self.right[gi, gj])
+                else:
+                    p = outside.psfs(outside.calibration_coc, gj * c + (c - 1) / 2, gi * c + (c - 1) / 2)
+                    cells[i, j] = (p.left, p.right)
+        size = max([n] + [k[0].shape[0] for k in cells.values()])
+
+        def padded(k):
+            a = (size - k.shape[0]) // 2
+            return np.pad(k, a) if a else k
+
+        left = np.empty((rows, cols, size, size))
+        right = np.empty_like(left)
+        for (i, j), (kl, kr) in cells.items():
+            left[i, j], right[i, j] = padded(kl), padded(kr)
+        inside = sum(0 <= r0 // c + i < R and 0 <= c0 // c + j < C for i in range(rows) for j in range(cols))
+        how = "the fitted field" if use_field else "the nearest cell"
+        name = (f"{self.name}, window {H}x{W} at (row, col) ({r0}, {c0}): {inside} of {rows * cols} cells "
+                f"inside, {rows * cols - inside} outside from {how}")
+        return DualPixelPSFGrid(left, right, c, name=name)
+
+
 # --------------------------------------------------------------------------------------------------
 # filters
 # --------------------------------------------------------------------------------------------------
@@ -353,12 +413,20 @@ def _map_windows(fn, windows, workers: int, backend):
     from concurrent.futures import ThreadPoolExecutor
 
     count = (os.cpu_count() or 1) if workers == -1 else int(workers)
+    tick = _WINDOW_PROGRESS[0] if _WINDOW_PROGRESS else (lambda: None)
     if backend.name != "numpy" or count <= 1:
         for w in windows:
             yield w, fn(w)
+            tick()
         return
     with ThreadPoolExecutor(max_workers=count) as pool:
-        yield from zip(windows, pool.map(fn, windows))
+        for item in zip(windows, pool.map(fn, windows)):
+            yield item
+            tick()
+
+
+#: Callbacks called once per window done (the last one set); optics.dual_pixel.capture's progress bar sets it.
+_WINDOW_PROGRESS: list = []
 
 
 def _otfs(psfs: DualPixelPSFGrid, row: int, col: int, scale: float, n: int, backend, complex_dtype):
@@ -719,91 +787,59 @@ def _parse_scales(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of nonzero scales, e.g. -0.9:1.6:21; got {text!r}") from None
 
 
-def _read_view(path: Path, fmt: str) -> np.ndarray:
-    from .pixel4 import read_pixel4_raw
-    from ..image_io import read_png
-
-    if fmt == "pixel4-raw":
-        return read_pixel4_raw(path)
-    raw = read_png(path)
-    if raw.ndim != 2:
-        raise ValueError(f"view {str(path)!r} must be a single-channel PNG (one colour plane of a DP capture); "
-                         f"got shape {raw.shape}")
-    return raw.astype(np.float32) / np.float32(np.iinfo(raw.dtype).max)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import sys
 
     from .. import cli
     from ..atomic import atomic_write_bytes
-    from .pixel4 import crop_central, pixel4_vignetting_gain
     from ..image_io import npy_bytes, png_bytes
+    from . import capture as cap
 
     parser = cli.ArgumentParser(
         prog="python -m optics.dual_pixel.deblur",
         description="Deblur a dual-pixel capture without training: a defocus map from the DP pair and "
                     "deconvolution with the calibrated PSFs (optics.dual_pixel.deblur).")
-    parser.add_argument("left", type=Path, help="left view, single-channel PNG")
-    parser.add_argument("right", type=Path, help="right view, single-channel PNG")
+    parser.add_argument("left", type=Path, help="left view (PNG; raw, linear or sRGB: --input-format)")
+    parser.add_argument("right", type=Path, help="right view")
     parser.add_argument("out", type=Path, help="all-in-focus output, 16-bit PNG (the views' linear scale, "
                                                "clipped to [0, 1] for the file)")
     parser.add_argument("--defocus-map", type=Path, help="also write the signed defocus map: .npy (float32, "
                         "units of the calibration defocus) or .png (16-bit, scales' range mapped to 0..65535)")
     parser.add_argument("--confidence", type=Path, help="also write the confidence map (.npy, float32 in [0, 1])")
-    parser.add_argument("--psf", default="pixel4", help="'pixel4' (the fitted Pixel 4 field, default) or a "
-                        "folder with Xin et al.'s blur_kernels_{left,right}.npy")
-    parser.add_argument("--input-format", choices=("pixel4-raw", "linear"), default="pixel4-raw",
-                        help="pixel4-raw (default): 16-bit raw, black level 1024, 14 bit, as Xin et al.; "
-                             "linear: 8/16-bit values divided by the type's maximum")
-    parser.add_argument("--white-sheets", type=Path, help="folder with white_sheet_{left,right}.png: correct the "
-                        "right view's vignetting as Xin et al. (default: the --psf folder when it has them)")
+    cap.add_capture_arguments(parser)
     parser.add_argument("--scales", type=_parse_scales, default=DEFAULT_SCALES, metavar="LOW:HIGH:COUNT",
                         help="candidate signed defocus scales (default -0.9:1.6:21)")
     parser.add_argument("--wiener-eps", type=float, default=DEFAULTS["wiener_eps"],
                         help=f"Wiener noise parameter (default {DEFAULTS['wiener_eps']:g})")
+    parser.add_argument("--threads", type=int, metavar="N", help="threads over the cells (default: every core)")
+    cap.add_display_arguments(parser)
     cli.add_overwrite_argument(parser)
     args = parser.parse_args(argv)
 
-    left_path = cli.check_input_file(args.left, "left view", (".png",))
-    right_path = cli.check_input_file(args.right, "right view", (".png",))
-    jobs = [(args.out, [left_path, right_path])]
-    for extra, suffixes in ((args.defocus_map, (".npy", ".png")), (args.confidence, (".npy",))):
+    left_path = cli.check_input_file(args.left, "left view", cap._READ_SUFFIXES)
+    right_path = cli.check_input_file(args.right, "right view", cap._READ_SUFFIXES)
+    inputs = [left_path, right_path]
+    jobs = [(args.out, inputs)]
+    extras = [(args.defocus_map, (".npy", ".png")), (args.confidence, (".npy",))] + cap.display_outputs(args)
+    for extra, suffixes in extras:
         if extra is not None:
-            cli.check_output_files([(extra, [left_path, right_path])], overwrite=args.overwrite, suffixes=suffixes)
-            jobs.append((extra, [left_path, right_path]))
+            cli.check_output_files([(extra, inputs)], overwrite=args.overwrite, suffixes=suffixes)
+            jobs.append((extra, inputs))
     outs = [Path(j[0]) for j in jobs]
     if len({o.resolve() for o in outs}) != len(outs):
-        raise ValueError("the output, --defocus-map and --confidence must be different files")
+        raise ValueError("the output, --defocus-map, --confidence, --preview, --defocus-png and --side-by-side must "
+                         "be different files")
     cli.check_output_files(jobs[:1], overwrite=args.overwrite, suffixes=(".png",))
     _check_positive(args.wiener_eps, "--wiener-eps")
+    workers = cap.check_threads(args.threads)
 
-    psfs = load_psfs(args.psf)
-    left = _read_view(left_path, args.input_format)
-    right = _read_view(right_path, args.input_format)
-    if left.shape != right.shape:
-        raise ValueError(f"left view {left_path} is {left.shape[0]}x{left.shape[1]} but right view {right_path} "
-                         f"is {right.shape[0]}x{right.shape[1]}")
-    sheets = args.white_sheets
-    if sheets is None and args.psf != "pixel4":
-        folder = Path(args.psf)
-        for cand in (folder, folder / "calibration"):
-            if (cand / "white_sheet_left.png").is_file():
-                sheets = cand
-    if sheets is not None:
-        gain = pixel4_vignetting_gain(sheets)
-        if gain.shape != right.shape:
-            raise ValueError(f"--white-sheets {str(sheets)!r} are {gain.shape[0]}x{gain.shape[1]} but the views are "
-                             f"{right.shape[0]}x{right.shape[1]}")
-        right = (right * gain).astype(np.float32)
-    else:
-        cli.warn("no white sheets given (--white-sheets): the right view's vignetting is not corrected")
-    if left.shape != psfs.frame:
-        cropped = crop_central(left, psfs.frame, f"left view {str(left_path)!r}")
-        print(f"views {left.shape[0]}x{left.shape[1]} cropped centrally to the calibrated "
-              f"{psfs.frame[0]}x{psfs.frame[1]} frame (Xin et al.'s _crop_image_central_fov)", file=sys.stderr)
-        left, right = cropped, crop_central(right, psfs.frame, f"right view {str(right_path)!r}")
-    res = dual_pixel_deblur(left, right, psfs, args.scales, wiener_eps=args.wiener_eps)
+    capture = cap.read_dual_pixel_capture(left_path, right_path, input_format=args.input_format,
+                                          white_sheets=cap.white_sheets_arg(args.white_sheets), origin=args.origin,
+                                          crop=args.crop)
+    psfs = cap.default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
+    for note in capture.notes + list(psfs.notes):
+        print(note, file=sys.stderr)
+    res = cap.deblur_capture(capture, psfs, args.scales, wiener_eps=args.wiener_eps, workers=workers, progress=True)
     image = np.clip(res.image, 0, 1)
     atomic_write_bytes(args.out, png_bytes(np.round(image * 65535).astype(np.uint16)))
     if args.defocus_map is not None:
@@ -815,8 +851,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             atomic_write_bytes(args.defocus_map, png_bytes(level))
     if args.confidence is not None:
         atomic_write_bytes(args.confidence, npy_bytes(res.confidence.astype(np.float32)))
-    print(f"results: {args.out} (defocus {float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the "
-          f"calibration defocus)", file=sys.stderr)
+    for line in cap.write_display_outputs(args, capture, image, res.defocus, res.scales):
+        print(line, file=sys.stderr)
+    H, W = image.shape[:2]
+    print(f"results: {args.out} ({H}x{W} at (row, col) {capture.origin} of the sensor; defocus "
+          f"{float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the calibration defocus)", file=sys.stderr)
     return 0
 
 
