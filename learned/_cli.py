@@ -63,6 +63,8 @@ def apply_threads(threads: int | None, default: int | None = None) -> int:
     """Set torch's CPU threads to ``threads`` (checked: >= 1), else ``default``, else :func:`default_threads`."""
     if threads is not None and threads < 1:
         cli.usage_error(f"argument --threads: expected >= 1; got {threads}")
+    if threads is not None and threads > (os.cpu_count() or 1):
+        cli.usage_error(f"argument --threads: expected at most {os.cpu_count() or 1} (this machine's cores); got {threads}")
     n = threads or default or default_threads()
     torch.set_num_threads(n)
     return n

@@ -304,13 +304,13 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
 
 
 def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], None]) -> DualPixelBaseline:
-    from optics.dual_pixel.deblur import load_psfs
+    from optics.dual_pixel.capture import dual_pixel_psf_source
 
-    if psf is None:
-        kind, _, rest = data.partition(":")
-        folder = Path(rest) / "calibration"
-        psf = str(folder) if kind.strip().lower() == "pixeldp" and (folder / "blur_kernels_left.npy").is_file() else "pixel4"
-    row = DualPixelBaseline(load_psfs(psf))
+    kind, _, rest = data.partition(":")
+    folder = Path(rest) if kind.strip().lower() == "pixeldp" else None
+    # the capture's default (optics.dual_pixel.capture): the calibration beside the views, else the fitted field;
+    # each sample's views are placed centred in the sensor frame, as the pixeldp reader crops them
+    row = DualPixelBaseline(dual_pixel_psf_source(psf or "auto", folder))
     log(f"dual_pixel row: optics.dual_pixel.deblur with {row.label()}")
     return row
 

@@ -50,10 +50,17 @@ def exposure_gain(reference: np.ndarray) -> float:
     return PREVIEW_WHITE / p if p > 0 else 1.0
 
 
-def preview_8bit(image: np.ndarray, reference: Optional[np.ndarray] = None, gain: Optional[float] = None) -> np.ndarray:
-    """uint8 sRGB preview of a linear (H, W) or (H, W, 3) image (module notes); ``gain`` overrides the exposure."""
-    g = exposure_gain(image if reference is None else reference) if gain is None else float(gain)
-    return np.round(255 * linear_to_srgb(np.asarray(image, dtype=np.float64) * g)).astype(np.uint8)
+def preview_8bit(image: np.ndarray, reference: Optional[np.ndarray] = None, gain: Optional[float] = None, *,
+                 encode: bool = True) -> np.ndarray:
+    """uint8 sRGB preview of a linear (H, W) or (H, W, 3) image (module notes); ``gain`` overrides the exposure.
+
+    ``encode=False``: values already display-encoded, only clipped and rounded (no gain, no sRGB encoding).
+    """
+    x = np.asarray(image, dtype=np.float64)
+    if not encode:
+        return np.round(255 * np.clip(x, 0, 1)).astype(np.uint8)
+    g = exposure_gain(x if reference is None else reference) if gain is None else float(gain)
+    return np.round(255 * linear_to_srgb(x * g)).astype(np.uint8)
 
 
 def _encode(path: Path, rgb8: np.ndarray) -> bytes:
@@ -68,22 +75,23 @@ def _encode(path: Path, rgb8: np.ndarray) -> bytes:
     raise ValueError(f"{str(path)!r}: expected one of {', '.join(PREVIEW_SUFFIXES)}; got {path.suffix or 'no suffix'!r}")
 
 
-def write_preview(path: str | os.PathLike, image: np.ndarray, reference: Optional[np.ndarray] = None) -> float:
+def write_preview(path: str | os.PathLike, image: np.ndarray, reference: Optional[np.ndarray] = None, *,
+                  encode: bool = True) -> float:
     """Write :func:`preview_8bit` of ``image`` to ``path`` (.png/.jpg); returns the exposure gain used."""
     path = Path(path)
-    g = exposure_gain(image if reference is None else reference)
-    atomic_write_bytes(path, _encode(path, preview_8bit(image, gain=g)))
+    g = exposure_gain(image if reference is None else reference) if encode else 1.0
+    atomic_write_bytes(path, _encode(path, preview_8bit(image, gain=g, encode=encode)))
     return g
 
 
-def write_side_by_side(path: str | os.PathLike, before: np.ndarray, after: np.ndarray) -> float:
+def write_side_by_side(path: str | os.PathLike, before: np.ndarray, after: np.ndarray, *, encode: bool = True) -> float:
     """Write ``before | after`` (both previews at the exposure of ``before``, a 16 px white gap); returns the gain."""
     path = Path(path)
     before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape:
         raise ValueError(f"before and after must have one shape; got {before.shape} and {after.shape}")
-    g = exposure_gain(before)
-    a, b = preview_8bit(before, gain=g), preview_8bit(after, gain=g)
+    g = exposure_gain(before) if encode else 1.0
+    a, b = preview_8bit(before, gain=g, encode=encode), preview_8bit(after, gain=g, encode=encode)
     gap = np.full((a.shape[0], GAP) + a.shape[2:], 255, np.uint8)
     atomic_write_bytes(path, _encode(path, np.concatenate([a, gap, b], axis=1)))
     return g

@@ -192,6 +192,16 @@ def _read_file(path: Path, what: str) -> np.ndarray:
                          f"{path.suffix or 'no suffix'!r}")
     if path.suffix.lower() == ".png":
         return read_png(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            a = tifffile.imread(path)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot read {what} {str(path)!r}: {err}") from err
+        if a.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"{what} {str(path)!r}: expected 8- or 16-bit values; got {a.dtype}")
+        return a
     from PIL import Image, ImageOps
 
     try:
@@ -636,15 +646,22 @@ def display_outputs(args) -> list:
     return out
 
 
-def write_display_outputs(args, capture: DualPixelCapture, image: np.ndarray, defocus=None, scales=None) -> list:
-    """Write the display files asked for; returns one line per file written."""
+def write_display_outputs(args, capture: DualPixelCapture, image: np.ndarray, defocus=None, scales=None, *,
+                          encode: bool = True) -> list:
+    """Write the display files asked for; returns one line per file written.
+
+    ``encode=False``: the values are already display-encoded (a network's output on sRGB files):
+    no exposure change, no sRGB encoding, only 8-bit rounding.
+    """
     from ..display import write_defocus_png, write_preview, write_side_by_side
 
     ref = capture.mean()
     lines = []
     if getattr(args, "preview", None) is not None:
-        g = write_preview(args.preview, image, ref)
-        lines.append(f"preview {args.preview}: 8-bit sRGB, exposure x{g:.3g} (the input's 99.5th percentile -> 0.9)")
+        g = write_preview(args.preview, image, ref, encode=encode)
+        how = (f"8-bit sRGB, exposure x{g:.3g} (the input's 99.5th percentile -> 0.9, then the sRGB encoding)"
+               if encode else "8-bit, the values as they are (already sRGB-encoded)")
+        lines.append(f"preview {args.preview}: {how}")
     if getattr(args, "defocus_png", None) is not None and defocus is not None:
         write_defocus_png(args.defocus_png, defocus, scales,
                           units="signed defocus (x the calibration defocus)",
@@ -653,7 +670,7 @@ def write_display_outputs(args, capture: DualPixelCapture, image: np.ndarray, de
                                 "< 0: the other side of focus")
         lines.append(f"defocus map {args.defocus_png}: viridis, {scales[0]:g} .. {scales[-1]:g} with a colour bar")
     if getattr(args, "side_by_side", None) is not None:
-        write_side_by_side(args.side_by_side, ref, image)
+        write_side_by_side(args.side_by_side, ref, image, encode=encode)
         lines.append(f"side by side {args.side_by_side}: input | output, both as the preview")
     return lines
 
