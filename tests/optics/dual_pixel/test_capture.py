@@ -65,7 +65,7 @@ def xin(tmp_path_factory) -> Path:
     np.save(root / "calibration/blur_kernels_left.npy", kl.astype(np.float32))
     np.save(root / "calibration/blur_kernels_right.npy", kr.astype(np.float32))
     _write(root / "gt_all_in_focus_im/001_gt.png", np.round(sharp[20:-20, 20:-20] * 65535).astype(np.uint16))
-    _write(root / "gt_defocus_map/001_gt.png", np.full((S, S), 100, np.uint8))
+    _write(root / "gt_defocus_map/001_gt.png", np.add.outer(np.arange(S), np.arange(S)).astype(np.uint8) // 3 + 1)
     return root
 
 
@@ -343,3 +343,13 @@ def test_cli_bad_input_is_one_line(xin, tmp_path):
         assert len(lines) == 1 and expected in lines[0], (extra, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / "o.png").exists()
+
+
+def test_learned_threads_above_the_cores_are_refused(capsys):
+    from learned._cli import apply_threads
+    from optics.cli import UsageError
+
+    with pytest.raises(UsageError, match="--threads: expected at most"):
+        apply_threads((os.cpu_count() or 1) + 1)
+    with pytest.raises(ValueError, match="--threads: expected 1.."):
+        cap.check_threads((os.cpu_count() or 1) + 1)
