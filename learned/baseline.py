@@ -151,9 +151,9 @@ class DualPixelBaseline:
     ----------
     psfs : DualPixelPSFGrid, DualPixelPSFSource or PlacedPSFs
         The camera's PSFs: a grid of the views' frame (Xin et al.'s calibration, or a fitted
-        field); a source (:func:`optics.dual_pixel.capture.dual_pixel_psf_source`), placed for
+        field); a source (:func:`optics.dual_pixel.deblur.dual_pixel_psf_source`), placed for
         each sample's size with the views centred in the sensor frame (as the ``pixeldp`` reader
-        crops them); or PSFs placed for one capture (:func:`optics.dual_pixel.capture.default_dual_pixel_psfs`).
+        crops them); or PSFs placed for one capture (:func:`optics.dual_pixel.deblur.default_dual_pixel_psfs`).
     **options
         Keyword options of :func:`optics.dual_pixel.deblur.dual_pixel_deblur` (default: its
         ``DEFAULTS``, tuned on Xin et al.'s scenes 001-008).
@@ -168,8 +168,7 @@ class DualPixelBaseline:
     name = "dual_pixel"
 
     def __init__(self, psfs, **options):
-        from optics.dual_pixel.capture import DualPixelPSFSource, PlacedPSFs
-        from optics.dual_pixel.deblur import DualPixelPSFGrid
+        from optics.dual_pixel.deblur import DualPixelPSFGrid, DualPixelPSFSource, PlacedPSFs
 
         if not isinstance(psfs, (DualPixelPSFGrid, DualPixelPSFSource, PlacedPSFs)):
             raise TypeError(f"psfs must be an optics.dual_pixel.deblur.DualPixelPSFGrid, DualPixelPSFSource or "
@@ -184,7 +183,7 @@ class DualPixelBaseline:
 
     def placed(self, shape):
         """The PSFs for views of ``shape`` (H, W): a source is placed centred in its sensor frame (cached per shape)."""
-        from optics.dual_pixel.capture import DualPixelPSFSource
+        from optics.dual_pixel.deblur import DualPixelPSFSource
 
         if not isinstance(self.psfs, DualPixelPSFSource):
             return self.psfs

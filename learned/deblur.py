@@ -39,6 +39,7 @@ import torch
 
 from optics import cli
 from optics.dual_pixel import capture as cap
+from optics.dual_pixel.deblur import default_dual_pixel_psfs, window_progress
 
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from ._cli import add_threads_argument, apply_threads, check_device
@@ -297,7 +298,7 @@ def main(argv=None) -> int:
         if args.model in PHYSICS_INPUT:
             from .baseline import DualPixelBaseline
 
-            placed = cap.default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
+            placed = default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
             notes += list(placed.notes)
             physics = DualPixelBaseline(placed, workers=threads)
         for note in notes:
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
             gray = is_grayscale(src)
         if physics is not None:
             same = 1 if gray else 3
-            with cap.window_progress(2 * physics.psfs.cells * same, desc="physics cells"):
+            with window_progress(2 * physics.psfs.cells * same, desc="physics cells"):
                 result = refine_physics(model, args.model, image, right, physics, device, amp=args.amp)
         else:
             result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,

@@ -304,7 +304,7 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
 
 
 def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], None]) -> DualPixelBaseline:
-    from optics.dual_pixel.capture import dual_pixel_psf_source
+    from optics.dual_pixel.deblur import dual_pixel_psf_source
 
     kind, _, rest = data.partition(":")
     folder = Path(rest) if kind.strip().lower() == "pixeldp" else None

@@ -118,7 +118,7 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
     from learned.baseline import DualPixelBaseline
     from learned.data import build_dataset
     from learned.evaluate import score
-    from optics.dual_pixel.capture import dual_pixel_psf_source
+    from optics.dual_pixel.deblur import dual_pixel_psf_source
     from optics.image_io import read_png
 
     psfs = dual_pixel_psf_source("calibration" if psf == "calibration" else "pixel4", data)

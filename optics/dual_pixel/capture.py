@@ -1,8 +1,8 @@
 r"""One way to read a dual-pixel capture and choose its PSFs, shared by every command.
 
 :func:`read_dual_pixel_capture` reads a left/right pair of files into linear float32 views and
-says where they sit on the sensor; :func:`default_dual_pixel_psfs` gives the PSFs of those views;
-:meth:`PlacedPSFs.deblur` runs :func:`optics.dual_pixel.deblur.dual_pixel_deblur` on views of any
+says where they sit on the sensor; :func:`optics.dual_pixel.deblur.default_dual_pixel_psfs` gives the PSFs of those views;
+:meth:`optics.dual_pixel.deblur.PlacedPSFs.deblur` runs :func:`optics.dual_pixel.deblur.dual_pixel_deblur` on views of any
 size at any place of the frame. ``python -m optics.dual_pixel.deblur``, ``python -m
 learned.deblur`` (dual-pixel models), the ``pixeldp:`` reader of :mod:`learned.data` (so
 ``learned.evaluate``) and ``validation.real_dual_pixel`` all read through here, with the same
@@ -36,7 +36,7 @@ Place on the sensor (``origin``, ``crop``)
     views whole; ``(h, w)`` crops centrally; ``(top, left, h, w)`` crops that window. Every crop
     is stated in the notes and moves the origin with it.
 
-PSFs (:func:`default_dual_pixel_psfs`)
+PSFs (:func:`optics.dual_pixel.deblur.default_dual_pixel_psfs`, in :mod:`.deblur` beside the grid it places)
     ``psf='auto'`` (default): Xin et al.'s calibrated kernels when a ``calibration/`` folder with
     ``blur_kernels_{left,right}.npy`` lies beside the views, else the fitted Pixel 4 field
     (:func:`optics.dual_pixel.pixel4.pixel4_dual_pixel_field`). The calibrated grid covers the
@@ -45,7 +45,7 @@ PSFs (:func:`default_dual_pixel_psfs`)
     cells inside the calibrated frame keep their calibrated kernels and the cells outside take
     the fitted field extrapolated there (``outside='field'``, default) or the nearest calibrated
     cell (``outside='nearest'``), as :meth:`~optics.dual_pixel.deblur.DualPixelPSFGrid.window`
-    does; :attr:`PlacedPSFs.notes` says which. Views smaller than :data:`MIN_VIEW` on a side are
+    does; the placed PSFs' notes say which. Views smaller than :data:`MIN_VIEW` on a side are
     refused.
 """
 
@@ -58,13 +58,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .deblur import DEFAULT_SCALES, DualPixelDeblurResult, DualPixelPSFGrid, dual_pixel_deblur
 from .pixel4 import PIXEL4_BLACK_LEVEL, PIXEL4_FRAME, PIXEL4_WHITE, pixel4_vignetting_gain
 
 __all__ = [
     "DualPixelCapture",
-    "PlacedPSFs",
-    "DualPixelPSFSource",
     "INPUT_FORMATS",
     "OUTSIDE",
     "MIN_VIEW",
@@ -73,12 +70,8 @@ __all__ = [
     "read_dual_pixel_capture",
     "detect_input_format",
     "srgb_to_linear",
-    "dual_pixel_psf_source",
-    "default_dual_pixel_psfs",
-    "deblur_capture",
     "parse_origin",
     "parse_crop",
-    "window_progress",
 ]
 
 #: (H, W) of the whole Pixel 4 dual-pixel frame of Xin et al.'s captures.
@@ -390,210 +383,6 @@ def read_dual_pixel_capture(left: str | os.PathLike, right: str | os.PathLike, *
         origin = (origin[0] + t, origin[1] + l_)
     return DualPixelCapture(np.ascontiguousarray(L), np.ascontiguousarray(R), tuple(origin), tuple(frame_shape), fmt,
                             vignetting, notes, left.parent)
-
-
-# ------------------------------------------------------------------------------------------ PSFs
-@dataclass(frozen=True)
-class PlacedPSFs:
-    """PSFs for views of ``shape`` at ``origin`` of the sensor (:meth:`DualPixelPSFSource.place`).
-
-    ``grid`` covers the views padded (``pad``: ((top, bottom), (left, right)) rows and columns,
-    mirrored) to whole cells of the calibrated lattice; :meth:`deblur` pads, deblurs and crops back.
-    """
-
-    grid: DualPixelPSFGrid
-    pad: tuple
-    shape: tuple
-    origin: tuple
-    notes: tuple = ()
-
-    @property
-    def name(self) -> str:
-        return self.grid.name
-
-    @property
-    def cells(self) -> int:
-        """Cells deblurred (two passes of one window each: cost, then deconvolution)."""
-        return self.grid.grid[0] * self.grid.grid[1]
-
-    def deblur(self, left: np.ndarray, right: np.ndarray, scales: Sequence[float] = DEFAULT_SCALES,
-               **options) -> DualPixelDeblurResult:
-        """:func:`optics.dual_pixel.deblur.dual_pixel_deblur` of (H, W) views of ``shape``; maps of ``shape``."""
-        left, right = np.asarray(left), np.asarray(right)
-        if left.shape != tuple(self.shape) or right.shape != tuple(self.shape):
-            raise ValueError(f"views must be {self.shape[0]}x{self.shape[1]} (the placed PSFs' views); got "
-                             f"{_shape_text(left.shape)} and {_shape_text(right.shape)}")
-        (t, b), (l_, r) = self.pad
-        if t or b or l_ or r:
-            left = np.pad(left, self.pad, mode="symmetric")
-            right = np.pad(right, self.pad, mode="symmetric")
-        res = dual_pixel_deblur(left, right, self.grid, scales, **options)
-        if t or b or l_ or r:
-            H, W = self.shape
-            crop = (slice(t, t + H), slice(l_, l_ + W))
-            res.image = res.image[crop]
-            res.defocus = res.defocus[crop]
-            res.confidence = res.confidence[crop]
-        return res
-
-
-@dataclass(frozen=True)
-class DualPixelPSFSource:
-    """A camera's PSFs over its sensor: a calibrated grid centred in ``frame_shape``, and what to use outside it.
-
-    ``outside``: ``'field'`` (a fitted :class:`optics.DualPixelField` of the grid's frame,
-    ``field``) or ``'nearest'``.
-    """
-
-    grid: DualPixelPSFGrid
-    outside: str = "field"
-    field: Any = None
-    frame_shape: tuple = PIXEL4_SENSOR_FRAME
-    description: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.description or self.grid.name
-
-    @property
-    def grid_origin(self) -> tuple:
-        """(row, col) of the calibrated grid in the sensor frame (centred)."""
-        gh, gw = self.grid.frame
-        return (self.frame_shape[0] - gh) // 2, (self.frame_shape[1] - gw) // 2
-
-    def place(self, shape: Sequence[int], origin: Optional[Sequence[int]] = None) -> PlacedPSFs:
-        """PSFs for (H, W) views at ``origin`` (row, col) of the sensor (default: centred)."""
-        H, W = (int(v) for v in shape[:2])
-        FH, FW = self.frame_shape
-        if min(H, W) < MIN_VIEW:
-            raise ValueError(f"views {H}x{W} are smaller than the {MIN_VIEW}x{MIN_VIEW} px minimum (two {CELL} px "
-                             f"cells); expected views of at least {MIN_VIEW} px on each side")
-        r0, c0 = ((FH - H) // 2, (FW - W) // 2) if origin is None else (int(v) for v in origin)
-        if r0 < 0 or c0 < 0 or r0 + H > FH or c0 + W > FW:
-            raise ValueError(f"origin: expected the {H}x{W} views inside the {FH}x{FW} sensor frame; got ({r0}, {c0})")
-        c = self.grid.cell
-        gr, gc = self.grid_origin
-        top, left = (r0 - gr) % c, (c0 - gc) % c
-        bottom, right = (-(top + H)) % c, (-(left + W)) % c
-        win = (H + top + bottom, W + left + right)
-        at = (r0 - top - gr, c0 - left - gc)
-        outside = self.field if self.outside == "field" else "nearest"
-        grid = self.grid.window(win, at, outside=outside)
-        rows, cols = grid.grid
-        R, C = self.grid.grid
-        inside = sum(0 <= at[0] // c + i < R and 0 <= at[1] // c + j < C for i in range(rows) for j in range(cols))
-        notes = []
-        if top or bottom or left or right:
-            notes.append(f"views mirror-padded by rows {top}/{bottom} (top/bottom) and columns {left}/{right} "
-                         f"(left/right) to whole {c} px cells of the calibrated lattice, cropped back after")
-        gh, gw = self.grid.frame
-        where = (f"{inside} of {rows * cols} cells inside the calibrated {gh}x{gw} at (row, col) ({gr}, {gc})")
-        if inside < rows * cols:
-            what = ("the fitted Pixel 4 field, extrapolated" if self.outside == "field"
-                    else "the nearest calibrated cell")
-            where += f"; {rows * cols - inside} outside use {what} (--outside {self.outside})"
-        notes.append(f"PSFs: {self.name}; {where}")
-        return PlacedPSFs(grid, ((top, bottom), (left, right)), (H, W), (r0, c0), tuple(notes))
-
-
-def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike] = None, *,
-                          outside: str = "field") -> DualPixelPSFSource:
-    """The PSF source of a capture: ``psf`` 'auto', 'pixel4', 'calibration' or a folder of Xin et al.'s kernels.
-
-    ``'auto'``: the calibrated kernels of ``folder/calibration`` (or ``folder``) when they exist
-    (Xin et al.'s layout beside the views), else the fitted Pixel 4 field. ``'calibration'``
-    requires them. ``outside``: 'field' or 'nearest' (module notes).
-    """
-    from .pixel4 import pixel4_dual_pixel_field
-
-    if outside not in OUTSIDE:
-        raise ValueError(f"--outside: expected one of {', '.join(OUTSIDE)}; got {outside!r}")
-    if isinstance(psf, DualPixelPSFSource):
-        return psf
-    fld = pixel4_dual_pixel_field()
-    if isinstance(psf, DualPixelPSFGrid):
-        return DualPixelPSFSource(psf, outside, fld if outside == "field" else None)
-    spec = str(psf)
-    found = None
-    if spec in ("auto", "calibration"):
-        for cand in ([] if folder is None else [Path(folder) / "calibration", Path(folder)]):
-            if (cand / "blur_kernels_left.npy").is_file() and (cand / "blur_kernels_right.npy").is_file():
-                found = cand
-                break
-        if found is None and spec == "calibration":
-            raise FileNotFoundError(f"--psf calibration: expected blur_kernels_{{left,right}}.npy in "
-                                    f"{str(Path(folder or '.') / 'calibration')!r}; found none")
-    elif spec != "pixel4":
-        found = Path(spec)
-        if not found.is_dir():
-            raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration or a folder of Xin et al.'s "
-                                    f"blur_kernels_{{left,right}}.npy; got {spec!r}, which is not a folder")
-    if found is not None:
-        grid = DualPixelPSFGrid.from_calibration(found, cell=CELL)
-        how = "auto: found beside the views" if spec == "auto" else f"--psf {spec}"
-        desc = f"Xin et al.'s calibrated kernels {str(found)!r} ({how})"
-    else:
-        grid = DualPixelPSFGrid.from_field(fld, CELL)
-        how = "auto: no calibration/ beside the views" if spec == "auto" else "--psf pixel4"
-        desc = f"the fitted Pixel 4 field ({how})"
-    return DualPixelPSFSource(grid, outside, fld if outside == "field" else None, PIXEL4_SENSOR_FRAME, desc)
-
-
-def default_dual_pixel_psfs(capture: DualPixelCapture, psf: Any = "auto", *, outside: str = "field") -> PlacedPSFs:
-    """The PSFs of ``capture``'s views at their origin: :func:`dual_pixel_psf_source` placed there."""
-    source = dual_pixel_psf_source(psf, capture.folder, outside=outside)
-    return source.place(capture.shape, capture.origin)
-
-
-# ------------------------------------------------------------------------------------------ deblurring
-class window_progress:
-    """Context manager: a progress bar (:func:`optics.cli.progress_bar`) ticking once per cell window."""
-
-    def __init__(self, total: int, desc: str = "cells", enabled: bool = True) -> None:
-        self.total, self.desc, self.enabled = total, desc, enabled
-
-    def __enter__(self):
-        from . import deblur as _d
-        from ..cli import progress_bar
-
-        self.bar = progress_bar(total=self.total, desc=self.desc, unit="window") if self.enabled else None
-        self._hook = (lambda: self.bar.update(1)) if self.bar is not None else (lambda: None)
-        _d._WINDOW_PROGRESS.insert(0, self._hook)
-        return self
-
-    def __exit__(self, *exc):
-        from . import deblur as _d
-
-        _d._WINDOW_PROGRESS.remove(self._hook)
-        if self.bar is not None:
-            self.bar.close()
-        return False
-
-
-def deblur_capture(capture: DualPixelCapture, psfs: PlacedPSFs, scales: Sequence[float] = DEFAULT_SCALES, *,
-                   progress: bool = False, **options) -> DualPixelDeblurResult:
-    """Deblur ``capture`` with ``psfs`` (placed for it); colour views channel by channel.
-
-    Equal channels (a raw plane replicated) are deblurred once. The defocus map and confidence of a
-    colour capture are those of its green channel. ``image`` has the views' shape.
-    """
-    L, R = capture.left, capture.right
-    if L.ndim == 2:
-        planes = [(L, R)]
-    elif all(np.array_equal(v[..., 0], v[..., c]) for v in (L, R) for c in (1, 2)):
-        planes = [(L[..., 0], R[..., 0])]
-    else:
-        planes = [(L[..., c], R[..., c]) for c in (1, 0, 2)]  # green first: its maps are returned
-    n = len(planes)
-    with window_progress(2 * psfs.cells * n, enabled=progress):
-        results = [psfs.deblur(np.ascontiguousarray(l_), np.ascontiguousarray(r_), scales, **options)
-                   for l_, r_ in planes]
-    res = results[0]
-    if L.ndim == 3:
-        images = [r.image for r in results]
-        stack = [images[0]] * 3 if n == 1 else [images[1], images[0], images[2]]
-        res.image = np.stack(stack, axis=2)
-    return res
 
 
 # ------------------------------------------------------------------------------------------ command lines

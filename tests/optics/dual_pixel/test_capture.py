@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from optics import display
 from optics.dual_pixel import capture as cap
+from optics.dual_pixel import deblur as dpd
 from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
 from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
 from optics.image_io import png_bytes, read_png
@@ -202,7 +203,7 @@ def test_window_slices_and_extends(calibrated):
 def test_crop_at_a_cells_origin_uses_that_cells_psfs(xin, calibrated):
     """Views at the origin of calibrated cell (1, 2) (sensor (252 + 168, 336 + 336)) are deblurred with cells
     (1..2, 2..3): the same result as dual_pixel_deblur with that slice of the grid; a wrong cell differs."""
-    source = cap.dual_pixel_psf_source("auto", xin)
+    source = dpd.dual_pixel_psf_source("auto", xin)
     placed = source.place((S, S), (252 + 168, 336 + 2 * 168))
     assert placed.pad == ((0, 0), (0, 0))
     rng = np.random.default_rng(1)
@@ -217,7 +218,7 @@ def test_crop_at_a_cells_origin_uses_that_cells_psfs(xin, calibrated):
 
 
 def test_crop_between_cells_is_padded_to_the_lattice(xin, calibrated):
-    source = cap.dual_pixel_psf_source("auto", xin, outside="nearest")
+    source = dpd.dual_pixel_psf_source("auto", xin, outside="nearest")
     placed = source.place((S, 400), (252 + 168 + 50, 336 + 336 + 30))
     assert placed.pad == ((50, 118), (30, 74))  # 50 + 336 + 118 = 30 + 400 + 74 = 3 cells
     np.testing.assert_array_equal(placed.grid.left, calibrated.left[1:4, 2:5])
@@ -226,7 +227,7 @@ def test_crop_between_cells_is_padded_to_the_lattice(xin, calibrated):
     res = placed.deblur(L, L.copy(), SCALES, workers=1)
     assert res.image.shape == res.defocus.shape == res.confidence.shape == (S, 400)
     # the whole frame: 10 x 12 cells, 48 calibrated, the rest from the field
-    whole = cap.dual_pixel_psf_source("auto", xin).place((1512, 2016), (0, 0))
+    whole = dpd.dual_pixel_psf_source("auto", xin).place((1512, 2016), (0, 0))
     assert whole.grid.grid == (10, 12) and whole.pad == ((84, 84), (0, 0))
     assert any("48 of 120 cells inside" in n and "72 outside use the fitted Pixel 4 field" in n for n in whole.notes)
     with pytest.raises(ValueError, match="smaller than the 336x336"):
@@ -236,15 +237,15 @@ def test_crop_between_cells_is_padded_to_the_lattice(xin, calibrated):
 
 
 def test_psf_source_choice(xin, tmp_path):
-    assert "calibrated kernels" in cap.dual_pixel_psf_source("auto", xin).name
-    assert "fitted Pixel 4 field" in cap.dual_pixel_psf_source("auto", tmp_path).name
-    assert "fitted Pixel 4 field" in cap.dual_pixel_psf_source("pixel4", xin).name
+    assert "calibrated kernels" in dpd.dual_pixel_psf_source("auto", xin).name
+    assert "fitted Pixel 4 field" in dpd.dual_pixel_psf_source("auto", tmp_path).name
+    assert "fitted Pixel 4 field" in dpd.dual_pixel_psf_source("pixel4", xin).name
     with pytest.raises(FileNotFoundError, match="--psf calibration"):
-        cap.dual_pixel_psf_source("calibration", tmp_path)
+        dpd.dual_pixel_psf_source("calibration", tmp_path)
     with pytest.raises(FileNotFoundError, match="--psf"):
-        cap.dual_pixel_psf_source(str(tmp_path / "nope"))
+        dpd.dual_pixel_psf_source(str(tmp_path / "nope"))
     with pytest.raises(ValueError, match="--outside"):
-        cap.dual_pixel_psf_source("auto", xin, outside="far")
+        dpd.dual_pixel_psf_source("auto", xin, outside="far")
 
 
 # ------------------------------------------------------------------------------------------ display
