@@ -9,7 +9,7 @@ Examples
 
 ``--pretrained NAME`` takes bundled weights (:mod:`learned.pretrained`) instead of ``--checkpoint``.
 ``dp_refine`` first runs the training-free dual-pixel deblurring (:func:`optics.dual_pixel.deblur.dual_pixel_deblur`
-with ``--dual-pixel-psf``, default the fitted Pixel 4 field) and refines its estimate; its views are
+with ``--psf``, default: the calibration beside the views, else the fitted Pixel 4 field) and refines its estimate; its views are
 linear raw planes as the ``pixeldp`` reader gives them (black level removed, the right view's
 vignetting corrected: ``python -m optics.dual_pixel.deblur``'s reading of Xin et al.'s captures), never
 tiled.
