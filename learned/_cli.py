@@ -61,9 +61,12 @@ def add_threads_argument(parser: argparse.ArgumentParser, default_help: str | No
 
 def check_threads(threads: int | None, what: str = "--threads") -> None:
     """``threads`` (None: the default) must be 1 .. the machine's CPU count; else one usage error line (exit 2)."""
-    cores = os.cpu_count() or 1
-    if threads is not None and not 1 <= threads <= cores:
-        cli.usage_error(f"argument {what}: expected 1 to {cores} (this machine's CPU count); got {threads}")
+    from optics.dual_pixel.capture import check_threads as check_thread_count
+
+    try:
+        check_thread_count(threads, what)
+    except ValueError as err:  # one rule and one message for every command (optics.dual_pixel.capture)
+        cli.usage_error(f"argument {err}")
 
 
 def apply_threads(threads: int | None, default: int | None = None) -> int:

@@ -149,8 +149,11 @@ class DualPixelBaseline:
 
     Parameters
     ----------
-    psfs : optics.dual_pixel.deblur.DualPixelPSFGrid
-        The camera's PSFs (Xin et al.'s calibration, or a fitted field).
+    psfs : DualPixelPSFGrid, DualPixelPSFSource or PlacedPSFs
+        The camera's PSFs: a grid of the views' frame (Xin et al.'s calibration, or a fitted
+        field); a source (:func:`optics.dual_pixel.deblur.dual_pixel_psf_source`), placed for
+        each sample's size with the views centred in the sensor frame (as the ``pixeldp`` reader
+        crops them); or PSFs placed for one capture (:func:`optics.dual_pixel.deblur.default_dual_pixel_psfs`).
     **options
         Keyword options of :func:`optics.dual_pixel.deblur.dual_pixel_deblur` (default: its
         ``DEFAULTS``, tuned on Xin et al.'s scenes 001-008).
@@ -165,10 +168,11 @@ class DualPixelBaseline:
     name = "dual_pixel"
 
     def __init__(self, psfs, **options):
-        from optics.dual_pixel.deblur import DualPixelPSFGrid
+        from optics.dual_pixel.deblur import DualPixelPSFGrid, DualPixelPSFSource, PlacedPSFs
 
-        if not isinstance(psfs, DualPixelPSFGrid):
-            raise TypeError(f"psfs must be an optics.dual_pixel.deblur.DualPixelPSFGrid; got {type(psfs).__name__}")
+        if not isinstance(psfs, (DualPixelPSFGrid, DualPixelPSFSource, PlacedPSFs)):
+            raise TypeError(f"psfs must be an optics.dual_pixel.deblur.DualPixelPSFGrid, DualPixelPSFSource or "
+                            f"PlacedPSFs; got {type(psfs).__name__}")
         self.psfs = psfs
         self.options = dict(options)
         self.last = None
@@ -177,10 +181,22 @@ class DualPixelBaseline:
     def label(self) -> str:
         return f"{self.psfs.name}"
 
+    def placed(self, shape):
+        """The PSFs for views of ``shape`` (H, W): a source is placed centred in its sensor frame (cached per shape)."""
+        from optics.dual_pixel.deblur import DualPixelPSFSource
+
+        if not isinstance(self.psfs, DualPixelPSFSource):
+            return self.psfs
+        key = tuple(int(v) for v in shape)
+        cache = self.__dict__.setdefault("_placed", {})
+        if key not in cache:
+            cache[key] = self.psfs.place(key)
+        return cache[key]
+
     def __call__(self, arrays) -> np.ndarray:
         import time
 
-        from optics.dual_pixel.deblur import dual_pixel_deblur
+        from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
 
         if "left" not in arrays or "right" not in arrays:
             raise ValueError("the dual_pixel row needs the left and right views; this dataset has none")
@@ -191,9 +207,11 @@ class DualPixelBaseline:
         same = all(np.array_equal(v[..., 0], v[..., c]) for v in (left, right) for c in range(1, v.shape[2]))
         channels = [0] if same else list(range(left.shape[2]))
         planes = []
+        placed = self.placed(left.shape[:2])
         for c in channels:
-            res = dual_pixel_deblur(np.ascontiguousarray(left[..., c], dtype=np.float32),
-                                    np.ascontiguousarray(right[..., c], dtype=np.float32), self.psfs, **self.options)
+            l_, r_ = (np.ascontiguousarray(v[..., c], dtype=np.float32) for v in (left, right))
+            res = (dual_pixel_deblur(l_, r_, placed, **self.options) if isinstance(placed, DualPixelPSFGrid)
+                   else placed.deblur(l_, r_, **self.options))
             planes.append(np.clip(res.image, 0, 1))
             self.last = res
         self.seconds.append(time.perf_counter() - start)

@@ -9,7 +9,7 @@ Examples
 
 ``--pretrained NAME`` takes bundled weights (:mod:`learned.pretrained`) instead of ``--checkpoint``.
 ``dp_refine`` first runs the training-free dual-pixel deblurring (:func:`optics.dual_pixel.deblur.dual_pixel_deblur`
-with ``--dual-pixel-psf``, default the fitted Pixel 4 field) and refines its estimate; its views are
+with ``--psf``, default: the calibration beside the views, else the fitted Pixel 4 field) and refines its estimate; its views are
 linear raw planes as the ``pixeldp`` reader gives them (black level removed, the right view's
 vignetting corrected: ``python -m optics.dual_pixel.deblur``'s reading of Xin et al.'s captures), never
 tiled.
@@ -30,6 +30,7 @@ refuses and names the smallest budget that would, unless ``--allow-inexact-tiles
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -37,11 +38,14 @@ import numpy as np
 import torch
 
 from optics import cli
+from optics.dual_pixel import capture as cap
+from optics.dual_pixel.deblur import default_dual_pixel_psfs, window_progress
 
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from ._cli import add_threads_argument, apply_threads, check_device
 from .training.checkpoints import load_any_checkpoint  # noqa: F401  (its home before issue 19's review)
 from .data.io import READ_SUFFIXES, WRITE_SUFFIXES, is_grayscale, read_image, write_image
+from .data.readers import image_shape
 from .inference.precision import autocast
 from .inference.tiling import TILE_ALIGN, activation_bytes_per_pixel, context_errors, context_warning, plan_tiles, tiled_apply
 
@@ -205,9 +209,10 @@ def main(argv=None) -> int:
     weights.add_argument("--checkpoint", type=Path, help="our checkpoint or the authors' file")
     weights.add_argument("--pretrained", metavar="NAME",
                          help="bundled weights (python -m learned.pretrained lists them), e.g. pixel4")
-    parser.add_argument("--dual-pixel-psf", metavar="pixel4|DIR",
-                        help="dp_refine: PSFs of the physics estimate, 'pixel4' (the fitted field, default) or a "
-                             "folder of Xin et al.'s blur_kernels_{left,right}.npy")
+    cap.add_capture_arguments(parser, psf_help_extra=" (dp_refine's physics estimate; --dual-pixel-psf is "
+                                                     "the same option)")
+    parser.add_argument("--dual-pixel-psf", dest="psf", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    cap.add_display_arguments(parser)
     parser.add_argument("--official", action="store_true", help="treat the checkpoint as the authors' format")
     parser.add_argument("--out", type=Path, help="output folder (then every positional path is an input)")
     parser.add_argument("--suffix", default=".png", choices=WRITE_SUFFIXES,
@@ -240,8 +245,16 @@ def main(argv=None) -> int:
         parser.error(f"argument --overlap: expected >= 0 px; got {args.overlap}")
     if args.tile is not None and args.tile < 1:
         parser.error(f"argument --tile: expected >= 1 px; got {args.tile}")
-    if args.dual_pixel_psf is not None and args.model not in PHYSICS_INPUT:
-        parser.error(f"--dual-pixel-psf is only for {sorted(PHYSICS_INPUT)}")
+    given = [flag for flag, value, default in (("--input-format", args.input_format, "auto"),
+                                               ("--white-sheets", args.white_sheets, "auto"),
+                                               ("--origin", args.origin, None), ("--crop", args.crop, "auto"),
+                                               ("--outside", args.outside, "field"))
+             if value != default]
+    if given and not dual:
+        parser.error(f"{', '.join(given)}: only for the dual-pixel models {sorted(DUAL_PIXEL)} (they read a capture)")
+    if (args.psf != "auto" or args.outside != "field" or args.defocus_png is not None) and args.model not in PHYSICS_INPUT:
+        flag = "--psf" if args.psf != "auto" else ("--outside" if args.outside != "field" else "--defocus-png")
+        parser.error(f"{flag} is only for {sorted(PHYSICS_INPUT)} (the models with a physics estimate)")
     if args.pretrained is not None:
         from .pretrained import checkpoint_path
 
@@ -251,7 +264,7 @@ def main(argv=None) -> int:
             parser.error(str(err))
     # everything checked before the model is loaded
     device = str(check_device(args.device))
-    apply_threads(args.threads)
+    threads = apply_threads(args.threads)
     jobs = _jobs(args)
     if dual and len(jobs) != 1:
         parser.error(f"model {args.model!r} takes one dual-pixel pair; got {len(jobs)} inputs")
@@ -268,39 +281,63 @@ def main(argv=None) -> int:
     sources = [(src, "input image") for src, _ in jobs] + ([(args.right, "--right image")] if dual else [])
     present = [src for src, what in sources if check(cli.check_input_file, src, what, READ_SUFFIXES) is not None]
     check(cli.check_input_file, args.checkpoint, "--checkpoint")
-    check(cli.check_output_files, [(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs],
-          overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint], what="output image")
-    sizes = _read_sizes(present, problems)
+    outputs = [(dst, [src] + ([args.right] if dual else [])) for src, dst in jobs]
+    check(cli.check_output_files, outputs, overwrite=args.overwrite, suffixes=WRITE_SUFFIXES, inputs=[args.checkpoint],
+          what="output image")
+    extras = cap.display_outputs(args)
+    if extras and len(jobs) != 1:
+        parser.error("--preview, --defocus-png and --side-by-side take one input (INPUT OUTPUT)")
+    for extra, suffixes in extras:
+        check(cli.check_output_files, [(extra, outputs[0][1])], overwrite=args.overwrite, suffixes=suffixes,
+              inputs=[args.checkpoint])
+    names = [Path(p).resolve() for p in [jobs[0][1]] + [e for e, _ in extras]]
+    if len(set(names)) != len(names):
+        problems.append("the output, --preview, --defocus-png and --side-by-side must be different files")
+    sizes = _read_sizes(present, problems) if not dual else {}
+    _raise_problems(problems)  # all of the above at once, before the capture is read and the model loaded
 
-    physics = None
-    if args.model in PHYSICS_INPUT:
-        from optics.dual_pixel.deblur import load_psfs
+    capture = physics = None
+    encode = True
+    if dual:
+        # one reading path with optics.dual_pixel.deblur (optics.dual_pixel.capture), before the model is loaded
+        from optics.dual_pixel.capture import detect_input_format, _read_file
 
-        from .baseline import DualPixelBaseline
+        fmt = args.input_format
+        if fmt == "auto" and args.model not in PHYSICS_INPUT:
+            detected = detect_input_format(_read_file(jobs[0][0], "left view"))
+            if detected == "srgb":  # networks trained on sRGB photos see the file's values as stored
+                fmt, encode = "linear", False
+                print(f"input format: the 8-bit values as stored (auto; {args.model} was trained on sRGB-encoded "
+                      "images; --input-format srgb linearises)", file=sys.stderr)
+        capture = cap.read_dual_pixel_capture(jobs[0][0], args.right, input_format=fmt,
+                                              white_sheets=cap.white_sheets_arg(args.white_sheets),
+                                              origin=args.origin, crop=args.crop)
+        sizes = {jobs[0][0]: capture.shape}
+        notes = list(capture.notes)
+        if args.model in PHYSICS_INPUT:
+            from .baseline import DualPixelBaseline
 
-        try:
-            physics = DualPixelBaseline(load_psfs(args.dual_pixel_psf or "pixel4"))
-        except (ValueError, FileNotFoundError) as err:
-            problems.append(f"--dual-pixel-psf: {cli.one_line(err)}")
-        wrong = {str(p): s for p, s in sizes.items() if physics is not None and tuple(s) != physics.psfs.frame}
-        if wrong:
-            H, W = physics.psfs.frame
-            problems.append(f"model {args.model!r} needs views of the PSFs' frame {H}x{W} (the central crop of the "
-                            f"capture, as the pixeldp reader gives it); got "
-                            + ", ".join(f"{p}: {s[0]}x{s[1]}" for p, s in wrong.items()))
-    _raise_problems(problems)  # all of the above at once, before the model is loaded
+            placed = default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
+            notes += list(placed.notes)
+            physics = DualPixelBaseline(placed, workers=threads)
+        for note in notes:
+            print(note, file=sys.stderr)
     model = load_any_checkpoint(args.model, args.checkpoint, args.official).to(device)
     _check_sizes(sizes, model, args.model)  # needs the model (its min_size); every small image named
     for src, dst in jobs:
-        image, depth = read_image(src)
-        gray = is_grayscale(src)
         right = None
         if dual:
-            right, _ = read_image(args.right)
-            if right.shape != image.shape:
-                raise ValueError(f"left {image.shape} and right {right.shape} views must have the same size")
+            image, right = (np.repeat(v[:, :, None], 3, axis=2) if v.ndim == 2 else v
+                            for v in (capture.left, capture.right))
+            gray = capture.left.ndim == 2
+            depth = image_shape(Path(src))[3]
+        else:
+            image, depth = read_image(src)
+            gray = is_grayscale(src)
         if physics is not None:
-            result = refine_physics(model, args.model, image, right, physics, device, amp=args.amp)
+            same = 1 if gray else 3
+            with window_progress(2 * physics.psfs.cells * same, desc="physics cells"):
+                result = refine_physics(model, args.model, image, right, physics, device, amp=args.amp)
         else:
             result = deblur_image(model, image, right, device, args.max_memory, args.tile, args.overlap,
                                   progress=True, amp=args.amp,
@@ -309,6 +346,16 @@ def main(argv=None) -> int:
             result = result.mean(axis=2)
         write_image(dst, result, args.bit_depth or depth)
         print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
+        if extras:
+            reference = capture.mean() if dual else image
+            if gray and reference.ndim == 3:
+                reference = reference.mean(axis=2)
+            shown = cap.DualPixelCapture(reference, reference, capture.origin if dual else (0, 0),
+                                         capture.frame_shape if dual else reference.shape[:2], "", None)
+            defocus = None if physics is None else np.asarray(physics.last.defocus)
+            for line in cap.write_display_outputs(args, shown, result, defocus,
+                                                  None if physics is None else physics.last.scales, encode=encode):
+                print(line, file=sys.stderr)
     where = jobs[0][1] if len(jobs) == 1 else f"{len(jobs)} images in {args.out}"
     print(f"results: {where}", file=sys.stderr)
     return 0

@@ -304,18 +304,18 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
 
 
 def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], None]) -> DualPixelBaseline:
-    from optics.dual_pixel.deblur import load_psfs
+    from optics.dual_pixel.deblur import dual_pixel_psf_source
 
-    if psf is None:
-        kind, _, rest = data.partition(":")
-        folder = Path(rest) / "calibration"
-        psf = str(folder) if kind.strip().lower() == "pixeldp" and (folder / "blur_kernels_left.npy").is_file() else "pixel4"
+    kind, _, rest = data.partition(":")
+    folder = Path(rest) if kind.strip().lower() == "pixeldp" else None
+    # the capture's default (optics.dual_pixel.capture): the calibration beside the views, else the fitted field;
+    # each sample's views are placed centred in the sensor frame, as the pixeldp reader crops them
     try:
-        grid = load_psfs(psf)
-    except (FileNotFoundError, ValueError) as err:  # load_psfs speaks of optics.dual_pixel.deblur's --psf
+        source = dual_pixel_psf_source(psf or "auto", folder)
+    except (FileNotFoundError, ValueError) as err:  # the source speaks of optics.dual_pixel.deblur's --psf
         message = str(err).replace(f"--psf {psf!r} ", "")
         raise type(err)(f"argument --dual-pixel-psf {psf!r}: {message}") from err
-    row = DualPixelBaseline(grid)
+    row = DualPixelBaseline(source)
     log(f"dual_pixel row: optics.dual_pixel.deblur with {row.label()}")
     return row
 

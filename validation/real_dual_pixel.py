@@ -125,10 +125,10 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
     from learned.baseline import DualPixelBaseline
     from learned.data import build_dataset
     from learned.evaluate import score
-    from optics.dual_pixel.deblur import load_psfs
+    from optics.dual_pixel.deblur import dual_pixel_psf_source
     from optics.image_io import read_png
 
-    psfs = load_psfs(data / "calibration" if psf == "calibration" else "pixel4")
+    psfs = dual_pixel_psf_source("calibration" if psf == "calibration" else "pixel4", data)
     row_method = DualPixelBaseline(psfs, **(options or {}))
     dataset = build_dataset(f"pixeldp:{data}", "test", crop=None, augment=False)
     rows = []

@@ -510,23 +510,40 @@ def pixel4_vignetting_scale(calibration: Path) -> np.ndarray:
 def read_pixel4_view(path: Path):
     """Xin et al.'s raw view as their ``code/util.py`` loads it: normalised, vignetting-corrected, cropped.
 
-    ``max(v - 1024, 0) / (2**14 - 1)``; a right view (``NNN_right.png``) is multiplied by
-    :func:`pixel4_vignetting_scale` of the ``calibration/`` folder beside it; then the view is
-    cropped centrally to its ground truth's size (when it has one), as ``_crop_image_central_fov``.
+    Read with its partner through :func:`optics.dual_pixel.capture.read_dual_pixel_capture`
+    (``input_format='pixel4-raw'``, ``white_sheets='auto'``: ``max(v - 1024, 0) / (2**14 - 1)``,
+    a right view (``NNN_right.png``) multiplied by the white-sheet gain of the ``calibration/``
+    folder beside it), then cropped centrally to its ground truth's size when it has one (as
+    ``_crop_image_central_fov``), else with the capture's default crop. Replicated to 3 channels.
+    The last pair read is cached, so the two views of a sample are read once.
     """
     path = Path(path)
-    view = _read_pixel4_raw(path)
-    if path.name.endswith("_right.png"):
-        gain = pixel4_vignetting_scale(path.parent / "calibration")
-        if gain.shape != view.shape[:2]:
-            raise ValueError(f"view {str(path)!r} is {view.shape[0]}x{view.shape[1]} but its white sheets "
-                             f"are {gain.shape[0]}x{gain.shape[1]}; they must match")
-        view = (view * gain[:, :, None]).astype(view.dtype)
+    side = "right" if path.name.endswith("_right.png") else "left"
+    stem = path.name[: -len(f"_{side}.png")] if path.name.endswith(f"_{side}.png") else None
+    if stem is None:
+        view = _read_pixel4_raw(path)
+        gt = _pixel4_gt_path(path)
+        if gt.is_file():
+            view = crop_central(view, png_shape(gt)[:2], f"view {str(path)!r}")
+        return view
+    left, right = path.parent / f"{stem}_left.png", path.parent / f"{stem}_right.png"
     gt = _pixel4_gt_path(path)
-    if gt.is_file():
-        h, w = png_shape(gt)[:2]
-        view = crop_central(view, (h, w), f"view {str(path)!r}")
-    return view
+    crop = tuple(png_shape(gt)[:2]) if gt.is_file() else "auto"
+    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (left, right)) + (crop,)
+    if _LAST_CAPTURE.get("key") != key:
+        from optics.dual_pixel.capture import read_dual_pixel_capture
+
+        capture = read_dual_pixel_capture(left, right, input_format="pixel4-raw", white_sheets="auto", crop=crop)
+        for note in capture.notes:
+            if note.startswith("warning: "):
+                warnings.warn(note[len("warning: "):], stacklevel=2)
+        _LAST_CAPTURE.clear()
+        _LAST_CAPTURE.update(key=key, capture=capture)
+    view = getattr(_LAST_CAPTURE["capture"], side)
+    return np.repeat(view[:, :, None], 3, axis=2)
+
+
+_LAST_CAPTURE: dict = {}
 
 
 def pixeldp_records(root: Path) -> Tuple[list, bool]:

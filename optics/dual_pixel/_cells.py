@@ -70,12 +70,20 @@ def _map_windows(fn, windows, workers: int, backend):
     from concurrent.futures import ThreadPoolExecutor
 
     count = (os.cpu_count() or 1) if workers == -1 else int(workers)
+    tick = _WINDOW_PROGRESS[0] if _WINDOW_PROGRESS else (lambda: None)
     if backend.name != "numpy" or count <= 1:
         for w in windows:
             yield w, fn(w)
+            tick()
         return
     with ThreadPoolExecutor(max_workers=count) as pool:
-        yield from zip(windows, pool.map(fn, windows))
+        for item in zip(windows, pool.map(fn, windows)):
+            yield item
+            tick()
+
+
+#: Callbacks called once per window done (the last one set); optics.dual_pixel.deblur's progress bar sets it.
+_WINDOW_PROGRESS: list = []
 
 
 def _otfs(psfs, row: int, col: int, scale: float, n: int, backend, complex_dtype, centre_weight: float = 0.5):

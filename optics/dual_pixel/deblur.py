@@ -64,7 +64,8 @@ import scipy.fft
 import scipy.ndimage
 
 from .._backend import namespace, to_numpy
-from ._cells import _map_windows, _otfs, _windows
+from ._cells import _WINDOW_PROGRESS, _map_windows, _otfs, _windows
+from .capture import CELL, MIN_VIEW, OUTSIDE, PIXEL4_SENSOR_FRAME, DualPixelCapture, _shape_text
 from .deconvolution import DECONVOLUTION_METHODS, layered_deconvolution
 
 __all__ = [
@@ -79,6 +80,12 @@ __all__ = [
     "aggregate_cost",
     "DEFAULTS",
     "load_psfs",
+    "PlacedPSFs",
+    "DualPixelPSFSource",
+    "dual_pixel_psf_source",
+    "default_dual_pixel_psfs",
+    "deblur_capture",
+    "window_progress",
 ]
 
 #: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
@@ -266,6 +273,269 @@ class DualPixelPSFGrid:
         where = "" if shape is None else f", window {H}x{W} at (x, y) = {(x0, y0)}"
         return cls(left, right, cell,
                    name=f"DualPixelField (degree {field_model.degree}) sampled per {cell} px cell{where}")
+
+
+    def window(self, shape: tuple[int, int], origin: tuple[int, int] = (0, 0), *,
+               outside: Any = "nearest") -> "DualPixelPSFGrid":
+        """The grid of a window of ``shape`` (H, W) whose pixel (0, 0) lies at ``origin`` (row, col) of this frame.
+
+        Both are whole numbers of cells (``origin`` may be negative and the window may reach past
+        the frame). Cells of the window inside this grid are its cells; cells outside come from
+        ``outside``: ``'nearest'`` (the nearest cell of this grid, its indices clamped) or an
+        :class:`optics.DualPixelField` whose frame is this grid's frame, sampled at the cell's
+        centre (extrapolated) at its calibration defocus. When the field's kernels need a larger
+        support than this grid's, every kernel is zero-padded (centred) to the largest one.
+        """
+        from .fit import DualPixelField
+
+        c = self.cell
+        try:
+            H, W = (int(v) for v in shape)
+            r0, c0 = (int(v) for v in origin)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape and origin must be pairs of integers; got {shape!r} and {origin!r}") from None
+        if H < c or W < c or H % c or W % c or r0 % c or c0 % c:
+            raise ValueError(f"window {H}x{W} at (row, col) ({r0}, {c0}) must lie on the grid's {c} px cells "
+                             "(whole numbers of cells, at least one)")
+        use_field = isinstance(outside, DualPixelField)
+        if use_field and tuple(outside.image_shape) != self.frame:
+            raise ValueError(f"the field's frame {outside.image_shape[0]}x{outside.image_shape[1]} must be this "
+                             f"grid's frame {self.frame[0]}x{self.frame[1]}")
+        if not use_field and outside != "nearest":
+            raise ValueError(f"outside must be 'nearest' or an optics.DualPixelField; got {outside!r}")
+        R, C = self.grid
+        n = self.left.shape[2]
+        rows, cols = H // c, W // c
+        cells: dict = {}
+        for i in range(rows):
+            for j in range(cols):
+                gi, gj = r0 // c + i, c0 // c + j
+                if 0 <= gi < R and 0 <= gj < C:
+                    cells[i, j] = (self.left[gi, gj], self.right[gi, gj])
+                elif not use_field:
+                    gi, gj = min(max(gi, 0), R - 1), min(max(gj, 0), C - 1)
+                    cells[i, j] = (self.left[gi, gj], self.right[gi, gj])
+                else:
+                    p = outside.psfs(outside.calibration_coc, gj * c + (c - 1) / 2, gi * c + (c - 1) / 2)
+                    cells[i, j] = (p.left, p.right)
+        size = max([n] + [k[0].shape[0] for k in cells.values()])
+
+        def padded(k):
+            a = (size - k.shape[0]) // 2
+            return np.pad(k, a) if a else k
+
+        left = np.empty((rows, cols, size, size))
+        right = np.empty_like(left)
+        for (i, j), (kl, kr) in cells.items():
+            left[i, j], right[i, j] = padded(kl), padded(kr)
+        inside = sum(0 <= r0 // c + i < R and 0 <= c0 // c + j < C for i in range(rows) for j in range(cols))
+        how = "the fitted field" if use_field else "the nearest cell"
+        name = (f"{self.name}, window {H}x{W} at (row, col) ({r0}, {c0}): {inside} of {rows * cols} cells "
+                f"inside, {rows * cols - inside} outside from {how}")
+        return DualPixelPSFGrid(left, right, c, name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# PSFs of views at a place of the sensor (optics.dual_pixel.capture reads the views)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlacedPSFs:
+    """PSFs for views of ``shape`` at ``origin`` of the sensor (:meth:`DualPixelPSFSource.place`).
+
+    ``grid`` covers the views padded (``pad``: ((top, bottom), (left, right)) rows and columns,
+    mirrored) to whole cells of the calibrated lattice; :meth:`deblur` pads, deblurs and crops back.
+    """
+
+    grid: DualPixelPSFGrid
+    pad: tuple
+    shape: tuple
+    origin: tuple
+    notes: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return self.grid.name
+
+    @property
+    def cells(self) -> int:
+        """Cells deblurred (two passes of one window each: cost, then deconvolution)."""
+        return self.grid.grid[0] * self.grid.grid[1]
+
+    def deblur(self, left: np.ndarray, right: np.ndarray, scales: Sequence[float] = DEFAULT_SCALES,
+               **options) -> DualPixelDeblurResult:
+        """:func:`optics.dual_pixel.deblur.dual_pixel_deblur` of (H, W) views of ``shape``; maps of ``shape``."""
+        left, right = np.asarray(left), np.asarray(right)
+        if left.shape != tuple(self.shape) or right.shape != tuple(self.shape):
+            raise ValueError(f"views must be {self.shape[0]}x{self.shape[1]} (the placed PSFs' views); got "
+                             f"{_shape_text(left.shape)} and {_shape_text(right.shape)}")
+        (t, b), (l_, r) = self.pad
+        if t or b or l_ or r:
+            left = np.pad(left, self.pad, mode="symmetric")
+            right = np.pad(right, self.pad, mode="symmetric")
+        res = dual_pixel_deblur(left, right, self.grid, scales, **options)
+        if t or b or l_ or r:
+            H, W = self.shape
+            crop = (slice(t, t + H), slice(l_, l_ + W))
+            res.image = res.image[crop]
+            res.defocus = res.defocus[crop]
+            res.confidence = res.confidence[crop]
+        return res
+
+
+@dataclass(frozen=True)
+class DualPixelPSFSource:
+    """A camera's PSFs over its sensor: a calibrated grid centred in ``frame_shape``, and what to use outside it.
+
+    ``outside``: ``'field'`` (a fitted :class:`optics.DualPixelField` of the grid's frame,
+    ``field``) or ``'nearest'``.
+    """
+
+    grid: DualPixelPSFGrid
+    outside: str = "field"
+    field: Any = None
+    frame_shape: tuple = PIXEL4_SENSOR_FRAME
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.description or self.grid.name
+
+    @property
+    def grid_origin(self) -> tuple:
+        """(row, col) of the calibrated grid in the sensor frame (centred)."""
+        gh, gw = self.grid.frame
+        return (self.frame_shape[0] - gh) // 2, (self.frame_shape[1] - gw) // 2
+
+    def place(self, shape: Sequence[int], origin: Optional[Sequence[int]] = None) -> PlacedPSFs:
+        """PSFs for (H, W) views at ``origin`` (row, col) of the sensor (default: centred)."""
+        H, W = (int(v) for v in shape[:2])
+        FH, FW = self.frame_shape
+        if min(H, W) < MIN_VIEW:
+            raise ValueError(f"views {H}x{W} are smaller than the {MIN_VIEW}x{MIN_VIEW} px minimum (two {CELL} px "
+                             f"cells); expected views of at least {MIN_VIEW} px on each side")
+        r0, c0 = ((FH - H) // 2, (FW - W) // 2) if origin is None else (int(v) for v in origin)
+        if r0 < 0 or c0 < 0 or r0 + H > FH or c0 + W > FW:
+            raise ValueError(f"origin: expected the {H}x{W} views inside the {FH}x{FW} sensor frame; got ({r0}, {c0})")
+        c = self.grid.cell
+        gr, gc = self.grid_origin
+        top, left = (r0 - gr) % c, (c0 - gc) % c
+        bottom, right = (-(top + H)) % c, (-(left + W)) % c
+        win = (H + top + bottom, W + left + right)
+        at = (r0 - top - gr, c0 - left - gc)
+        outside = self.field if self.outside == "field" else "nearest"
+        grid = self.grid.window(win, at, outside=outside)
+        rows, cols = grid.grid
+        R, C = self.grid.grid
+        inside = sum(0 <= at[0] // c + i < R and 0 <= at[1] // c + j < C for i in range(rows) for j in range(cols))
+        notes = []
+        if top or bottom or left or right:
+            notes.append(f"views mirror-padded by rows {top}/{bottom} (top/bottom) and columns {left}/{right} "
+                         f"(left/right) to whole {c} px cells of the calibrated lattice, cropped back after")
+        gh, gw = self.grid.frame
+        where = (f"{inside} of {rows * cols} cells inside the calibrated {gh}x{gw} at (row, col) ({gr}, {gc})")
+        if inside < rows * cols:
+            what = ("the fitted Pixel 4 field, extrapolated" if self.outside == "field"
+                    else "the nearest calibrated cell")
+            where += f"; {rows * cols - inside} outside use {what} (--outside {self.outside})"
+        notes.append(f"PSFs: {self.name}; {where}")
+        return PlacedPSFs(grid, ((top, bottom), (left, right)), (H, W), (r0, c0), tuple(notes))
+
+
+def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike] = None, *,
+                          outside: str = "field") -> DualPixelPSFSource:
+    """The PSF source of a capture: ``psf`` 'auto', 'pixel4', 'calibration' or a folder of Xin et al.'s kernels.
+
+    ``'auto'``: the calibrated kernels of ``folder/calibration`` (or ``folder``) when they exist
+    (Xin et al.'s layout beside the views), else the fitted Pixel 4 field. ``'calibration'``
+    requires them. ``outside``: 'field' or 'nearest' (module notes).
+    """
+    from .pixel4 import pixel4_dual_pixel_field
+
+    if outside not in OUTSIDE:
+        raise ValueError(f"--outside: expected one of {', '.join(OUTSIDE)}; got {outside!r}")
+    if isinstance(psf, DualPixelPSFSource):
+        return psf
+    fld = pixel4_dual_pixel_field()
+    if isinstance(psf, DualPixelPSFGrid):
+        return DualPixelPSFSource(psf, outside, fld if outside == "field" else None)
+    spec = str(psf)
+    found = None
+    if spec in ("auto", "calibration"):
+        for cand in ([] if folder is None else [Path(folder) / "calibration", Path(folder)]):
+            if (cand / "blur_kernels_left.npy").is_file() and (cand / "blur_kernels_right.npy").is_file():
+                found = cand
+                break
+        if found is None and spec == "calibration":
+            raise FileNotFoundError(f"--psf calibration: expected blur_kernels_{{left,right}}.npy in "
+                                    f"{str(Path(folder or '.') / 'calibration')!r}; found none")
+    elif spec != "pixel4":
+        found = Path(spec)
+        if not found.is_dir():
+            raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration or a folder of Xin et al.'s "
+                                    f"blur_kernels_{{left,right}}.npy; got {spec!r}, which is not a folder")
+    if found is not None:
+        grid = DualPixelPSFGrid.from_calibration(found, cell=CELL)
+        how = "auto: found beside the views" if spec == "auto" else f"--psf {spec}"
+        desc = f"Xin et al.'s calibrated kernels {str(found)!r} ({how})"
+    else:
+        grid = DualPixelPSFGrid.from_field(fld, CELL)
+        how = "auto: no calibration/ beside the views" if spec == "auto" else "--psf pixel4"
+        desc = f"the fitted Pixel 4 field ({how})"
+    return DualPixelPSFSource(grid, outside, fld if outside == "field" else None, PIXEL4_SENSOR_FRAME, desc)
+
+
+def default_dual_pixel_psfs(capture: "DualPixelCapture", psf: Any = "auto", *, outside: str = "field") -> PlacedPSFs:
+    """The PSFs of ``capture``'s views at their origin: :func:`dual_pixel_psf_source` placed there."""
+    source = dual_pixel_psf_source(psf, capture.folder, outside=outside)
+    return source.place(capture.shape, capture.origin)
+
+
+class window_progress:
+    """Context manager: a progress bar (:func:`optics.cli.progress_bar`) ticking once per cell window."""
+
+    def __init__(self, total: int, desc: str = "cells", enabled: bool = True) -> None:
+        self.total, self.desc, self.enabled = total, desc, enabled
+
+    def __enter__(self):
+        from ..cli import progress_bar
+
+        self.bar = progress_bar(total=self.total, desc=self.desc, unit="window") if self.enabled else None
+        self._hook = (lambda: self.bar.update(1)) if self.bar is not None else (lambda: None)
+        _WINDOW_PROGRESS.insert(0, self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        _WINDOW_PROGRESS.remove(self._hook)
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
+def deblur_capture(capture: "DualPixelCapture", psfs: PlacedPSFs, scales: Sequence[float] = DEFAULT_SCALES, *,
+                   progress: bool = False, **options) -> DualPixelDeblurResult:
+    """Deblur ``capture`` with ``psfs`` (placed for it); colour views channel by channel.
+
+    Equal channels (a raw plane replicated) are deblurred once. The defocus map and confidence of a
+    colour capture are those of its green channel. ``image`` has the views' shape.
+    """
+    L, R = capture.left, capture.right
+    if L.ndim == 2:
+        planes = [(L, R)]
+    elif all(np.array_equal(v[..., 0], v[..., c]) for v in (L, R) for c in (1, 2)):
+        planes = [(L[..., 0], R[..., 0])]
+    else:
+        planes = [(L[..., c], R[..., c]) for c in (1, 0, 2)]  # green first: its maps are returned
+    n = len(planes)
+    with window_progress(2 * psfs.cells * n, enabled=progress):
+        results = [psfs.deblur(np.ascontiguousarray(l_), np.ascontiguousarray(r_), scales, **options)
+                   for l_, r_ in planes]
+    res = results[0]
+    if L.ndim == 3:
+        images = [r.image for r in results]
+        stack = [images[0]] * 3 if n == 1 else [images[1], images[0], images[2]]
+        res.image = np.stack(stack, axis=2)
+    return res
+
 
 
 # --------------------------------------------------------------------------------------------------
@@ -666,92 +936,60 @@ def _join_negative_values(argv: Sequence[str], options: Sequence[str] = ("--scal
     return out
 
 
-def _read_view(path: Path, fmt: str) -> np.ndarray:
-    from .pixel4 import read_pixel4_raw
-    from ..image_io import read_png
-
-    if fmt == "pixel4-raw":
-        return read_pixel4_raw(path)
-    raw = read_png(path)
-    if raw.ndim != 2:
-        raise ValueError(f"view {str(path)!r} must be a single-channel PNG (one colour plane of a DP capture); "
-                         f"got shape {raw.shape}")
-    return raw.astype(np.float32) / np.float32(np.iinfo(raw.dtype).max)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import sys
 
     from .. import cli
     from ..atomic import atomic_write_bytes
-    from .pixel4 import crop_central, pixel4_vignetting_gain
     from ..image_io import npy_bytes, png_bytes
+    from . import capture as cap
 
     parser = cli.ArgumentParser(
         prog="python -m optics.dual_pixel.deblur",
         description="Deblur a dual-pixel capture without training: a defocus map from the DP pair and "
                     "deconvolution with the calibrated PSFs (optics.dual_pixel.deblur).")
-    parser.add_argument("left", type=Path, help="left view, single-channel PNG")
-    parser.add_argument("right", type=Path, help="right view, single-channel PNG")
+    parser.add_argument("left", type=Path, help="left view (PNG; raw, linear or sRGB: --input-format)")
+    parser.add_argument("right", type=Path, help="right view")
     parser.add_argument("out", type=Path, help="all-in-focus output, 16-bit PNG (the views' linear scale, "
                                                "clipped to [0, 1] for the file)")
     parser.add_argument("--defocus-map", type=Path, help="also write the signed defocus map: .npy (float32, "
                         "units of the calibration defocus) or .png (16-bit, scales' range mapped to 0..65535)")
     parser.add_argument("--confidence", type=Path, help="also write the confidence map (.npy, float32 in [0, 1])")
-    parser.add_argument("--psf", default="pixel4", help="'pixel4' (the fitted Pixel 4 field, default) or a "
-                        "folder with Xin et al.'s blur_kernels_{left,right}.npy")
-    parser.add_argument("--input-format", choices=("pixel4-raw", "linear"), default="pixel4-raw",
-                        help="pixel4-raw (default): 16-bit raw, black level 1024, 14 bit, as Xin et al.; "
-                             "linear: 8/16-bit values divided by the type's maximum")
-    parser.add_argument("--white-sheets", type=Path, help="folder with white_sheet_{left,right}.png: correct the "
-                        "right view's vignetting as Xin et al. (default: the --psf folder when it has them)")
+    cap.add_capture_arguments(parser)
     parser.add_argument("--scales", type=_parse_scales, default=DEFAULT_SCALES, metavar="LOW:HIGH:COUNT",
                         help="candidate signed defocus scales (default -0.9:1.6:21; COUNT "
                         f"<= {MAX_CLI_SCALES})")
     parser.add_argument("--wiener-eps", type=float, default=DEFAULTS["wiener_eps"],
                         help=f"Wiener noise parameter (default {DEFAULTS['wiener_eps']:g})")
+    parser.add_argument("--threads", type=int, metavar="N", help="threads over the cells (default: every core)")
+    cap.add_display_arguments(parser)
     cli.add_overwrite_argument(parser)
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
 
-    left_path = cli.check_input_file(args.left, "left view", (".png",))
-    right_path = cli.check_input_file(args.right, "right view", (".png",))
-    jobs = [(args.out, [left_path, right_path])]
-    for extra, suffixes in ((args.defocus_map, (".npy", ".png")), (args.confidence, (".npy",))):
+    left_path = cli.check_input_file(args.left, "left view", cap._READ_SUFFIXES)
+    right_path = cli.check_input_file(args.right, "right view", cap._READ_SUFFIXES)
+    inputs = [left_path, right_path]
+    jobs = [(args.out, inputs)]
+    extras = [(args.defocus_map, (".npy", ".png")), (args.confidence, (".npy",))] + cap.display_outputs(args)
+    for extra, suffixes in extras:
         if extra is not None:
-            cli.check_output_files([(extra, [left_path, right_path])], overwrite=args.overwrite, suffixes=suffixes)
-            jobs.append((extra, [left_path, right_path]))
+            cli.check_output_files([(extra, inputs)], overwrite=args.overwrite, suffixes=suffixes)
+            jobs.append((extra, inputs))
     outs = [Path(j[0]) for j in jobs]
     if len({o.resolve() for o in outs}) != len(outs):
-        raise ValueError("the output, --defocus-map and --confidence must be different files")
+        raise ValueError("the output, --defocus-map, --confidence, --preview, --defocus-png and --side-by-side must "
+                         "be different files")
     cli.check_output_files(jobs[:1], overwrite=args.overwrite, suffixes=(".png",))
     _check_positive(args.wiener_eps, "--wiener-eps")
+    workers = cap.check_threads(args.threads)
 
-    psfs = load_psfs(args.psf)
-    left = _read_view(left_path, args.input_format)
-    right = _read_view(right_path, args.input_format)
-    if left.shape != right.shape:
-        raise ValueError(f"left view {left_path} is {left.shape[0]}x{left.shape[1]} but right view {right_path} "
-                         f"is {right.shape[0]}x{right.shape[1]}")
-    sheets = args.white_sheets
-    if sheets is None and args.psf != "pixel4":
-        folder = Path(args.psf)
-        for cand in (folder, folder / "calibration"):
-            if (cand / "white_sheet_left.png").is_file():
-                sheets = cand
-    if sheets is not None:
-        gain = pixel4_vignetting_gain(sheets)
-        if gain.shape != right.shape:
-            raise ValueError(f"--white-sheets {str(sheets)!r} are {gain.shape[0]}x{gain.shape[1]} but the views are "
-                             f"{right.shape[0]}x{right.shape[1]}")
-        right = (right * gain).astype(np.float32)
-    else:
-        cli.warn("no white sheets given (--white-sheets): the right view's vignetting is not corrected")
-    if left.shape != psfs.frame:
-        cropped = crop_central(left, psfs.frame, f"left view {str(left_path)!r}")
-        print(f"views {left.shape[0]}x{left.shape[1]} cropped centrally to the calibrated "
-              f"{psfs.frame[0]}x{psfs.frame[1]} frame (Xin et al.'s _crop_image_central_fov)", file=sys.stderr)
-        left, right = cropped, crop_central(right, psfs.frame, f"right view {str(right_path)!r}")
-    res = dual_pixel_deblur(left, right, psfs, args.scales, wiener_eps=args.wiener_eps)
+    capture = cap.read_dual_pixel_capture(left_path, right_path, input_format=args.input_format,
+                                          white_sheets=cap.white_sheets_arg(args.white_sheets), origin=args.origin,
+                                          crop=args.crop)
+    psfs = default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
+    for note in capture.notes + list(psfs.notes):
+        print(note, file=sys.stderr)
+    res = deblur_capture(capture, psfs, args.scales, wiener_eps=args.wiener_eps, workers=workers, progress=True)
     image = np.clip(res.image, 0, 1)
     atomic_write_bytes(args.out, png_bytes(np.round(image * 65535).astype(np.uint16)))
     if args.defocus_map is not None:
@@ -763,8 +1001,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             atomic_write_bytes(args.defocus_map, png_bytes(level))
     if args.confidence is not None:
         atomic_write_bytes(args.confidence, npy_bytes(res.confidence.astype(np.float32)))
-    print(f"results: {args.out} (defocus {float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the "
-          f"calibration defocus)", file=sys.stderr)
+    for line in cap.write_display_outputs(args, capture, image, res.defocus, res.scales):
+        print(line, file=sys.stderr)
+    H, W = image.shape[:2]
+    print(f"results: {args.out} ({H}x{W} at (row, col) {capture.origin} of the sensor; defocus "
+          f"{float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the calibration defocus)", file=sys.stderr)
     return 0
 
 

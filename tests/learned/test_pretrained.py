@@ -141,10 +141,11 @@ def test_cli_pretrained_and_frame_errors_are_one_line(tmp_path):
     _tiny_checkpoint(tmp_path / "tiny.pt")
     cases = [(["--model", "kpac_dual", "--pretrained", "nonexistent"], "no bundled weights"),
              (["--model", "dp_refine", "--pretrained", "pixel4", "--checkpoint", str(left)], "not allowed with"),
-             (["--model", "dp_refine", "--checkpoint", str(tmp_path / "tiny.pt")], "needs views of the PSFs' frame "
-              "1008x1344"),
+             (["--model", "dp_refine", "--checkpoint", str(tmp_path / "tiny.pt")], "views 40x48 are smaller than "
+              "the 336x336"),
              (["--model", "kpac_dual", "--checkpoint", str(tmp_path / "tiny.pt"), "--dual-pixel-psf", "pixel4"],
-              "only for")]
+              "only for"),
+             (["--model", "kpac_dual", "--checkpoint", str(tmp_path / "tiny.pt"), "--psf", "pixel4"], "only for")]
     for args, match in cases:
         proc = _deblur(left, tmp_path / "o.png", "--right", right, *args)
         assert proc.returncode == 2, proc.stderr[-2000:]

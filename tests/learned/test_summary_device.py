@@ -95,7 +95,7 @@ def test_size_is_height_x_width_and_the_table_is_unbroken(capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, expected", [
     (["--size", "100000x100000"], ["argument --size", "2160x3840", "10,000,000,000 pixels"]),
-    (["--threads", "100000"], ["argument --threads", "CPU count", "100000"]),
+    (["--threads", "100000"], ["argument --threads", "cores", "100000"]),
 ])
 def test_absurd_sizes_and_threads_are_refused_before_work(capsys, argv, expected):
     from optics import cli

@@ -700,12 +700,13 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path):
         (["l.png", "r.png", "new.png", "--psf", "no_such_folder"], "no_such_folder"),
         (["l.png", "r.png", "new.png", "--psf", str(calib), "--input-format", "linear"], "blur_kernels_left.npy"),
         (["l.png", "r.png", "new.png", "--input-format", "jpeg"], "--input-format"),
-        (["l.png", "r.png", "new.png"], "above 14 bits"),  # pixel4-raw (default) of a 30000-valued view
+        (["l.png", "r.png", "new.png", "--input-format", "pixel4-raw"], "above 14 bits"),
         (["l.png", "wide.png", "new.png", "--input-format", "linear"], "is 8x8 but right view"),
-        (["rgb.png", "r.png", "new.png", "--input-format", "linear"], "single-channel"),
+        (["rgb.png", "r.png", "new.png", "--input-format", "linear"], "but right view"),
+        (["rgb.png", "rgb.png", "new.png", "--input-format", "pixel4-raw"], "single-channel"),
         (["l.png", "r.png", "new.png", "--input-format", "linear", "--white-sheets", "sheets"],
-         "are 9x9 but the views are 8x8"),
-        (["l.png", "r.png", "new.png", "--input-format", "linear"], "smaller than the 1008x1344 window"),
+         "expected sheets of the views' size 8x8 or of the 1512x2016 frame; got 9x9"),
+        (["l.png", "r.png", "new.png", "--input-format", "linear"], "smaller than the 336x336"),
     ]
     for argv, expected in cases:
         proc = _run_cli(argv, tmp_path)
@@ -742,7 +743,7 @@ def test_defocus_given_with_nan_names_nan(tex, grid):
 @pytest.mark.slow
 def test_cli_deblurs_a_full_frame(tmp_path):
     """The CLI's calibration grid is Xin et al.'s 6 x 8 cells of 168 px: a 1008 x 1344 frame (views 4 px larger,
-    cropped centrally), 3 scales to keep it short (about 10 s)."""
+    cropped centrally with --crop), 3 scales to keep it short (about 10 s)."""
     kl, kr = half_disc(3.5, n=15)
     calib = tmp_path / "data" / "calibration"
     calib.mkdir(parents=True)
@@ -755,9 +756,10 @@ def test_cli_deblurs_a_full_frame(tmp_path):
     for name, v in zip(("l.png", "r.png"), views):
         _write_png(tmp_path / name, np.round(v * 65535).astype(np.uint16))
     proc = _run_cli(["l.png", "r.png", "out.png", "--psf", str(tmp_path / "data"), "--input-format", "linear",
-                     "--scales", "0.5:1.5:3", "--defocus-map", "d.npy", "--confidence", "c.npy"], tmp_path)
+                     "--scales", "0.5:1.5:3", "--defocus-map", "d.npy", "--confidence", "c.npy", "--crop", "1008x1344"],
+                    tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "cropped centrally" in proc.stderr and "warning: no white sheets" in proc.stderr
+    assert "cropped to 1008x1344 at (top, left) (2, 2)" in proc.stderr and "vignetting is not corrected" in proc.stderr
     out = read_png(tmp_path / "out.png")
     assert out.dtype == np.uint16 and out.shape == (1008, 1344)
     d = np.load(tmp_path / "d.npy")
@@ -774,7 +776,7 @@ def test_cli_deblurs_a_full_frame(tmp_path):
     assert proc.returncode == 2 and (tmp_path / "out.png").read_bytes() == before
     # --overwrite, and the map as a 16-bit PNG: the scales' range 0.5..1.5 mapped to 0..65535
     proc = _run_cli(["l.png", "r.png", "out.png", "--psf", str(tmp_path / "data"), "--input-format", "linear",
-                     "--scales", "0.5:1.5:3", "--defocus-map", "d.png", "--overwrite"], tmp_path)
+                     "--scales", "0.5:1.5:3", "--defocus-map", "d.png", "--overwrite", "--crop", "1008x1344"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     level = read_png(tmp_path / "d.png")
     assert level.dtype == np.uint16 and level.shape == (1008, 1344)
