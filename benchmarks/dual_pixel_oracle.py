@@ -52,19 +52,27 @@ def _psnr(image: np.ndarray, target: np.ndarray) -> float:
     return psnr(np.clip(image, 0, 1)[..., None].astype(np.float64), target[..., None].astype(np.float64))
 
 
-def scene_oracle(left: np.ndarray, right: np.ndarray, target: np.ndarray, psfs, sigmas: Sequence[float],
+def scene_oracle(left: np.ndarray, right: np.ndarray, target: np.ndarray, placed, sigmas: Sequence[float],
                  options: dict) -> dict:
-    """PSNR of the method, of the oracle map at each sigma and of the best constant map, for one scene."""
-    from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS, dual_pixel_deblur
+    """PSNR of the method, of the oracle map at each sigma and of the best constant map, for one scene.
+
+    ``placed``: the scene's :class:`optics.dual_pixel.deblur.PlacedPSFs` (the views are mirror-padded to
+    whole cells as the method pads them, and every layer is cropped back).
+    """
+    from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS
     from optics.dual_pixel.deconvolution import composite_layers, layer_stack
 
     o = {**DEFAULTS, **options}
     start = time.perf_counter()
-    res = dual_pixel_deblur(left, right, psfs, **{k: v for k, v in o.items() if k != "tv_betas"})
+    res = placed.deblur(left, right, **{k: v for k, v in o.items() if k != "tv_betas"})
     scales = np.asarray(DEFAULT_SCALES)
-    stack = layer_stack(left, right, psfs, scales, method=o["deconvolution"], wiener_eps=o["wiener_eps"],
+    (t, b), (l_, r) = placed.pad
+    padded = [np.pad(v, placed.pad, mode="symmetric") for v in (left, right)]
+    stack = layer_stack(*padded, placed.grid, scales, method=o["deconvolution"], wiener_eps=o["wiener_eps"],
                         tv_weight=o["tv_weight"], tv_eps=o["tv_eps"], tv_betas=o["tv_betas"],
                         centre_weight=o["centre_weight"], margin=o["margin"], workers=o.get("workers", -1))
+    H, W = left.shape
+    stack = stack[:, t:t + H, l_:l_ + W]
     row = {"ours": _psnr(res.image, target)}
     constant = [_psnr(layer, target) for layer in stack]
     best = int(np.argmax(constant))
@@ -123,11 +131,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"argument --workers: expected -1 or >= 1; got {args.workers}")
     refuse_existing(parser, args.out)
     from learned.data import build_dataset
-    from optics.dual_pixel.deblur import load_psfs
+    from optics.dual_pixel.deblur import dual_pixel_psf_source
     from validation.real_dual_pixel import _check_data
 
     _check_data(args.data)
-    psfs = load_psfs(args.data / "calibration" if args.psf == "calibration" else "pixel4")
+    source = dual_pixel_psf_source(args.psf, args.data)  # as validation.real_dual_pixel and learned.evaluate
     dataset = build_dataset(f"pixeldp:{args.data}", "test", crop=None, augment=False)
     names = [dataset.sample_name(i) for i in range(len(dataset))]
     if args.scenes:
@@ -144,7 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         right = np.ascontiguousarray(arrays["right"][..., 0], dtype=np.float32)
         target = arrays["target"][..., 0].astype(np.float32)
         row = dict(scene=name, input=_psnr(arrays["input"][..., 0], target))
-        row.update(scene_oracle(left, right, target, psfs, args.sigma, options))
+        row.update(scene_oracle(left, right, target, source.place(left.shape), args.sigma, options))
         print(f"{name}: input {row['input']:.2f}, ours {row['ours']:.2f}, "
               + ", ".join(f"oracle {s:g}: {row[f'oracle_{s:g}']:.2f}" for s in args.sigma)
               + f" ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)

@@ -24,8 +24,8 @@ layer and window,
 for an increasing sequence of :math:`\beta`, starting from the Wiener estimate. The gradients and
 their shrinkage are taken on the composite image (every layer, every cell blended), so the prior
 acts on the image one looks at, not on each layer apart; the quadratic step keeps the layered,
-per-cell model. With :math:`\lambda = 0` and one :math:`\beta` the step is a Wiener filter with the
-Laplacian-weighted regulariser.
+per-cell model. With :math:`\lambda` above every gradient the shrinkage gives :math:`w = 0`, and a step
+is the Wiener filter with the regulariser :math:`\epsilon + \beta (|\hat G_x|^2 + |\hat G_y|^2)`.
 
 References
 ----------
