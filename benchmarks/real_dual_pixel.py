@@ -56,7 +56,7 @@ def _option(text: str):
     from optics.dual_pixel.deblur import DEFAULTS
 
     name, _, value = text.partition("=")
-    settable = sorted(k for k, v in DEFAULTS.items() if isinstance(v, (int, float, str)))
+    settable = sorted(k for k, v in DEFAULTS.items() if v is None or isinstance(v, (int, float, str)))
     if name not in settable or not value:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {settable}; got {text!r}")
     if isinstance(DEFAULTS[name], str):
@@ -65,7 +65,7 @@ def _option(text: str):
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{name} needs a number; got {value!r}") from None
-    return name, int(number) if isinstance(DEFAULTS[name], int) else number
+    return name, int(number) if isinstance(DEFAULTS[name], int) and not isinstance(DEFAULTS[name], bool) else number
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

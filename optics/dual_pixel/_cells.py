@@ -86,11 +86,11 @@ def _map_windows(fn, windows, workers: int, backend):
 _WINDOW_PROGRESS: list = []
 
 
-def _otfs(psfs, row: int, col: int, scale: float, n: int, backend, complex_dtype, centre_weight: float = 0.5):
+def _otfs(psfs, row: int, col: int, scale: float, n: int, backend, complex_dtype, centre_weight=None):
     """Transfer functions of cell (row, col) at ``scale`` on an n x n grid, recentred as a pair.
 
     The pair is shifted so that the centroid of ``centre_weight K_L + (1 - centre_weight) K_R``
-    (each kernel normalised; :meth:`DualPixelPSFGrid.pair`) lies at the origin.
+    (each kernel normalised; :meth:`DualPixelPSFGrid.pair`; None: the grid's reference) lies at the origin.
     """
     kl, kr, (dy, dx) = psfs.pair(row, col, scale, centre_weight=centre_weight)
     k = kl.shape[0]

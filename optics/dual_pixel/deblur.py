@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 import os
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -68,6 +68,7 @@ from .._backend import namespace, to_numpy
 from ._cells import _WINDOW_PROGRESS, _map_windows, _otfs, _windows
 from .capture import CELL, MIN_VIEW, OUTSIDE, PIXEL4_SENSOR_FRAME, DualPixelCapture, _shape_text
 from .deconvolution import DECONVOLUTION_METHODS, layered_deconvolution
+from .pixel4 import PIXEL4_REFERENCE
 
 __all__ = [
     "DualPixelPSFGrid",
@@ -92,8 +93,8 @@ __all__ = [
 #: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
 DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=-0.1,
-                margin=48, deconvolution="wiener", tv_weight=1e-3, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
-                centre_weight=0.5)
+                margin=48, deconvolution="tv", tv_weight=6e-4, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
+                centre_weight=None)
 
 #: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
 DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-0.9, 1.6, 21), 4))
@@ -167,12 +168,18 @@ class DualPixelPSFGrid:
         Cell side in pixels; the frame is ``(rows * cell, cols * cell)``.
     name : str
         Where the kernels come from (for reports).
+    reference : float
+        Where the deblurred image is registered (the default ``centre_weight`` of :meth:`pair`): the
+        centroid of ``w K_L + (1 - w) K_R``. 0.5, the default, is the full-aperture image (L + R), the
+        geometry of :func:`optics.render_defocus`; Xin et al.'s Pixel 4 data takes
+        :data:`optics.dual_pixel.pixel4.PIXEL4_REFERENCE` (their ground truth sits near the left view).
     """
 
     left: np.ndarray
     right: np.ndarray
     cell: int
     name: str = ""
+    reference: float = 0.5
 
     def __post_init__(self):
         left = np.asarray(self.left, dtype=np.float64)
@@ -190,6 +197,9 @@ class DualPixelPSFGrid:
         object.__setattr__(self, "left", left)
         object.__setattr__(self, "right", right)
         object.__setattr__(self, "cell", int(self.cell))
+        if isinstance(self.reference, bool) or not isinstance(self.reference, numbers.Real) or not math.isfinite(self.reference):
+            raise ValueError(f"reference must be a finite number (the left kernel's weight); got {self.reference!r}")
+        object.__setattr__(self, "reference", float(self.reference))
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -202,15 +212,17 @@ class DualPixelPSFGrid:
         return self.grid[0] * self.cell, self.grid[1] * self.cell
 
     def pair(self, row: int, col: int, scale: float, size: Optional[int] = None, *,
-             centre_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+             centre_weight: Optional[float] = None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         """Cell (row, col) at defocus ``scale``: (K_L, K_R, reference point (dy, dx), pixels from the array centre).
 
         The reference point is the centroid of ``w K_L / sum(K_L) + (1 - w) K_R / sum(K_R)`` with
-        ``w = centre_weight``: 0.5 is the centroid of the pair's mean (the full-aperture image), 1 the
-        centroid of the left kernel (the left view's geometry; see ``DEFAULTS['centre_weight']``).
+        ``w = centre_weight`` (default: the grid's ``reference``): 0.5 is the centroid of the pair's mean
+        (the full-aperture image), 1 the centroid of the left kernel (the left view's geometry).
         """
         kl = rescale_blur_kernel(self.left[row, col], scale, size)
         kr = rescale_blur_kernel(self.right[row, col], scale, size)
+        if centre_weight is None:
+            centre_weight = self.reference
         if centre_weight == 0.5:
             return kl, kr, _centroid((kl + kr) / 2)
         return kl, kr, _centroid(centre_weight * kl / kl.sum() + (1 - centre_weight) * kr / kr.sum())
@@ -333,7 +345,7 @@ class DualPixelPSFGrid:
         how = "the fitted field" if use_field else "the nearest cell"
         name = (f"{self.name}, window {H}x{W} at (row, col) ({r0}, {c0}): {inside} of {rows * cols} cells "
                 f"inside, {rows * cols - inside} outside from {how}")
-        return DualPixelPSFGrid(left, right, c, name=name)
+        return DualPixelPSFGrid(left, right, c, name=name, reference=self.reference)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -475,11 +487,11 @@ def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike]
             raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration or a folder of Xin et al.'s "
                                     f"blur_kernels_{{left,right}}.npy; got {spec!r}, which is not a folder")
     if found is not None:
-        grid = DualPixelPSFGrid.from_calibration(found, cell=CELL)
+        grid = replace(DualPixelPSFGrid.from_calibration(found, cell=CELL), reference=PIXEL4_REFERENCE)
         how = "auto: found beside the views" if spec == "auto" else f"--psf {spec}"
         desc = f"Xin et al.'s calibrated kernels {str(found)!r} ({how})"
     else:
-        grid = DualPixelPSFGrid.from_field(fld, CELL)
+        grid = replace(DualPixelPSFGrid.from_field(fld, CELL), reference=PIXEL4_REFERENCE)
         how = "auto: no calibration/ beside the views" if spec == "auto" else "--psf pixel4"
         desc = f"the fitted Pixel 4 field ({how})"
     return DualPixelPSFSource(grid, outside, fld if outside == "field" else None, PIXEL4_SENSOR_FRAME, desc)
@@ -643,7 +655,7 @@ def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     def one(w):
         part = xp.empty((len(s), w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
         for i, sc in enumerate(s):
-            KL, KR = _otfs(psfs, w.row, w.col, float(sc), n, be, cdt)
+            KL, KR = _otfs(psfs, w.row, w.col, float(sc), n, be, cdt, 0.5)  # the cost ignores a common shift of the pair
             num = w.FL * KR - w.FR * KL
             den = xp.sqrt(xp.abs(KL) ** 2 + xp.abs(KR) ** 2 + cost_eps)
             e = fft.irfft2(num / den, s=(n, n))[w.inner]
@@ -827,7 +839,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
                       smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
                       guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
                       deconvolution: str = DEFAULTS["deconvolution"], tv_weight: float = DEFAULTS["tv_weight"],
-                      tv_eps: float = DEFAULTS["tv_eps"], centre_weight: float = DEFAULTS["centre_weight"],
+                      tv_eps: float = DEFAULTS["tv_eps"], centre_weight: Optional[float] = DEFAULTS["centre_weight"],
                       workers: int = -1) -> DualPixelDeblurResult:
     r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
 
@@ -849,10 +861,11 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
         The two-view Wiener filter, or half-quadratic splitting with a total-variation prior
         (:func:`optics.dual_pixel.deconvolution.layered_deconvolution`; ``tv_weight`` :math:`\lambda`,
         ``tv_eps`` :math:`\epsilon`, the :math:`\beta` sequence ``DEFAULTS['tv_betas']``).
-    centre_weight : float
+    centre_weight : float, optional
         Reference point of each PSF pair (:meth:`DualPixelPSFGrid.pair`): the output is registered to
-        the centroid of ``w K_L + (1 - w) K_R``. 0.5 is the full-aperture image; 1, the default, the
-        left view, to which Xin et al.'s ground truth is registered (measured: docs/real_dual_pixel.md).
+        the centroid of ``w K_L + (1 - w) K_R``. 0.5 is the full-aperture image (L + R), 1 the left view.
+        Default: the grid's ``reference`` (0.5; 0.9 for Xin et al.'s Pixel 4 PSF sources, tuned on scenes
+        001-008: their ground truth sits close to the left view's geometry, docs/real_dual_pixel.md).
 
     Returns
     -------
@@ -901,15 +914,18 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
 # command line
 # --------------------------------------------------------------------------------------------------
 def load_psfs(spec: str | Path) -> DualPixelPSFGrid:
-    """``'pixel4'``: the fitted Pixel 4 field (:mod:`optics.dual_pixel.pixel4`); else a folder of Xin et al.'s kernels."""
+    """``'pixel4'``: the fitted Pixel 4 field (:mod:`optics.dual_pixel.pixel4`); else a folder of Xin et al.'s kernels.
+
+    Both are registered as Xin et al.'s ground truth is (``reference`` :data:`optics.dual_pixel.pixel4.PIXEL4_REFERENCE`).
+    """
     if str(spec) == "pixel4":
         from .pixel4 import pixel4_dual_pixel_field
 
-        return DualPixelPSFGrid.from_field(pixel4_dual_pixel_field())
+        return replace(DualPixelPSFGrid.from_field(pixel4_dual_pixel_field()), reference=PIXEL4_REFERENCE)
     folder = Path(spec)
     if not folder.is_dir():
         raise FileNotFoundError(f"--psf {str(spec)!r} is neither 'pixel4' nor a folder of calibrated kernels")
-    return DualPixelPSFGrid.from_calibration(folder)
+    return replace(DualPixelPSFGrid.from_calibration(folder), reference=PIXEL4_REFERENCE)
 
 
 #: Most candidate scales ``--scales`` may ask for: the cost volume holds one float32 image per scale

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -61,9 +61,9 @@ def _check_method_options(method, wiener_eps, tv_weight, tv_eps, tv_betas, centr
     if method == "tv" and (not betas or any(not (isinstance(b, numbers.Real) and math.isfinite(b) and b > 0)
                                             for b in betas)):
         raise ValueError(f"tv_betas must be a non-empty sequence of finite numbers > 0; got {tv_betas!r}")
-    if not (isinstance(centre_weight, numbers.Real) and not isinstance(centre_weight, bool)
-            and math.isfinite(centre_weight)):
-        raise ValueError(f"centre_weight must be a finite number; got {centre_weight!r}")
+    if centre_weight is not None and not (isinstance(centre_weight, numbers.Real) and not isinstance(centre_weight, bool)
+                                          and math.isfinite(centre_weight)):
+        raise ValueError(f"centre_weight must be a finite number or None (the grid's reference); got {centre_weight!r}")
     return betas
 
 
@@ -76,7 +76,7 @@ def _used_layers(loc, n_scales, xp):
 def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[float], layer_index: Any, *,
                           method: str = "wiener", wiener_eps: float = 1.5e-2, tv_weight: float = 1e-3,
                           tv_eps: float = 1e-3, tv_betas: Sequence[float] = (1e-3, 4e-3, 1.6e-2, 6.4e-2),
-                          centre_weight: float = 0.5, margin: int = 48, workers: int = -1,
+                          centre_weight: Optional[float] = None, margin: int = 48, workers: int = -1,
                           windows: Any = None) -> Any:
     r"""Deconvolve a DP pair with a layer per pixel (module Notes).
 
@@ -94,8 +94,8 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
         :math:`\epsilon_w` of the Wiener filter (and of the starting estimate of 'tv').
     tv_weight, tv_eps, tv_betas
         :math:`\lambda`, :math:`\epsilon` and the :math:`\beta` sequence of 'tv'.
-    centre_weight : float
-        Reference point of each PSF pair (:meth:`DualPixelPSFGrid.pair`).
+    centre_weight : float, optional
+        Reference point of each PSF pair (:meth:`DualPixelPSFGrid.pair`; default: the grid's ``reference``).
     margin, workers
         Context of each cell's window (pixels); threads over the windows (-1: every core).
     windows : optional

@@ -46,6 +46,11 @@ PIXEL4_WHITE = 2**14 - 1
 #: Side of the box average of the white-sheet ratio (``code/util.py``, ``window_size = 101``).
 PIXEL4_VIGNETTING_WINDOW = 101
 
+#: Where a deblurred Pixel 4 capture is registered (``DualPixelPSFGrid.reference``): the centroid of
+#: ``0.9 K_L + 0.1 K_R``. Tuned on Xin et al.'s scenes 001-008 (docs/real_dual_pixel.md, "Where the
+#: ground truth sits"): their all-in-focus ground truth follows the left view's geometry, not the
+#: full-aperture image's (0.5: -1.0 dB raw on 001-008; 0.8: -0.02; 0.9: best; 1.0: -0.16).
+PIXEL4_REFERENCE = 0.9
 #: (H, W) of the calibrated frame: the central crop of Xin et al.'s Pixel 4 data.
 PIXEL4_FRAME = (1008, 1344)
 

@@ -189,13 +189,15 @@ def test_evaluate_refinement_on_real_layout_matches_the_physics_row_when_untrain
                             config=dict(channels=4, levels=2))
     proc = subprocess.run([sys.executable, "-m", "learned.evaluate", "--model", "dp_refine", "--checkpoint",
                            str(tmp_path / "untrained.pt"), "--data", f"pixeldp:{root}", "--baseline", "dual_pixel",
-                           "--no-lpips", "--threads", "1", "--out", str(tmp_path / "ev")],
+                           "--no-lpips", "--threads", "1", "--protocol", "registered", "--out", str(tmp_path / "ev")],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r.split(",")[1]: r.split(",")[2] for r in (tmp_path / "ev" / "metrics.csv").read_text().splitlines()[1:]
             if r.startswith("001")}
     assert rows["dp_refine"] == rows["dual_pixel"] != rows["input"]
-    assert float(rows["dual_pixel"]) > float(rows["input"]) + 3  # a known 3 px blur, its own kernels
+    # a known 3 px blur, its own kernels; registered scoring, as this fixture's ground truth is the full-aperture
+    # image while Xin et al.'s layout registers the output near the left view (PIXEL4_REFERENCE): a global shift
+    assert float(rows["dual_pixel"]) > float(rows["input"]) + 3, rows
 
 
 def test_cli_table_is_readable_says_each_input_and_where_results_are():

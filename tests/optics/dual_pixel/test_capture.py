@@ -20,7 +20,7 @@ from optics import display
 from optics.dual_pixel import capture as cap
 from optics.dual_pixel import deblur as dpd
 from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
-from optics.dual_pixel.pixel4 import pixel4_dual_pixel_field
+from optics.dual_pixel.pixel4 import PIXEL4_REFERENCE, pixel4_dual_pixel_field
 from optics.image_io import png_bytes, read_png
 
 REPO = Path(__file__).resolve().parents[3]
@@ -210,10 +210,11 @@ def test_crop_at_a_cells_origin_uses_that_cells_psfs(xin, calibrated):
     L = rng.random((S, S)).astype(np.float32)
     R = ndimage.shift(L, (0, 1.0), mode="mirror").astype(np.float32)
     ours = placed.deblur(L, R, SCALES, workers=1)
-    sliced = DualPixelPSFGrid(calibrated.left[1:3, 2:4], calibrated.right[1:3, 2:4], 168)
+    assert placed.grid.reference == PIXEL4_REFERENCE  # Xin et al.'s layout: registered as their ground truth
+    sliced = DualPixelPSFGrid(calibrated.left[1:3, 2:4], calibrated.right[1:3, 2:4], 168, reference=PIXEL4_REFERENCE)
     ref = dual_pixel_deblur(L, R, sliced, SCALES, workers=1)
     np.testing.assert_array_equal(ours.image, ref.image)
-    wrong = DualPixelPSFGrid(calibrated.left[1:3, 3:5], calibrated.right[1:3, 3:5], 168)
+    wrong = DualPixelPSFGrid(calibrated.left[1:3, 3:5], calibrated.right[1:3, 3:5], 168, reference=PIXEL4_REFERENCE)
     assert not np.allclose(dual_pixel_deblur(L, R, wrong, SCALES, workers=1).image, ours.image, atol=1e-4)
 
 
@@ -307,7 +308,7 @@ def test_every_entry_point_gives_the_same_psnr(xin, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     learned_out = read_png(tmp_path / "l.png")
     assert learned_out.shape == (S, S) and np.abs(learned_out.astype(int) - optics_out.astype(int)).max() <= 1
-    np.testing.assert_array_equal(read_png(tmp_path / "lprev.png"), prev)
+    assert np.abs(read_png(tmp_path / "lprev.png").astype(int) - prev.astype(int)).max() <= 1  # as the 16-bit outputs
     proc = _run("learned.evaluate", "--data", f"pixeldp:{xin}", "--baseline", "dual_pixel", "--no-lpips",
                 "--threads", "1", "--out", tmp_path / "ev")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -318,7 +319,10 @@ def test_every_entry_point_gives_the_same_psnr(xin, tmp_path):
              "learned.evaluate": rows["dual_pixel"], "validation": row["ours_psnr"]}
     assert max(psnrs.values()) - min(psnrs.values()) < 0.01, psnrs  # the files are 16-bit: rounding only
     assert psnrs["validation"] == psnrs["learned.evaluate"]
-    assert psnrs["optics"] > rows["input"] + 1.0, (psnrs, rows["input"])
+    # the fixture's ground truth has the full-aperture geometry (centroid of K_L + K_R); the default reference
+    # (centre_weight 0.9, tuned to Xin et al.'s ground truth) shifts the output by 0.4 of the disparity, so
+    # the gain here is smaller than with centre_weight 0.5 (+1.4 dB then)
+    assert psnrs["optics"] > rows["input"] + 0.5, (psnrs, rows["input"])
 
 
 def test_cli_bad_input_is_one_line(xin, tmp_path):
