@@ -86,10 +86,10 @@ def measure(seed: int, size: int, radius: float, kind: str, render_model: str, s
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = cli.ArgumentParser(prog="python -m benchmarks.parametric_dual_pixel", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=672, help="scene side in pixels (default 672: 4 x 4 cells)")
+    parser.add_argument("--size", type=int, default=504, help="scene side in pixels (default 504: 3 x 3 cells)")
     parser.add_argument("--radius", type=float, default=8.0, help="--psf-radius of the renders and the source "
                         "(default 8 px; CoC -0.7R..1.4R)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="dead-leaves seeds (default 0 1)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="dead-leaves seeds (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="threads (default 1)")
     parser.add_argument("--out", type=Path, help="also write the markdown table here (refuses to overwrite)")
     args = parser.parse_args(argv)
