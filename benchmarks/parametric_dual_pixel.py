@@ -6,12 +6,15 @@ A symmetric (DSLR-like) dual-pixel camera: RGB scenes rendered by :func:`optics.
 with the ``half_disc`` or ``butterworth`` model of :func:`optics.dual_pixel_psfs`, then deblurred
 by :func:`optics.dual_pixel.deblur.deblur_capture` (each channel; the map is the green channel's)
 with the parametric source of :func:`optics.dual_pixel.deblur.dual_pixel_psf_source` at the
-render's radius: the matching model, and the other model beside it (a wrong shape). Two depths:
+render's radius: the matching model, and the other model beside it (a wrong shape). Three depths:
 
-- ``leaves``: a dead-leaves scene (:func:`optics.render.synthesize.dead_leaves_scene`), one depth
-  per leaf (piecewise constant), its inverse depth mapped linearly to a signed CoC of
+- ``steps``: a dead-leaves texture on three vertical bands of constant CoC -0.7 R, 0.35 R, 1.4 R
+  (piecewise constant, bands wider than the cost aggregation's 36 px Gaussian);
+- ``leaves``: a dead-leaves scene of 10 large leaves (:func:`optics.render.synthesize.dead_leaves_scene`,
+  radii size/6..size/2.5; their procedural textures are often flat or a single gradient), one
+  depth per leaf (piecewise constant), its inverse depth mapped linearly to a signed CoC of
   ``[-0.7, 1.4] x R``, nearest leaf -0.7 R, background 1.4 R (occlusion edges included);
-- ``ramp``: the same texture on a smooth tilted plane, CoC from ``-0.7 R`` (left) to ``1.4 R`` (right).
+- ``ramp``: the texture of ``steps`` on a smooth tilted plane, CoC from ``-0.7 R`` (left) to ``1.4 R`` (right).
 
 Reported per scene: PSNR of the input (mean of the views) and of the output against the
 all-in-focus image (whole frame, linear, clipped to [0, 1]), and Spearman's rank correlation of
@@ -96,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     refuse_existing(parser, args.out)
     rows = []
     for render_model, sources in (("half_disc", ("disc", "butterworth")), ("butterworth", ("butterworth", "disc"))):
-        for kind in ("leaves", "ramp"):
+        for kind in KINDS:
             for seed in args.seeds:
                 for source in sources:
                     row = measure(seed, args.size, args.radius, kind, render_model, source, args.workers)
