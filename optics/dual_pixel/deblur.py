@@ -73,7 +73,6 @@ __all__ = [
     "DualPixelPSFGrid",
     "DualPixelDeblurResult",
     "DEFAULT_SCALES",
-    "PARAMETRIC_PSFS",
     "rescale_blur_kernel",
     "dual_pixel_cost_volume",
     "dual_pixel_defocus_map",
@@ -86,6 +85,10 @@ __all__ = [
     "DualPixelPSFSource",
     "dual_pixel_psf_source",
     "default_dual_pixel_psfs",
+    "PARAMETRIC_PSFS",
+    "MIN_PSF_RADIUS",
+    "MAX_PSF_RADIUS",
+    "check_psf_flags",
     "deblur_capture",
     "window_progress",
 ]
@@ -98,12 +101,6 @@ DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_ep
 
 #: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
 DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-0.9, 1.6, 21), 4))
-
-#: ``--psf`` names of the parametric sources (:meth:`DualPixelPSFGrid.from_model`) -> :data:`optics.dual_pixel.models.DP_MODELS`.
-PARAMETRIC_PSFS = {"disc": "half_disc", "half_disc": "half_disc", "butterworth": "butterworth"}
-#: Range of ``radius`` (``--psf-radius``, pixels at scale 1): the deblurring's context margin
-#: (``DEFAULTS['margin']``, 48 px) bounds the blur it can invert.
-MIN_PSF_RADIUS, MAX_PSF_RADIUS = 1.0, 48.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -396,6 +393,13 @@ class DualPixelPSFGrid:
         name = (f"{self.name}, window {H}x{W} at (row, col) ({r0}, {c0}): {inside} of {rows * cols} cells "
                 f"inside, {rows * cols - inside} outside from {how}")
         return DualPixelPSFGrid(left, right, c, name=name)
+
+
+#: ``--psf`` names of the parametric sources (:meth:`DualPixelPSFGrid.from_model`) -> :data:`optics.dual_pixel.models.DP_MODELS`.
+PARAMETRIC_PSFS = {"disc": "half_disc", "half_disc": "half_disc", "butterworth": "butterworth"}
+#: Range of ``radius`` (``--psf-radius``, pixels at scale 1): the deblurring's context margin
+#: (``DEFAULTS['margin']``, 48 px) bounds the blur it can invert.
+MIN_PSF_RADIUS, MAX_PSF_RADIUS = 1.0, 48.0
 
 
 # --------------------------------------------------------------------------------------------------
