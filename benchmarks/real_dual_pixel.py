@@ -1,6 +1,7 @@
 """Benchmark: training-free dual-pixel deblurring on Xin et al.'s 17 real Pixel 4 scenes, against the targets.
 
-``python -m benchmarks.real_dual_pixel --data DIR [--psf calibration|pixel4] [--threads N] [--out FILE]``
+``python -m benchmarks.real_dual_pixel --data DIR [--psf calibration|pixel4|disc|butterworth] [--psf-radius R]
+[--psf-sign 1|-1] [--psf-order N] [--workers N] [--out FILE]``
 
 Runs :func:`validation.real_dual_pixel.measure` (every scene read as the authors' code does,
 deblurred by :func:`optics.dual_pixel.deblur.dual_pixel_deblur` with the defaults tuned on 001-008,
@@ -11,7 +12,10 @@ input, Spearman >= 0.88, median seconds per scene <= 10 (wall time of reading th
 deblurring, 1008 x 1344, ``--workers`` threads over the cells; run it on an otherwise idle machine: the
 figure is a measurement, never a test). ``--set NAME=VALUE``
 overrides one of :data:`optics.dual_pixel.deblur.DEFAULTS` (how the tuning table was made, on
-``--scenes 001 002 003 004 005 006 007 008`` only).
+``--scenes 001 002 003 004 005 006 007 008`` only). ``--psf disc|butterworth``: what a user without
+the calibration gets, one parametric pair for the whole frame
+(:meth:`optics.dual_pixel.deblur.DualPixelPSFGrid.from_model`; ``--psf-radius`` is chosen on 001-008,
+docs/real_dual_pixel.md).
 """
 
 from __future__ import annotations
@@ -71,8 +75,15 @@ def _option(text: str):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = cli.ArgumentParser(prog="python -m benchmarks.real_dual_pixel", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Xin et al.'s DP_data_pixel_4 folder")
-    parser.add_argument("--psf", choices=("calibration", "pixel4"), default="calibration",
-                        help="the data's calibrated kernels (default) or the fitted Pixel 4 field")
+    parser.add_argument("--psf", choices=("calibration", "pixel4", "disc", "butterworth"), default="calibration",
+                        help="the data's calibrated kernels (default), the fitted Pixel 4 field, or a parametric "
+                             "model without calibration (disc, butterworth: --psf-radius)")
+    parser.add_argument("--psf-radius", type=float, metavar="R",
+                        help="--psf disc|butterworth: blur radius in pixels at scale 1 (required with them)")
+    parser.add_argument("--psf-sign", type=int, default=-1, choices=(1, -1),
+                        help="--psf disc|butterworth: -1 (default here: the Pixel 4's convention, its left view's PSF "
+                             "left of the centre at positive scales) or 1")
+    parser.add_argument("--psf-order", type=int, default=3, help="--psf butterworth: the order (default 3)")
     parser.add_argument("--scenes", nargs="+", metavar="NNN", help="only these scenes (default: all 17)")
     parser.add_argument("--workers", type=int, default=-1,
                         help="threads over the cells' windows (default -1: every core)")
@@ -87,13 +98,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     _check_data(args.data)
     options = dict(args.set, workers=args.workers)
-    rows = measure(args.data, set(args.scenes) if args.scenes else None, args.psf,
+    psf = args.psf
+    if psf in ("disc", "butterworth"):
+        from optics.dual_pixel.deblur import dual_pixel_psf_source
+
+        try:
+            psf = dual_pixel_psf_source(psf, radius=args.psf_radius, sign=args.psf_sign, order=args.psf_order)
+        except ValueError as err:
+            parser.error(str(err))
+    elif args.psf_radius is not None:
+        parser.error(f"--psf-radius: only with --psf disc or butterworth; got --psf {psf}")
+    rows = measure(args.data, set(args.scenes) if args.scenes else None, psf,
                    log=lambda message: print(message, file=sys.stderr, flush=True), options=options)
     if not rows:
         parser.error(f"--scenes {args.scenes} matched no scene of {args.data}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     changed = ", ".join(f"{k}={v}" for k, v in args.set) or "the DEFAULTS"
-    title = (f"Training-free DP deblurring on {len(rows)} real Pixel 4 scenes ({args.psf} PSFs, {changed}, "
+    what = args.psf if isinstance(psf, str) else psf.name
+    title = (f"Training-free DP deblurring on {len(rows)} real Pixel 4 scenes ({what} PSFs, {changed}, "
              f"workers {args.workers}, {os.cpu_count()} cores, 1-min load {load:.1f} at the end)")
     emit(format_report(rows, summary(rows), title), args.out)
     return 0

@@ -39,7 +39,8 @@ import torch
 
 from optics import cli
 from optics.dual_pixel import capture as cap
-from optics.dual_pixel.deblur import default_dual_pixel_psfs, window_progress
+from optics.dual_pixel.capture import PIXEL4_SENSOR_FRAME
+from optics.dual_pixel.deblur import PARAMETRIC_PSFS, check_psf_flags, default_dual_pixel_psfs, window_progress
 
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from ._cli import add_threads_argument, apply_threads, check_device
@@ -252,9 +253,17 @@ def main(argv=None) -> int:
              if value != default]
     if given and not dual:
         parser.error(f"{', '.join(given)}: only for the dual-pixel models {sorted(DUAL_PIXEL)} (they read a capture)")
-    if (args.psf != "auto" or args.outside != "field" or args.defocus_png is not None) and args.model not in PHYSICS_INPUT:
-        flag = "--psf" if args.psf != "auto" else ("--outside" if args.outside != "field" else "--defocus-png")
-        parser.error(f"{flag} is only for {sorted(PHYSICS_INPUT)} (the models with a physics estimate)")
+    psf_flags = [flag for flag, value, default in (("--psf", args.psf, "auto"), ("--psf-radius", args.psf_radius, None),
+                                                   ("--psf-sign", args.psf_sign, 1), ("--psf-order", args.psf_order, 3),
+                                                   ("--outside", args.outside, "field"),
+                                                   ("--defocus-png", args.defocus_png, None))
+                 if value != default]
+    if psf_flags and args.model not in PHYSICS_INPUT:
+        parser.error(f"{psf_flags[0]} is only for {sorted(PHYSICS_INPUT)} (the models with a physics estimate)")
+    try:
+        check_psf_flags(args)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
     if args.pretrained is not None:
         from .pretrained import checkpoint_path
 
@@ -311,13 +320,15 @@ def main(argv=None) -> int:
                       "images; --input-format srgb linearises)", file=sys.stderr)
         capture = cap.read_dual_pixel_capture(jobs[0][0], args.right, input_format=fmt,
                                               white_sheets=cap.white_sheets_arg(args.white_sheets),
-                                              origin=args.origin, crop=args.crop)
+                                              origin=args.origin, crop=args.crop,
+                                              frame_shape=None if args.psf in PARAMETRIC_PSFS else PIXEL4_SENSOR_FRAME)
         sizes = {jobs[0][0]: capture.shape}
         notes = list(capture.notes)
         if args.model in PHYSICS_INPUT:
             from .baseline import DualPixelBaseline
 
-            placed = default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
+            placed = default_dual_pixel_psfs(capture, args.psf, outside=args.outside, radius=args.psf_radius,
+                                             sign=args.psf_sign, order=args.psf_order)
             notes += list(placed.notes)
             physics = DualPixelBaseline(placed, workers=threads)
         for note in notes:

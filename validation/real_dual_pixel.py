@@ -121,6 +121,8 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
     """One row per scene: PSNR/SSIM (raw and registered) of input and ours, Spearman, GT scale, seconds.
 
     ``options`` override :data:`optics.dual_pixel.deblur.DEFAULTS` (the tuning runs of docs/real_dual_pixel.md).
+    ``psf``: 'calibration', 'pixel4' or a :class:`optics.dual_pixel.deblur.DualPixelPSFSource` (e.g. a parametric
+    one, ``dual_pixel_psf_source('butterworth', radius=...)``).
     """
     from learned.baseline import DualPixelBaseline
     from learned.data import build_dataset
@@ -128,7 +130,8 @@ def measure(data: Path, scenes=None, psf: str = "calibration", figures_to: Path 
     from optics.dual_pixel.deblur import dual_pixel_psf_source
     from optics.image_io import read_png
 
-    psfs = dual_pixel_psf_source("calibration" if psf == "calibration" else "pixel4", data)
+    psfs = psf if not isinstance(psf, str) else dual_pixel_psf_source("calibration" if psf == "calibration" else "pixel4",
+                                                                      data)
     row_method = DualPixelBaseline(psfs, **(options or {}))
     dataset = build_dataset(f"pixeldp:{data}", "test", crop=None, augment=False)
     rows = []

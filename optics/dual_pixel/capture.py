@@ -253,7 +253,7 @@ def _shape_text(shape) -> str:
 
 def read_dual_pixel_capture(left: str | os.PathLike, right: str | os.PathLike, *, input_format: str = "auto",
                             white_sheets: Any = "auto", origin: Optional[Sequence[int]] = None, crop: Any = "auto",
-                            frame_shape: tuple[int, int] = PIXEL4_SENSOR_FRAME) -> DualPixelCapture:
+                            frame_shape: Optional[tuple[int, int]] = PIXEL4_SENSOR_FRAME) -> DualPixelCapture:
     """Read a dual-pixel pair into linear float32 views placed on the sensor (module notes).
 
     Parameters
@@ -266,8 +266,10 @@ def read_dual_pixel_capture(left: str | os.PathLike, right: str | os.PathLike, *
     origin : (row, col), optional
         The views' pixel (0, 0) in ``frame_shape``; default: centred.
     crop : 'auto', 'full', None, (h, w) or (top, left, h, w)
-    frame_shape : (H, W)
-        The sensor frame (default the Pixel 4's).
+    frame_shape : (H, W) or None
+        The sensor frame (default the Pixel 4's). None: the views' own frame (any size; origin
+        (0, 0); ``crop='auto'`` keeps them whole), for a camera without a calibration
+        (``--psf disc|butterworth``).
 
     Returns
     -------
@@ -299,7 +301,8 @@ def read_dual_pixel_capture(left: str | os.PathLike, right: str | os.PathLike, *
         raise ValueError(f"left view {str(left)!r} is {_shape_text(L.shape)}{'x3' if L.ndim == 3 else ''} but right view "
                          f"{str(right)!r} is {_shape_text(R.shape)}{'x3' if R.ndim == 3 else ''}; expected one size")
     H, W = L.shape[:2]
-    FH, FW = frame_shape
+    own = frame_shape is None
+    FH, FW = frame_shape = (H, W) if own else tuple(frame_shape)
     if origin is None:
         if H > FH or W > FW:
             raise ValueError(f"views {H}x{W} are larger than the {FH}x{FW} sensor frame; expected views within it")
@@ -357,7 +360,7 @@ def read_dual_pixel_capture(left: str | os.PathLike, right: str | os.PathLike, *
     if crop is None or crop == "full":
         pass
     elif isinstance(crop, str) and crop == "auto":
-        if (H, W) == tuple(frame_shape) and tuple(frame_shape) == PIXEL4_SENSOR_FRAME:
+        if not own and (H, W) == tuple(frame_shape) and tuple(frame_shape) == PIXEL4_SENSOR_FRAME:
             h, w = PIXEL4_FRAME
             box = ((H - h) // 2, (W - w) // 2, h, w)
             notes.append(f"views {H}x{W} (the whole frame) cropped to the central calibrated {h}x{w} at {box[:2]} "
@@ -402,10 +405,21 @@ def add_capture_arguments(parser, *, psf_help_extra: str = "") -> None:
                         help="auto (default): whole-frame 1512x2016 views are cropped to the central calibrated "
                              "1008x1344, others kept; full: keep the views whole; HxW: central crop; HxW@TOP,LEFT: "
                              "that window (printed)")
-    parser.add_argument("--psf", default="auto", metavar="auto|pixel4|calibration|DIR",
+    parser.add_argument("--psf", default="auto", metavar="auto|pixel4|calibration|disc|butterworth|DIR",
                         help="PSFs: auto (default): Xin et al.'s calibration/blur_kernels_{left,right}.npy beside the "
-                             "views, else the fitted Pixel 4 field (pixel4); or a folder of those kernels"
+                             "views, else the fitted Pixel 4 field (pixel4); or a folder of those kernels; or, for a "
+                             "camera without a calibration, one parametric pair for the whole frame: disc (each view "
+                             "half a disc) or butterworth (Abuolaim et al.'s model), with --psf-radius"
                              + psf_help_extra)
+    parser.add_argument("--psf-radius", type=float, metavar="R",
+                        help="--psf disc|butterworth (required): the blur radius in pixels at scale 1, the unit of the "
+                             "defocus map (scales -0.9..1.6 search radii up to 1.6 R); 1..48")
+    parser.add_argument("--psf-sign", type=int, default=1, metavar="1|-1",
+                        help="--psf disc|butterworth: 1 (default): at positive scales the left view's PSF lies right "
+                             "of the centre (optics.dual_pixel_psfs, optics.render_defocus); -1: left of it (Xin et "
+                             "al.'s Pixel 4 calibration)")
+    parser.add_argument("--psf-order", type=int, default=3, metavar="N",
+                        help="--psf butterworth: the Butterworth order (default 3; Abuolaim et al. use 3, 6, 9)")
     parser.add_argument("--outside", choices=OUTSIDE, default="field",
                         help="cells outside the calibrated central 1008x1344: the fitted Pixel 4 field extrapolated "
                              "(field, default) or the nearest calibrated cell (nearest)")

@@ -86,6 +86,10 @@ __all__ = [
     "DualPixelPSFSource",
     "dual_pixel_psf_source",
     "default_dual_pixel_psfs",
+    "PARAMETRIC_PSFS",
+    "MIN_PSF_RADIUS",
+    "MAX_PSF_RADIUS",
+    "check_psf_flags",
     "deblur_capture",
     "window_progress",
 ]
@@ -288,6 +292,61 @@ class DualPixelPSFGrid:
                    name=f"DualPixelField (degree {field_model.degree}) sampled per {cell} px cell{where}")
 
 
+    @classmethod
+    def from_model(cls, model: str, radius: float, shape: Optional[tuple[int, int]] = None, cell: int = 168,
+                   size: Optional[int] = None, *, sign: int = 1, order: int = 3, beta: float = 0.1,
+                   cutoff_factor: float = 2.5) -> "DualPixelPSFGrid":
+        """A spatially constant grid of a parametric DP model (:func:`optics.dual_pixel_psfs`): every cell one pair.
+
+        For a camera without a calibration. ``model``: ``'disc'`` (= ``'half_disc'``: each view one half
+        of a disc) or ``'butterworth'`` (Abuolaim et al.'s rim-weighted disc split by a ramp; ``order``,
+        ``beta``, ``cutoff_factor`` as :func:`optics.dual_pixel_psfs`). The pair stored is the model at a
+        CoC radius of ``sign * radius`` pixels, so scale 1 of :func:`dual_pixel_deblur` is a blur radius
+        of ``radius`` px and scale ``s`` about ``|s| radius`` (the stored pair magnified by
+        :func:`rescale_blur_kernel`, flipped for ``s < 0``). ``sign`` +1: at positive scales the
+        *left* view's PSF carries its light right of the centre (x > 0, as :func:`optics.dual_pixel_psfs`
+        and :func:`optics.render_defocus` for a positive CoC); -1: left of it (Xin et al.'s Pixel 4
+        calibration at its calibration defocus). The split is horizontal (the views' rows).
+
+        ``shape`` (H, W): whole cells (default one cell). ``size``: odd kernel side, default room for
+        scale 2 (the model's support at ``2 radius``); the pair is computed at its own support and
+        zero-padded, so ``size`` does not change the model. Every kernel sums to 1 and, the models
+        being mirror-symmetric, ``right == left[:, ::-1]``.
+        """
+        from .models import DP_MODELS, dual_pixel_psfs, psf_half_size
+
+        m = PARAMETRIC_PSFS.get(model, model) if isinstance(model, str) else model
+        if m not in DP_MODELS:
+            raise ValueError(f"model must be one of {sorted(PARAMETRIC_PSFS)}; got {model!r}")
+        if (isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not math.isfinite(radius)
+                or not MIN_PSF_RADIUS <= radius <= MAX_PSF_RADIUS):
+            raise ValueError(f"radius must be a number of pixels in [{MIN_PSF_RADIUS:g}, {MAX_PSF_RADIUS:g}]; got {radius!r}")
+        if isinstance(sign, bool) or sign not in (1, -1):
+            raise ValueError(f"sign must be 1 or -1; got {sign!r}")
+        if isinstance(cell, bool) or not isinstance(cell, numbers.Integral) or cell < 1:
+            raise ValueError(f"cell must be an integer >= 1 (pixels); got {cell!r}")
+        H, W = (cell, cell) if shape is None else (int(v) for v in shape)
+        if H < cell or W < cell or H % cell or W % cell:
+            raise ValueError(f"shape {H}x{W} must be a whole number (>= 1) of {cell} px cells")
+        p = dual_pixel_psfs(sign * float(radius), m, order=order, beta=beta, cutoff_factor=cutoff_factor)
+        need = 2 * psf_half_size(2.0 * float(radius), m) + 1
+        if size is None:
+            size = need
+        if (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size % 2 != 1
+                or size < p.left.shape[0]):
+            raise ValueError(f"size must be an odd integer >= {p.left.shape[0]} (the model's support at radius "
+                             f"{radius:g}); got {size!r}")
+        a = (int(size) - p.left.shape[0]) // 2
+        kl, kr = (np.pad(k, a) if a else k for k in (p.left, p.right))
+        rows, cols = H // cell, W // cell
+        left = np.broadcast_to(kl, (rows, cols) + kl.shape)
+        right = np.broadcast_to(kr, (rows, cols) + kr.shape)
+        extra = f", order {order}" if m == "butterworth" else ""
+        name = (f"parametric {m} DP model{extra}, radius {float(radius):g} px at scale 1, sign {sign:+d} "
+                f"(spatially constant)")
+        return cls(np.ascontiguousarray(left), np.ascontiguousarray(right), int(cell), name=name)
+
+
     def window(self, shape: tuple[int, int], origin: tuple[int, int] = (0, 0), *,
                outside: Any = "nearest") -> "DualPixelPSFGrid":
         """The grid of a window of ``shape`` (H, W) whose pixel (0, 0) lies at ``origin`` (row, col) of this frame.
@@ -348,6 +407,13 @@ class DualPixelPSFGrid:
         return DualPixelPSFGrid(left, right, c, name=name, reference=self.reference)
 
 
+#: ``--psf`` names of the parametric sources (:meth:`DualPixelPSFGrid.from_model`) -> :data:`optics.dual_pixel.models.DP_MODELS`.
+PARAMETRIC_PSFS = {"disc": "half_disc", "half_disc": "half_disc", "butterworth": "butterworth"}
+#: Range of ``radius`` (``--psf-radius``, pixels at scale 1): the deblurring's context margin
+#: (``DEFAULTS['margin']``, 48 px) bounds the blur it can invert.
+MIN_PSF_RADIUS, MAX_PSF_RADIUS = 1.0, 48.0
+
+
 # --------------------------------------------------------------------------------------------------
 # PSFs of views at a place of the sensor (optics.dual_pixel.capture reads the views)
 # --------------------------------------------------------------------------------------------------
@@ -400,7 +466,9 @@ class DualPixelPSFSource:
     """A camera's PSFs over its sensor: a calibrated grid centred in ``frame_shape``, and what to use outside it.
 
     ``outside``: ``'field'`` (a fitted :class:`optics.DualPixelField` of the grid's frame,
-    ``field``) or ``'nearest'``.
+    ``field``) or ``'nearest'``. ``frame_shape`` None: a spatially constant source (a parametric
+    model, :meth:`DualPixelPSFGrid.from_model`) that places views of any size anywhere (the
+    lattice starts at the views' origin; every cell is the grid's nearest, i.e. the same pair).
     """
 
     grid: DualPixelPSFGrid
@@ -415,18 +483,24 @@ class DualPixelPSFSource:
 
     @property
     def grid_origin(self) -> tuple:
-        """(row, col) of the calibrated grid in the sensor frame (centred)."""
+        """(row, col) of the calibrated grid in the sensor frame (centred; (0, 0) without a frame)."""
+        if self.frame_shape is None:
+            return 0, 0
         gh, gw = self.grid.frame
         return (self.frame_shape[0] - gh) // 2, (self.frame_shape[1] - gw) // 2
 
     def place(self, shape: Sequence[int], origin: Optional[Sequence[int]] = None) -> PlacedPSFs:
         """PSFs for (H, W) views at ``origin`` (row, col) of the sensor (default: centred)."""
         H, W = (int(v) for v in shape[:2])
-        FH, FW = self.frame_shape
         if min(H, W) < MIN_VIEW:
             raise ValueError(f"views {H}x{W} are smaller than the {MIN_VIEW}x{MIN_VIEW} px minimum (two {CELL} px "
                              f"cells); expected views of at least {MIN_VIEW} px on each side")
-        r0, c0 = ((FH - H) // 2, (FW - W) // 2) if origin is None else (int(v) for v in origin)
+        if self.frame_shape is None:  # spatially constant: any views, anywhere
+            r0, c0 = (0, 0) if origin is None else (int(v) for v in origin)
+            FH, FW = max(r0, 0) + H, max(c0, 0) + W
+        else:
+            FH, FW = self.frame_shape
+            r0, c0 = ((FH - H) // 2, (FW - W) // 2) if origin is None else (int(v) for v in origin)
         if r0 < 0 or c0 < 0 or r0 + H > FH or c0 + W > FW:
             raise ValueError(f"origin: expected the {H}x{W} views inside the {FH}x{FW} sensor frame; got ({r0}, {c0})")
         c = self.grid.cell
@@ -443,7 +517,11 @@ class DualPixelPSFSource:
         notes = []
         if top or bottom or left or right:
             notes.append(f"views mirror-padded by rows {top}/{bottom} (top/bottom) and columns {left}/{right} "
-                         f"(left/right) to whole {c} px cells of the calibrated lattice, cropped back after")
+                         f"(left/right) to whole {c} px cells of the {'' if self.frame_shape is None else 'calibrated '}"
+                         "lattice, cropped back after")
+        if self.frame_shape is None:
+            notes.append(f"PSFs: {self.name}; one pair for all {rows * cols} cells")
+            return PlacedPSFs(grid, ((top, bottom), (left, right)), (H, W), (r0, c0), tuple(notes))
         gh, gw = self.grid.frame
         where = (f"{inside} of {rows * cols} cells inside the calibrated {gh}x{gw} at (row, col) ({gr}, {gc})")
         if inside < rows * cols:
@@ -454,13 +532,41 @@ class DualPixelPSFSource:
         return PlacedPSFs(grid, ((top, bottom), (left, right)), (H, W), (r0, c0), tuple(notes))
 
 
+def _parametric_source(psf: str, radius: Any, sign: Any, order: Any) -> DualPixelPSFSource:
+    """The spatially constant source of ``--psf disc|butterworth`` (errors name the flags)."""
+    if radius is None:
+        raise ValueError(f"--psf {psf}: expected --psf-radius R (the blur radius in pixels at scale 1; "
+                         f"{MIN_PSF_RADIUS:g}..{MAX_PSF_RADIUS:g}); got none")
+    if (isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not math.isfinite(radius)
+            or not MIN_PSF_RADIUS <= radius <= MAX_PSF_RADIUS):
+        raise ValueError(f"--psf-radius: expected a blur radius of {MIN_PSF_RADIUS:g}..{MAX_PSF_RADIUS:g} px at "
+                         f"scale 1; got {radius!r}")
+    if isinstance(sign, bool) or sign not in (1, -1):
+        raise ValueError(f"--psf-sign: expected 1 or -1; got {sign!r}")
+    model = PARAMETRIC_PSFS[psf]
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or not 1 <= order <= 32:
+        raise ValueError(f"--psf-order: expected a Butterworth order of 1..32 (Abuolaim et al. use 3, 6, 9); "
+                         f"got {order!r}")
+    grid = DualPixelPSFGrid.from_model(model, float(radius), cell=CELL, sign=int(sign), order=int(order))
+    return DualPixelPSFSource(grid, "nearest", None, None, f"{grid.name} (--psf {psf})")
+
+
 def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike] = None, *,
-                          outside: str = "field") -> DualPixelPSFSource:
-    """The PSF source of a capture: ``psf`` 'auto', 'pixel4', 'calibration' or a folder of Xin et al.'s kernels.
+                          outside: str = "field", radius: Optional[float] = None, sign: int = 1,
+                          order: int = 3) -> DualPixelPSFSource:
+    """The PSF source of a capture: ``psf`` 'auto', 'pixel4', 'calibration', 'disc', 'butterworth' or a folder of Xin et al.'s kernels.
 
     ``'auto'``: the calibrated kernels of ``folder/calibration`` (or ``folder``) when they exist
     (Xin et al.'s layout beside the views), else the fitted Pixel 4 field. ``'calibration'``
     requires them. ``outside``: 'field' or 'nearest' (module notes).
+
+    ``'disc'`` (``'half_disc'``) and ``'butterworth'``: a camera without a calibration, one
+    parametric pair for the whole frame (:meth:`DualPixelPSFGrid.from_model`, ``frame_shape``
+    None: views of any size): ``radius`` (``--psf-radius``, required) is the blur radius in pixels at
+    scale 1, the unit of the defocus map; ``sign`` (``--psf-sign``) +1 puts the left view's PSF
+    right of the centre at positive scales, -1 left of it (the Pixel 4's convention); ``order``
+    (``--psf-order``) is the Butterworth order. ``radius``, ``sign`` and ``order`` given with another
+    ``psf`` are an error.
     """
     from .pixel4 import pixel4_dual_pixel_field
 
@@ -468,6 +574,12 @@ def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike]
         raise ValueError(f"--outside: expected one of {', '.join(OUTSIDE)}; got {outside!r}")
     if isinstance(psf, DualPixelPSFSource):
         return psf
+    if isinstance(psf, str) and psf in PARAMETRIC_PSFS:
+        return _parametric_source(psf, radius, sign, order)
+    for flag, value, default in (("--psf-radius", radius, None), ("--psf-sign", sign, 1), ("--psf-order", order, 3)):
+        if value != default:
+            raise ValueError(f"{flag}: only with --psf {' or '.join(p for p in PARAMETRIC_PSFS if p != 'half_disc')} "
+                             f"(a parametric model); got --psf {psf if isinstance(psf, str) else type(psf).__name__}")
     fld = pixel4_dual_pixel_field()
     if isinstance(psf, DualPixelPSFGrid):
         return DualPixelPSFSource(psf, outside, fld if outside == "field" else None)
@@ -484,7 +596,7 @@ def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike]
     elif spec != "pixel4":
         found = Path(spec)
         if not found.is_dir():
-            raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration or a folder of Xin et al.'s "
+            raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration, disc, butterworth or a folder of Xin et al.'s "
                                     f"blur_kernels_{{left,right}}.npy; got {spec!r}, which is not a folder")
     if found is not None:
         grid = replace(DualPixelPSFGrid.from_calibration(found, cell=CELL), reference=PIXEL4_REFERENCE)
@@ -497,9 +609,20 @@ def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike]
     return DualPixelPSFSource(grid, outside, fld if outside == "field" else None, PIXEL4_SENSOR_FRAME, desc)
 
 
-def default_dual_pixel_psfs(capture: "DualPixelCapture", psf: Any = "auto", *, outside: str = "field") -> PlacedPSFs:
-    """The PSFs of ``capture``'s views at their origin: :func:`dual_pixel_psf_source` placed there."""
-    source = dual_pixel_psf_source(psf, capture.folder, outside=outside)
+def check_psf_flags(args) -> None:
+    """The ``--psf-radius``, ``--psf-sign``, ``--psf-order`` of a command line (:func:`optics.dual_pixel.capture.add_capture_arguments`),
+    checked before the capture is read: ValueError naming the flag."""
+    if (args.psf in PARAMETRIC_PSFS or args.psf_radius is not None or args.psf_sign != 1 or args.psf_order != 3):
+        dual_pixel_psf_source(args.psf, radius=args.psf_radius, sign=args.psf_sign, order=args.psf_order)
+
+
+def default_dual_pixel_psfs(capture: "DualPixelCapture", psf: Any = "auto", *, outside: str = "field",
+                            radius: Optional[float] = None, sign: int = 1, order: int = 3) -> PlacedPSFs:
+    """The PSFs of ``capture``'s views at their origin: :func:`dual_pixel_psf_source` placed there.
+
+    ``radius``, ``sign``, ``order``: the parametric sources' (``psf`` 'disc' or 'butterworth').
+    """
+    source = dual_pixel_psf_source(psf, capture.folder, outside=outside, radius=radius, sign=sign, order=order)
     return source.place(capture.shape, capture.origin)
 
 
@@ -1009,11 +1132,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cli.check_output_files(jobs[:1], overwrite=args.overwrite, suffixes=(".png",))
     _check_positive(args.wiener_eps, "--wiener-eps")
     workers = cap.check_threads(args.threads)
+    check_psf_flags(args)
 
+    parametric = args.psf in PARAMETRIC_PSFS  # any camera: the views' own frame, one pair everywhere
     capture = cap.read_dual_pixel_capture(left_path, right_path, input_format=args.input_format,
                                           white_sheets=cap.white_sheets_arg(args.white_sheets), origin=args.origin,
-                                          crop=args.crop)
-    psfs = default_dual_pixel_psfs(capture, args.psf, outside=args.outside)
+                                          crop=args.crop, frame_shape=None if parametric else PIXEL4_SENSOR_FRAME)
+    psfs = default_dual_pixel_psfs(capture, args.psf, outside=args.outside, radius=args.psf_radius,
+                                   sign=args.psf_sign, order=args.psf_order)
     for note in capture.notes + list(psfs.notes):
         print(note, file=sys.stderr)
     res = deblur_capture(capture, psfs, args.scales, wiener_eps=args.wiener_eps, workers=workers, progress=True)
