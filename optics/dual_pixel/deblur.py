@@ -451,6 +451,8 @@ class PlacedPSFs:
         if t or b or l_ or r:
             left = np.pad(left, self.pad, mode="symmetric")
             right = np.pad(right, self.pad, mode="symmetric")
+            if options.get("defocus") is not None:  # a given map of the views' shape, padded as they are
+                options = dict(options, defocus=np.pad(np.asarray(options["defocus"]), self.pad, mode="symmetric"))
         res = dual_pixel_deblur(left, right, self.grid, scales, **options)
         if t or b or l_ or r:
             H, W = self.shape
@@ -649,10 +651,12 @@ class window_progress:
 
 def deblur_capture(capture: "DualPixelCapture", psfs: PlacedPSFs, scales: Sequence[float] = DEFAULT_SCALES, *,
                    progress: bool = False, **options) -> DualPixelDeblurResult:
-    """Deblur ``capture`` with ``psfs`` (placed for it); colour views channel by channel.
+    """Deblur ``capture`` with ``psfs`` (placed for it); colour views with one defocus map, every channel deconvolved.
 
-    Equal channels (a raw plane replicated) are deblurred once. The defocus map and confidence of a
-    colour capture are those of its green channel. ``image`` has the views' shape.
+    Equal channels (a raw plane replicated) are deblurred once. A colour capture's defocus map (and
+    confidence) is estimated on its green channel; the red and blue channels are deconvolved with that
+    map (plus ``scale_bias``, as the green layers are), so the three channels share their layers and no
+    colour fringe comes from three maps. ``image`` has the views' shape.
     """
     L, R = capture.left, capture.right
     if L.ndim == 2:
@@ -660,14 +664,19 @@ def deblur_capture(capture: "DualPixelCapture", psfs: PlacedPSFs, scales: Sequen
     elif all(np.array_equal(v[..., 0], v[..., c]) for v in (L, R) for c in (1, 2)):
         planes = [(L[..., 0], R[..., 0])]
     else:
-        planes = [(L[..., c], R[..., c]) for c in (1, 0, 2)]  # green first: its maps are returned
+        planes = [(L[..., c], R[..., c]) for c in (1, 0, 2)]  # green first: its map serves the others
     n = len(planes)
-    with window_progress(2 * psfs.cells * n, enabled=progress):
-        results = [psfs.deblur(np.ascontiguousarray(l_), np.ascontiguousarray(r_), scales, **options)
-                   for l_, r_ in planes]
-    res = results[0]
+    with window_progress(2 * psfs.cells + (n - 1) * psfs.cells, enabled=progress):
+        res = psfs.deblur(np.ascontiguousarray(planes[0][0]), np.ascontiguousarray(planes[0][1]), scales, **options)
+        images = [res.image]
+        if n > 1:
+            s = _check_scales(scales)
+            bias = options.get("scale_bias", DEFAULTS["scale_bias"])
+            given = dict(options, defocus=np.clip(np.asarray(res.defocus, np.float64) + bias, s[0], s[-1]))
+            given.pop("scale_bias", None)
+            for l_, r_ in planes[1:]:
+                images.append(psfs.deblur(np.ascontiguousarray(l_), np.ascontiguousarray(r_), scales, **given).image)
     if L.ndim == 3:
-        images = [r.image for r in results]
         stack = [images[0]] * 3 if n == 1 else [images[1], images[0], images[2]]
         res.image = np.stack(stack, axis=2)
     return res

@@ -154,6 +154,26 @@ def test_rgb_render_is_deblurred_by_its_own_model(render_model, psf):
         assert _psnr(wrong.image, image) < after - 0.5
 
 
+def test_a_colour_capture_has_one_map_for_every_channel():
+    """Issue 28: one defocus map (the green channel's), red and blue deconvolved with it plus scale_bias."""
+    from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS
+
+    image, coc = steps_scene()
+    views = render_coc_layers(image, coc, model="half_disc", workers=1)
+    capture = DualPixelCapture(views.left.astype(np.float32), views.right.astype(np.float32), (0, 0), (S, S),
+                               "linear", None)
+    placed = default_dual_pixel_psfs(capture, "disc", radius=RADIUS)
+    res = deblur_capture(capture, placed, workers=1)
+    green = placed.deblur(np.ascontiguousarray(capture.left[..., 1]), np.ascontiguousarray(capture.right[..., 1]),
+                          workers=1)
+    np.testing.assert_array_equal(res.defocus, green.defocus)
+    np.testing.assert_array_equal(res.image[..., 1], green.image)
+    given = np.clip(green.defocus.astype(np.float64) + DEFAULTS["scale_bias"], DEFAULT_SCALES[0], DEFAULT_SCALES[-1])
+    red = placed.deblur(np.ascontiguousarray(capture.left[..., 0]), np.ascontiguousarray(capture.right[..., 0]),
+                        defocus=given, workers=1)
+    np.testing.assert_array_equal(res.image[..., 0], red.image)
+
+
 # ------------------------------------------------------------------------------------------ command lines
 def _run(module: str, *args) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
