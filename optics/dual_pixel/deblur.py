@@ -98,7 +98,13 @@ __all__ = [
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
 DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=-0.1,
                 margin=48, deconvolution="tv", tv_weight=6e-4, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
-                centre_weight=None)
+                centre_weight=None, aggregation="guided")
+
+#: ``aggregation='sgm'`` (:mod:`optics.dual_pixel.aggregation`): Gaussian sigma of the cost before the scans
+#: (px), the penalties of one-scale and larger steps (units of each pixel's normalised cost), the image
+#: gradient that halves the large-step penalty, and the block size of the scans. Chosen on scenes 001 and
+#: 007 (docs/real_dual_pixel.md).
+SGM_OPTIONS = dict(smooth=12.0, p1=1.0, p2=8.0, tau=0.05, factor=4)
 
 #: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
 DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-0.9, 1.6, 21), 4))
@@ -895,6 +901,15 @@ def _gaussian_slices(volume, sigma: float, backend, workers: int = -1):
     return np.ascontiguousarray(out, dtype=volume.dtype)
 
 
+#: Cost aggregations of :func:`dual_pixel_defocus_map`: cost-volume filtering, or semi-global scans.
+AGGREGATIONS = ("guided", "sgm")
+
+
+def _check_aggregation(aggregation):
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
+
+
 def _check_workers(workers):
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or (workers < 1 and workers != -1):
         raise ValueError(f"workers must be -1 (every core) or an integer >= 1; got {workers!r}")
@@ -918,8 +933,18 @@ def _defocus(left, right, psfs, s, o, windows_out=None):
                                   workers=o["workers"], _windows_out=windows_out)
     guide_raw = (left + right) / 2
     guide = guide_raw / max(float(xp.max(guide_raw)), float(np.finfo(np.float32).tiny))
-    agg = aggregate_cost(cost, guide, smooth=o["smooth"], radius=o["radius"], guide_eps=o["guide_eps"])
-    idx = _subscale_argmin(agg, xp)
+    if o.get("aggregation", "guided") == "sgm":
+        if be.name != "numpy":
+            raise ValueError("aggregation='sgm' runs on NumPy arrays only; use aggregation='guided' on the GPU")
+        from .aggregation import semi_global_index
+
+        agg = _gaussian_slices(cost, SGM_OPTIONS["smooth"], be)
+        idx = semi_global_index(agg, guide, p1=SGM_OPTIONS["p1"], p2=SGM_OPTIONS["p2"], tau=SGM_OPTIONS["tau"],
+                                factor=SGM_OPTIONS["factor"], subscale_argmin=_subscale_argmin,
+                                guided_filter=guided_filter)
+    else:
+        agg = aggregate_cost(cost, guide, smooth=o["smooth"], radius=o["radius"], guide_eps=o["guide_eps"])
+        idx = _subscale_argmin(agg, xp)
     mean = xp.mean(agg, axis=0)
     # a floor at the views' rounding level: a cost that is only rounding noise (no texture) gives 0, not ~1
     floor = float(np.finfo(left.dtype).eps) * float(xp.mean(guide_raw)) ** 2 + float(np.finfo(left.dtype).tiny)
@@ -931,7 +956,7 @@ def _defocus(left, right, psfs, s, o, windows_out=None):
 def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
                            *, cost_eps: float = DEFAULTS["cost_eps"], smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
                            guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
-                           workers: int = -1) -> DualPixelDeblurResult:
+                           aggregation: str = DEFAULTS["aggregation"], workers: int = -1) -> DualPixelDeblurResult:
     r"""Signed defocus map of a DP pair, edge-aware (``image`` of the result is None).
 
     Parameters
@@ -951,6 +976,10 @@ def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
         scaled to a maximum of 1.
     margin : int
         Context in pixels around each two-cell window.
+    aggregation : {'guided', 'sgm'}
+        'guided': the cost-volume filtering above. 'sgm': semi-global scans of the cost
+        (:mod:`optics.dual_pixel.aggregation`, :data:`SGM_OPTIONS`; NumPy only), a global optimisation
+        along four paths; ``smooth``, ``radius`` and ``guide_eps`` are then unused.
     workers : int
         Threads over the windows (NumPy arrays; -1: every core). Results do not depend on it.
 
@@ -960,7 +989,9 @@ def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     """
     _check_options(radius, margin, smooth, guide_eps, cost_eps, 1.0)
     s = _check_scales(scales)
-    o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers)
+    _check_aggregation(aggregation)
+    o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers,
+             aggregation=aggregation)
     _, _, defocus, conf = _defocus(left, right, psfs, s, o)
     return DualPixelDeblurResult(None, defocus, conf, s)
 
@@ -972,7 +1003,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
                       guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
                       deconvolution: str = DEFAULTS["deconvolution"], tv_weight: float = DEFAULTS["tv_weight"],
                       tv_eps: float = DEFAULTS["tv_eps"], centre_weight: Optional[float] = DEFAULTS["centre_weight"],
-                      workers: int = -1) -> DualPixelDeblurResult:
+                      aggregation: str = DEFAULTS["aggregation"], workers: int = -1) -> DualPixelDeblurResult:
     r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
 
     Parameters
@@ -1011,7 +1042,9 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
     s = _check_scales(scales)
     if defocus is None:
         store: list = []
-        o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers)
+        _check_aggregation(aggregation)
+        o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers,
+                 aggregation=aggregation)
         agg, idx, d, conf = _defocus(left, right, psfs, s, o, windows_out=store)
         windows, n = store
         be = namespace(left)
