@@ -449,6 +449,14 @@ def display_outputs(args) -> list:
     return out
 
 
+def _unit_of_defocus(args) -> str:
+    """What scale 1 of the defocus map is, for the PSF source the command used."""
+    psf = str(getattr(args, "psf", "auto"))
+    if psf in ("disc", "butterworth"):
+        return f"1 = the {psf} PSF pair of blur radius {getattr(args, 'psf_radius', None):g} px (--psf-radius)"
+    return "1 = the calibrated kernels (blur radius about 10.6 px at the frame centre)"
+
+
 def write_display_outputs(args, capture: DualPixelCapture, image: np.ndarray, defocus=None, scales=None, *,
                           encode: bool = True) -> list:
     """Write the display files asked for; returns one line per file written.
@@ -469,8 +477,7 @@ def write_display_outputs(args, capture: DualPixelCapture, image: np.ndarray, de
         write_defocus_png(args.defocus_png, defocus, scales,
                           units="signed defocus (x the calibration defocus)",
                           title=f"defocus map, views {capture.shape[0]}x{capture.shape[1]} at (row, col) {capture.origin}"
-                                "\n1 = the calibrated kernels (blur radius about 10.6 px at the frame centre); "
-                                "< 0: the other side of focus")
+                                f"\n{_unit_of_defocus(args)}; < 0: the other side of focus")
         lines.append(f"defocus map {args.defocus_png}: viridis, {scales[0]:g} .. {scales[-1]:g} with a colour bar")
     if getattr(args, "side_by_side", None) is not None:
         write_side_by_side(args.side_by_side, ref, image, encode=encode)
