@@ -511,9 +511,9 @@ def read_pixel4_view(path: Path):
     """Xin et al.'s raw view as their ``code/util.py`` loads it: normalised, vignetting-corrected, cropped.
 
     Read with its partner through :func:`optics.dual_pixel.capture.read_dual_pixel_capture`
-    (``input_format='pixel4-raw'``, ``white_sheets='auto'``: ``max(v - 1024, 0) / (2**14 - 1)``,
-    a right view (``NNN_right.png``) multiplied by the white-sheet gain of the ``calibration/``
-    folder beside it), then cropped centrally to its ground truth's size when it has one (as
+    (``input_format='pixel4-raw'``, the white sheets of the ``calibration/`` folder beside it, which
+    must exist: ``max(v - 1024, 0) / (2**14 - 1)``, a right view (``NNN_right.png``) multiplied by
+    their gain), then cropped centrally to its ground truth's size when it has one (as
     ``_crop_image_central_fov``), else with the capture's default crop. Replicated to 3 channels.
     The last pair read is cached, so the two views of a sample are read once.
     """
@@ -533,7 +533,13 @@ def read_pixel4_view(path: Path):
     if _LAST_CAPTURE.get("key") != key:
         from optics.dual_pixel.capture import read_dual_pixel_capture
 
-        capture = read_dual_pixel_capture(left, right, input_format="pixel4-raw", white_sheets="auto", crop=crop)
+        sheets = path.parent / "calibration"
+        for sheet in (sheets / "white_sheet_left.png", sheets / "white_sheet_right.png"):
+            if not sheet.is_file():  # part of the authors' preprocessing (code/util.py): required, never skipped
+                raise FileNotFoundError(f"vignetting calibration {str(sheet)!r} does not exist; Xin et al.'s "
+                                        "preprocessing corrects the right view with calibration/white_sheet_{left,right}.png "
+                                        "(code/util.py)")
+        capture = read_dual_pixel_capture(left, right, input_format="pixel4-raw", white_sheets=sheets, crop=crop)
         for note in capture.notes:
             if note.startswith("warning: "):
                 warnings.warn(note[len("warning: "):], stacklevel=2)
