@@ -22,7 +22,9 @@ both views jointly at each scale with the two-view Wiener filter
           {|\hat K_L(s)|^2 + |\hat K_R(s)|^2 + \epsilon_w}
 
 and composites the layers pixel by pixel with the defocus map (linear weights between the two
-nearest scales). This is the inverse of the layered model of :func:`optics.render_defocus`
+nearest scales). The default deconvolution adds a total-variation prior to this quadratic problem
+and solves it by half-quadratic splitting from the Wiener estimate
+(:mod:`optics.dual_pixel.deconvolution`). This is the inverse of the layered model of :func:`optics.render_defocus`
 where the depth is locally constant: a pixel is deblurred with the kernel of its own layer, so
 a sharp foreground is not deconvolved with the background's kernel nor the other way round;
 the occlusion terms at a depth edge (the blurred foreground's alpha over the background) are
@@ -35,8 +37,10 @@ window of two cells plus a context margin, and the per-cell results are blended 
 (tent) weights centred on the cells, so neither the cost nor the image has a seam at a cell
 border. Kernels at other defocus levels are the calibrated ones rescaled as Xin et al.'s
 ``rescale_blur_kernels_one_scale`` does (negative scale: flipped), and each pair is recentred
-on the centroid of :math:`(K_L + K_R)/2` (the calibrated kernels lie up to 3.5 px off the
-array centre), so the deblurred image is not shifted by the kernels' offsets.
+on a reference point (the calibrated kernels lie up to 3.5 px off the array centre): the
+centroid of :math:`w K_L + (1 - w) K_R`, ``w`` the grid's ``reference`` (0.5, the full-aperture
+image, unless the source says otherwise; Xin et al.'s Pixel 4 data is registered near the left
+view, :data:`optics.dual_pixel.pixel4.PIXEL4_REFERENCE`).
 
 NumPy and CuPy arrays run through one code path (``optics._backend``); the small kernel work
 (rescaling, transfer functions) is done with NumPy and moved to the device.
