@@ -36,8 +36,10 @@ PSF sources (:class:`ReblurPSFs`):
   image (hard tiles), the kernels of :mod:`optics.render.field` (levels: CoC radius at the centre).
 * :meth:`ReblurPSFs.from_grid`: the :class:`optics.dual_pixel.deblur.DualPixelPSFGrid` of the
   physics deblur (levels: its ``scales``), each pair rescaled by
-  :func:`~optics.dual_pixel.deblur.rescale_blur_kernel` and (default) recentred on the centroid of
-  :math:`(K_L + K_R)/2`, as :func:`optics.dual_pixel.deblur.dual_pixel_deblur` does, so that its
+  :func:`~optics.dual_pixel.deblur.rescale_blur_kernel` and (default) recentred on the pair's
+  reference point (the grid's ``reference``: the centroid of :math:`w K_L + (1 - w) K_R`, 0.5 the
+  full-aperture image, 0.9 for Xin et al.'s Pixel 4 sources), as
+  :func:`optics.dual_pixel.deblur.dual_pixel_deblur` does, so that its
   image and defocus map reblur to the views. Cells are blended with the deblur's bilinear tents
   (``blend='bilinear'``, normalised to sum 1; a scatter model: a source pixel's blur is the tent
   mix of its cells' kernels) or owned by one cell (``'nearest'``). The deblur recentres with a
@@ -214,8 +216,8 @@ class ReblurPSFs:
         """The physics deblur's PSF source (:class:`optics.dual_pixel.deblur.DualPixelPSFGrid`) at ``scales``.
 
         ``scales`` default :data:`optics.dual_pixel.deblur.DEFAULT_SCALES` (-0.9 to 1.6, 21 levels).
-        ``recentre``: shift each pair so that the centroid of :math:`(K_L + K_R)/2` is at the
-        centre (as the deblur), by bilinear resampling.
+        ``recentre``: shift each pair so that its reference point (:meth:`DualPixelPSFGrid.pair`, the
+        grid's ``reference``) is at the centre (as the deblur), by bilinear resampling.
         """
         from optics.dual_pixel.deblur import DEFAULT_SCALES, DualPixelPSFGrid
 
