@@ -300,3 +300,24 @@ def test_bf16_autocast_close_to_fp32():
     assert abs(float(bf16.detach()) - float(fp32.detach())) < 0.02 * float(fp32.detach())
     bf16.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_summed_layers_keep_the_light_of_a_continuous_map():
+    """A flat image under a map between the levels: summed layers (occlusion=False) give it back in the
+    interior, as every kernel sums to 1; the front-to-back occlusion of two partial layers of one pixel
+    darkens it (documented: the renderer's occlusion model is defined for maps on the levels)."""
+    import torch
+
+    from learned.training.reblur import ReblurPSFs, dp_reblur
+
+    psfs = ReblurPSFs.from_model([1.0, 2.0, 3.0, 4.0], "half_disc")
+    x = torch.full((1, 1, 48, 48), 0.5, dtype=torch.float64)
+    d = torch.full((1, 1, 48, 48), 2.5, dtype=torch.float64)  # halfway between two levels everywhere
+    inner = (..., slice(8, -8), slice(8, -8))
+    for view in dp_reblur(x, d, psfs, occlusion=False):
+        assert torch.allclose(view[inner], torch.full_like(view[inner], 0.5), atol=1e-9)
+    on_level = torch.full_like(d, 2.0)
+    for view in dp_reblur(x, on_level, psfs, occlusion=True):
+        assert torch.allclose(view[inner], torch.full_like(view[inner], 0.5), atol=1e-9)
+    dark = dp_reblur(x, d, psfs, occlusion=True)[0][inner].mean()
+    assert dark < 0.49  # measured 0.375: the two halves composited as if one hid the other
