@@ -447,7 +447,7 @@ class PlacedPSFs:
 
     @property
     def cells(self) -> int:
-        """Cells deblurred (two passes of one window each: cost, then deconvolution)."""
+        """Cells deblurred (each a window per pass: the cost, the layers, each TV step)."""
         return self.grid.grid[0] * self.grid.grid[1]
 
     def deblur(self, left: np.ndarray, right: np.ndarray, scales: Sequence[float] = DEFAULT_SCALES,
@@ -676,7 +676,9 @@ def deblur_capture(capture: "DualPixelCapture", psfs: PlacedPSFs, scales: Sequen
     else:
         planes = [(L[..., c], R[..., c]) for c in (1, 0, 2)]  # green first: its map serves the others
     n = len(planes)
-    with window_progress(2 * psfs.cells + (n - 1) * psfs.cells, enabled=progress):
+    # window passes: the cost, the layers (and one per TV step); a given map skips the cost
+    steps = 1 + (len(DEFAULTS["tv_betas"]) if options.get("deconvolution", DEFAULTS["deconvolution"]) == "tv" else 0)
+    with window_progress(((1 + steps) + (n - 1) * steps) * psfs.cells, enabled=progress):
         res = psfs.deblur(np.ascontiguousarray(planes[0][0]), np.ascontiguousarray(planes[0][1]), scales, **options)
         images = [res.image]
         if n > 1:
