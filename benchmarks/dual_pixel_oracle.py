@@ -130,23 +130,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.workers < 1 and args.workers != -1:
         parser.error(f"argument --workers: expected -1 or >= 1; got {args.workers}")
     refuse_existing(parser, args.out)
-    from learned.data import build_dataset
+    from benchmarks._scenes import pixel4_scenes
     from optics.dual_pixel.deblur import dual_pixel_psf_source
-    from validation.real_dual_pixel import _check_data
 
-    _check_data(args.data)
+    dataset, selected = pixel4_scenes(parser, args.data, args.scenes)
     source = dual_pixel_psf_source(args.psf, args.data)  # as validation.real_dual_pixel and learned.evaluate
-    dataset = build_dataset(f"pixeldp:{args.data}", "test", crop=None, augment=False)
-    names = [dataset.sample_name(i) for i in range(len(dataset))]
-    if args.scenes:
-        unknown = sorted(set(args.scenes) - set(names))
-        if unknown:
-            parser.error(f"argument --scenes: {unknown} are not scenes of {args.data} (it has {names[0]}..{names[-1]})")
     options = dict(args.set, workers=args.workers)
     rows = []
-    for i, name in enumerate(names):
-        if args.scenes and name not in args.scenes:
-            continue
+    for i, name in selected:
         arrays = dataset.load(i)
         left = np.ascontiguousarray(arrays["left"][..., 0], dtype=np.float32)
         right = np.ascontiguousarray(arrays["right"][..., 0], dtype=np.float32)

@@ -59,26 +59,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.workers < 1 and args.workers != -1:
         parser.error(f"argument --workers: expected -1 or >= 1; got {args.workers}")
     refuse_existing(parser, args.out)
-    from learned.data import build_dataset
+    from benchmarks._scenes import pixel4_scenes
     from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS, _windows, dual_pixel_defocus_map, dual_pixel_psf_source
     from optics.dual_pixel.deconvolution import layered_deconvolution
     from optics._backend import namespace
-    from validation.real_dual_pixel import _check_data
 
-    _check_data(args.data)
+    dataset, selected = pixel4_scenes(parser, args.data, args.scenes)
     source = dual_pixel_psf_source("calibration", args.data)
-    dataset = build_dataset(f"pixeldp:{args.data}", "test", crop=None, augment=False)
-    names = [dataset.sample_name(i) for i in range(len(dataset))]
-    unknown = sorted(set(args.scenes) - set(names))
-    if unknown:
-        parser.error(f"argument --scenes: {unknown} are not scenes of {args.data}")
     keys = [k for k, _ in args.grid]
     settings = [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in args.grid))]
     scales = np.asarray(DEFAULT_SCALES)
     scores: dict = {}
-    for i, name in enumerate(names):
-        if name not in args.scenes:
-            continue
+    for i, name in selected:
         arrays = dataset.load(i)
         left, right = (np.ascontiguousarray(arrays[k][..., 0], dtype=np.float32) for k in ("left", "right"))
         target = arrays["target"][..., 0].astype(np.float64)

@@ -52,18 +52,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"argument --crop: expected {2 * BORDER + 16} to 1008 px; got {args.crop}")
     import torch
 
-    from learned.data import build_dataset
+    from benchmarks._scenes import pixel4_scenes
     from learned.training.reblur import ReblurPSFs, reblur_loss
     from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS, dual_pixel_deblur, dual_pixel_psf_source
-    from validation.real_dual_pixel import _check_data
 
-    _check_data(args.data)
+    dataset, selected = pixel4_scenes(parser, args.data, args.scenes)
     source = dual_pixel_psf_source("calibration", args.data)
-    dataset = build_dataset(f"pixeldp:{args.data}", "test", crop=None, augment=False)
-    names = [dataset.sample_name(i) for i in range(len(dataset))]
-    unknown = sorted(set(args.scenes) - set(names))
-    if unknown:
-        parser.error(f"argument --scenes: {unknown} are not scenes of {args.data}")
     scales = np.asarray(DEFAULT_SCALES)
     grid = None
     zero = float(scales[np.argmin(np.abs(scales))])
@@ -71,9 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                            "least at"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for i, name in enumerate(names):
-        if name not in args.scenes:
-            continue
+    for i, name in selected:
         arrays = dataset.load(i)
         left, right = (np.ascontiguousarray(arrays[k][..., 0], dtype=np.float32) for k in ("left", "right"))
         placed = source.place(left.shape)

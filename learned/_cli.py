@@ -61,7 +61,7 @@ def add_threads_argument(parser: argparse.ArgumentParser, default_help: str | No
 
 def check_threads(threads: int | None, what: str = "--threads") -> None:
     """``threads`` (None: the default) must be 1 .. the machine's CPU count; else one usage error line (exit 2)."""
-    from optics.dual_pixel.capture import check_threads as check_thread_count
+    from optics.cli import check_threads as check_thread_count
 
     try:
         check_thread_count(threads, what)

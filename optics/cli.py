@@ -410,3 +410,13 @@ def _check_replaceable(folder: Path, entries: list[Path], overwrite: bool, owned
             raise ValueError(f"{what} {str(folder)!r} holds {len(added)} files its previous run did not write "
                              f"({listed(added)}); --overwrite only replaces that run's outputs: move them, or "
                              "choose another folder")
+
+
+def check_threads(threads: int | None, what: str = "--threads") -> int:
+    """``threads`` within 1..os.cpu_count() (-1 when None: every core); else ValueError naming ``what``."""
+    if threads is None:
+        return -1
+    cores = os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1 or threads > cores:
+        raise ValueError(f"{what}: expected 1..{cores} (this machine's cores); got {threads!r}")
+    return threads

@@ -534,11 +534,7 @@ def read_pixel4_view(path: Path):
         from optics.dual_pixel.capture import read_dual_pixel_capture
 
         sheets = path.parent / "calibration"
-        for sheet in (sheets / "white_sheet_left.png", sheets / "white_sheet_right.png"):
-            if not sheet.is_file():  # part of the authors' preprocessing (code/util.py): required, never skipped
-                raise FileNotFoundError(f"vignetting calibration {str(sheet)!r} does not exist; Xin et al.'s "
-                                        "preprocessing corrects the right view with calibration/white_sheet_{left,right}.png "
-                                        "(code/util.py)")
+        pixel4_vignetting_scale(sheets)  # required by the authors' preprocessing: a missing sheet is named (cached)
         capture = read_dual_pixel_capture(left, right, input_format="pixel4-raw", white_sheets=sheets, crop=crop)
         for note in capture.notes:
             if note.startswith("warning: "):

@@ -485,16 +485,6 @@ def write_display_outputs(args, capture: DualPixelCapture, image: np.ndarray, de
     return lines
 
 
-def check_threads(threads: Optional[int], what: str = "--threads") -> int:
-    """``threads`` within 1..os.cpu_count() (-1 when None: every core); else ValueError naming ``what``."""
-    if threads is None:
-        return -1
-    cores = os.cpu_count() or 1
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1 or threads > cores:
-        raise ValueError(f"{what}: expected 1..{cores} (this machine's cores); got {threads!r}")
-    return threads
-
-
 def white_sheets_arg(text: str):
     """``--white-sheets`` text to :func:`read_dual_pixel_capture`'s ``white_sheets``."""
     return None if str(text).lower() == "none" else ("auto" if str(text).lower() == "auto" else Path(text))

@@ -1179,7 +1179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "be different files")
     cli.check_output_files(jobs[:1], overwrite=args.overwrite, suffixes=(".png",))
     _check_positive(args.wiener_eps, "--wiener-eps")
-    workers = cap.check_threads(args.threads)
+    workers = cli.check_threads(args.threads)
     check_psf_flags(args)
 
     parametric = args.psf in PARAMETRIC_PSFS  # any camera: the views' own frame, one pair everywhere

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from optics import display
+from optics import cli, display
 from optics.dual_pixel import capture as cap
 from optics.dual_pixel import deblur as dpd
 from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
@@ -357,4 +357,4 @@ def test_learned_threads_above_the_cores_are_refused(capsys):
     with pytest.raises(UsageError, match="argument --threads: expected 1.."):
         apply_threads((os.cpu_count() or 1) + 1)
     with pytest.raises(ValueError, match="--threads: expected 1.."):
-        cap.check_threads((os.cpu_count() or 1) + 1)
+        cli.check_threads((os.cpu_count() or 1) + 1)
