@@ -31,13 +31,13 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .metrics import psnr
 
-__all__ = ["WienerBaseline", "DualPixelBaseline", "add_physics", "fit_wiener_baseline", "DEFAULT_SIGMAS", "DEFAULT_EPS"]
+__all__ = ["WienerBaseline", "DualPixelBaseline", "add_physics", "dual_pixel_row", "fit_wiener_baseline", "DEFAULT_SIGMAS", "DEFAULT_EPS"]
 
 #: Gaussian widths (pixels) searched by default; 0 is the identity.
 DEFAULT_SIGMAS: Tuple[float, ...] = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -217,6 +217,34 @@ class DualPixelBaseline:
         self.seconds.append(time.perf_counter() - start)
         out = np.stack(planes * left.shape[2] if same else planes, axis=2)
         return out.astype(left.dtype)
+
+
+def dual_pixel_row(data: str, psf: Optional[str] = None, log: Optional[Callable[[str], None]] = None,
+                   **options) -> "DualPixelBaseline":
+    """The ``dual_pixel`` row of dataset spec ``data`` as every entry point builds it.
+
+    The PSFs are the capture's default (:func:`optics.dual_pixel.deblur.dual_pixel_psf_source`
+    with ``psf`` or ``'auto'``: for ``pixeldp:DIR`` the calibration beside the views, else the
+    fitted field), placed per sample with the views centred in the sensor frame, as the ``pixeldp``
+    reader crops them; ``options`` go to the deblur (default: its ``DEFAULTS``). Used by
+    ``learned.evaluate`` (its ``--dual-pixel-psf``) and the real-view fine-tuning, so one scene gets
+    the same physics everywhere.
+    """
+    from pathlib import Path
+
+    from optics.dual_pixel.deblur import dual_pixel_psf_source
+
+    kind, _, rest = data.partition(":")
+    folder = Path(rest) if kind.strip().lower() == "pixeldp" else None
+    try:
+        source = dual_pixel_psf_source(psf or "auto", folder)
+    except (FileNotFoundError, ValueError) as err:  # the source speaks of optics.dual_pixel.deblur's --psf
+        message = str(err).replace(f"--psf {psf!r} ", "")
+        raise type(err)(f"argument --dual-pixel-psf {psf!r}: {message}") from err
+    row = DualPixelBaseline(source, **options)
+    if log is not None:
+        log(f"dual_pixel row: optics.dual_pixel.deblur with {row.label()}")
+    return row
 
 
 def add_physics(arrays: dict, physics: DualPixelBaseline) -> Tuple[dict, np.ndarray]:

@@ -58,7 +58,7 @@ from optics import cli
 from . import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 from . import metrics as M
 from ._cli import add_threads_argument, apply_threads, check_device
-from .baseline import DualPixelBaseline, WienerBaseline, add_physics, fit_wiener_baseline
+from .baseline import DualPixelBaseline, WienerBaseline, add_physics, dual_pixel_row, fit_wiener_baseline
 from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype, autocast
 from .data.protocols import NAMES as PROTOCOLS
@@ -304,20 +304,7 @@ def _fit_baseline(spec: str, count: int, log: Callable[[str], None]) -> Optional
 
 
 def _dual_pixel_baseline(psf: Optional[str], data: str, log: Callable[[str], None]) -> DualPixelBaseline:
-    from optics.dual_pixel.deblur import dual_pixel_psf_source
-
-    kind, _, rest = data.partition(":")
-    folder = Path(rest) if kind.strip().lower() == "pixeldp" else None
-    # the capture's default (optics.dual_pixel.capture): the calibration beside the views, else the fitted field;
-    # each sample's views are placed centred in the sensor frame, as the pixeldp reader crops them
-    try:
-        source = dual_pixel_psf_source(psf or "auto", folder)
-    except (FileNotFoundError, ValueError) as err:  # the source speaks of optics.dual_pixel.deblur's --psf
-        message = str(err).replace(f"--psf {psf!r} ", "")
-        raise type(err)(f"argument --dual-pixel-psf {psf!r}: {message}") from err
-    row = DualPixelBaseline(source)
-    log(f"dual_pixel row: optics.dual_pixel.deblur with {row.label()}")
-    return row
+    return dual_pixel_row(data, psf, log)
 
 
 def _check_out_outside_data(out: Path, specs: dict) -> None:

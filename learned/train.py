@@ -111,6 +111,7 @@ from .training import recipes as _recipes
 from .training.checkpoints import (
     check_resume_config,
     checkpoint_due,
+    init_weights_,
     load_state_dict_strict,
     load_training_checkpoint,
     save_checkpoint,
@@ -139,6 +140,7 @@ from .training.sampling import (
     SeededSamples,
     StepBatchSampler,
     collate_samples,
+    derive_seed,
     recipe_dataset,
     set_rng_state,
     to_device,
@@ -237,7 +239,21 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
         from .models.warmstart import identity_start_
 
         identity_start_(model, config.model)
+    if config.init is not None and state is None:  # resumed weights replace these too
+        init_weights_(model, config.model, config.init)
+        if ctx.is_main:
+            log.info("initialised %s from %s", config.model, config.init)
     trainer = TrainingStep(model, config.model, recipe.loss).to(device)
+    real = None
+    if config.real_views is not None:
+        from .training.real_views import RealViewCrops
+
+        real = RealViewCrops(config.real_views)
+        trainer.real_psfs, trainer.real_config = real.psfs, config.real_views
+        if ctx.is_main:
+            log.info("real views: scenes %s of %s (physics %s, %.0f s), reblur weight %g, %d crops of %d px a step",
+                     ", ".join(config.real_views.scenes), config.real_views.data, real.physics_label, real.seconds,
+                     config.real_views.weight, config.real_views.batch_size, config.real_views.crop)
     optimizer = build_optimizer(trainer.parameters(), recipe.optimizer)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.steps)
     use_amp = bool(config.amp and recipe.amp and device.type == "cuda")
@@ -299,9 +315,10 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
     try:
         for step, batch in zip(range(start_step + 1, recipe.steps + 1), loader):
             batch = to_device(batch, device)
+            crops = real.sample(derive_seed(config.seed, ctx.rank), step, device) if real is not None else None
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 terms = step_module(batch["input"], batch["target"], batch.get("left"), batch.get("right"),
-                                    batch.get("physics"), batch.get("defocus"))
+                                    batch.get("physics"), batch.get("defocus"), crops)
             total = terms["total"]
             with torch.no_grad():  # reference: the loss of returning the blurred input unchanged
                 identity = torch.mean((batch["input"].float() - batch["target"].float()) ** 2)
@@ -327,7 +344,11 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
             names = ["total"] + [k for k in terms if k != "total"] + ["blurred_input_mse"]
             last = {k: float(v) for k, v in zip(names, values.tolist())}
             if ctx.is_main:
-                csv_log.write({"step": step, "lr": lr, **last, "seconds": round(time.perf_counter() - t0, 4)})
+                row = {"step": step, "lr": lr, **last}
+                if real is not None and config.real_views.monitor_every:
+                    due = step % config.real_views.monitor_every == 0 or step == recipe.steps
+                    row.update(real.monitor(trainer.model, config.model) if due else {"real_gain_db": ""})
+                csv_log.write({**row, "seconds": round(time.perf_counter() - t0, 4)})
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
@@ -414,6 +435,20 @@ def _parser() -> argparse.ArgumentParser:
                    "every machine, and fastest on one shared with other jobs: OpenMP threads spin-wait when a core "
                    "is busy), and the run's own count on --resume (bit-exact continuation)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from these weights: a model.pt of learned.train, or pretrained:NAME (learned.pretrained)")
+    real = p.add_argument_group("self-supervised real views (dp_refine, kpac_dual; learned.training.real_views)")
+    real.add_argument("--real-views", default=None, metavar="pixeldp:DIR",
+                      help="also train on the views (never the ground truth) of Xin et al.'s real Pixel 4 scenes "
+                      "with the dual-pixel reblur loss through the calibrated PSFs")
+    real.add_argument("--real-scenes", nargs="+", default=None, metavar="NNN",
+                      help="scenes whose views are trained on (default 001-008, the tuning scenes)")
+    real.add_argument("--real-weight", type=float, default=None, help="weight of the reblur loss (default 1)")
+    real.add_argument("--real-batch", type=int, default=None, help="real crops a step (default 2)")
+    real.add_argument("--real-crop", type=int, default=None, help="side of the scored real crop, px (default 128)")
+    real.add_argument("--real-monitor-every", type=int, default=None, metavar="N",
+                      help="every N steps log the PSNR gain over the physics on the centres of the training scenes, "
+                      "scored against their ground truth (never trained on); default 0, off")
     cli.add_overwrite_argument(p, "the outputs of an earlier run in --out (a new run, not --resume)")
     return p
 
@@ -532,6 +567,23 @@ def _owned_by_train(path: Path) -> bool:
     return path.name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, PLOT_NAME, EVAL_NAME)
 
 
+def _real_views_config(args: argparse.Namespace):
+    from .training.real_views import RealViewsConfig
+
+    given = {"scenes": args.real_scenes, "weight": args.real_weight, "batch_size": args.real_batch,
+             "crop": args.real_crop, "monitor_every": args.real_monitor_every}
+    if args.real_views is None:
+        extra = [f"--real-{k.replace('_', '-').replace('batch-size', 'batch')}" for k, v in given.items() if v is not None]
+        if extra:
+            cli.usage_error(f"argument {extra[0]}: expected --real-views pixeldp:DIR with it; got no --real-views")
+        return None
+    try:
+        return RealViewsConfig(data=args.real_views, **{k: (tuple(v) if k == "scenes" else v)
+                                                        for k, v in given.items() if v is not None})
+    except ValueError as err:
+        cli.usage_error(f"argument --real-views: {err}")
+
+
 def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
     return make_config(
         args.model, preset=args.preset or "paper", data=args.data, out=args.out,
@@ -541,6 +593,7 @@ def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
         num_workers=args.num_workers, amp=not args.no_amp,
         eval_images=args.eval_images, progress=not args.no_progress,
         identity_start=False if args.no_identity_start else None,
+        real_views=_real_views_config(args), init=args.init,
     )
 
 

@@ -454,33 +454,35 @@ def _render(x, weights, support, plan: _Plan, occlusion: bool):
         h = lay.h
         ys, xs = slice(P - h, P + H + h), slice(P - h, P + W + h)
         a = wp[:, i:i + 1, ys, xs]
-        planes = torch.cat([xp[:, :, ys, xs] * a, a, sp[:, i:i + 1, ys, xs]], 1)  # (B, C + 2, Ny, Nx)
+        # (B, C + E + 1, Ny, Nx): the weighted image, its weight (only occlusion needs the layer's alpha), support
+        planes = torch.cat([xp[:, :, ys, xs] * a] + ([a] if occlusion else []) + [sp[:, i:i + 1, ys, xs]], 1)
         # to the patch layout: patch j of an axis starts at s0 + j * stride
         ty = (lay.R - 1) * lay.sy + lay.Ly
         tx = (lay.Q - 1) * lay.sx + lay.Lx
         planes = F.pad(planes, (-lay.s0x, tx - lay.N[1] + lay.s0x, -lay.s0y, ty - lay.N[0] + lay.s0y))
-        patches = planes.unfold(2, lay.Ly, lay.sy).unfold(3, lay.Lx, lay.sx) * lay.weights  # (B, C+2, R, Q, Ly, Lx)
+        E = C + 1 if occlusion else C  # planes convolved
+        patches = planes.unfold(2, lay.Ly, lay.sy).unfold(3, lay.Lx, lay.sx) * lay.weights  # (B, E+1, R, Q, Ly, Lx)
         RQ = lay.R * lay.Q
-        patches = patches.reshape(B, C + 2, RQ, lay.Ly, lay.Lx)
-        cells = torch.nonzero(patches[:, C + 1].detach().amax(dim=(0, 2, 3)) > 0).flatten()
+        patches = patches.reshape(B, E + 1, RQ, lay.Ly, lay.Lx)
+        cells = torch.nonzero(patches[:, E].detach().amax(dim=(0, 2, 3)) > 0).flatten()
         if cells.numel() == 0:
             continue
-        sub = patches[:, :C + 1] if cells.numel() == RQ else patches[:, :C + 1].index_select(2, cells)
+        sub = patches[:, :E] if cells.numel() == RQ else patches[:, :E].index_select(2, cells)
         spec = torch.fft.rfft2(sub, s=lay.grid)
         for v in (0, 1):
             otf = lay.otfs[v] if cells.numel() == RQ else lay.otfs[v].index_select(0, cells)
             y = torch.fft.irfft2(spec * otf, s=lay.grid)[..., :lay.K[0], :lay.K[1]]
             if cells.numel() != RQ:
-                y = y.new_zeros((B, C + 1, RQ, *lay.K)).index_copy(2, cells, y)
+                y = y.new_zeros((B, E, RQ, *lay.K)).index_copy(2, cells, y)
             if RQ == 1:
                 canvas = y[:, :, 0]
             else:
-                cols = y.permute(0, 1, 3, 4, 2).reshape(B, (C + 1) * lay.K[0] * lay.K[1], RQ)
+                cols = y.permute(0, 1, 3, 4, 2).reshape(B, E * lay.K[0] * lay.K[1], RQ)
                 canvas = F.fold(cols, output_size=((lay.R - 1) * lay.sy + lay.K[0], (lay.Q - 1) * lay.sx + lay.K[1]),
                                 kernel_size=lay.K, stride=(lay.sy, lay.sx))
             r0, c0 = 2 * h - lay.s0y, 2 * h - lay.s0x
             img = canvas[:, :, r0:r0 + H, c0:c0 + W]
-            colour, alpha = img[:, :C], img[:, C:]
+            colour, alpha = img[:, :C], img[:, C:E]
             if not occlusion:
                 out[v] = colour if out[v] is None else out[v] + colour
             elif out[v] is None:

@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..models import MODELS
+from .real_views import RealViewsConfig, check_real_view_model
 
 __all__ = [
     "OptimizerConfig",
@@ -279,6 +280,12 @@ class TrainConfig:
         Held-out images of the 'test' split scored at the end (0: no evaluation).
     progress : bool
         Show a tqdm progress bar.
+    real_views : RealViewsConfig or None
+        Also train on unlabelled real dual-pixel views with the self-supervised reblur loss
+        (:mod:`learned.training.real_views`), added to the supervised loss with its ``weight``.
+    init : str or None
+        Start from these weights instead of the initialisation: a toolkit checkpoint (``model.pt``
+        of ``learned.train``) or ``'pretrained:NAME'`` (:mod:`learned.pretrained`) of the same model.
     """
 
     model: str
@@ -295,9 +302,19 @@ class TrainConfig:
     amp: bool = True
     eval_images: int = 0
     progress: bool = True
+    real_views: Optional[RealViewsConfig] = None
+    init: Optional[str] = None
 
     def __post_init__(self) -> None:
         family = model_family(self.model)
+        if isinstance(self.real_views, Mapping):
+            object.__setattr__(self, "real_views", RealViewsConfig.from_dict(self.real_views))
+        if self.real_views is not None:
+            if not isinstance(self.real_views, RealViewsConfig):
+                raise TypeError(f"real_views must be a RealViewsConfig or None; got {type(self.real_views).__name__}")
+            check_real_view_model(self.model)
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
+            raise ValueError(f"init must be a checkpoint path or 'pretrained:NAME'; got {self.init!r}")
         for name in ("batch_size", "crop", "steps"):
             value = getattr(self.recipe, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -346,6 +363,8 @@ class TrainConfig:
             **r,
         )
         d["model_overrides"] = _tuples(d.get("model_overrides", {}))
+        if d.get("real_views") is not None:
+            d["real_views"] = RealViewsConfig.from_dict(d["real_views"])
         return cls(recipe=recipe, **d)
 
 
@@ -486,6 +505,8 @@ def make_config(
     eval_images: Optional[int] = None,
     progress: bool = True,
     identity_start: Optional[bool] = None,
+    real_views: Optional[RealViewsConfig] = None,
+    init: Optional[str] = None,
 ) -> TrainConfig:
     """Build a :class:`TrainConfig`: the family's :data:`RECIPES` entry, then the preset, then
     the explicit arguments (None keeps the preset's / recipe's value)."""
@@ -508,7 +529,7 @@ def make_config(
     return TrainConfig(
         model=model, recipe=recipe, data=preset_data if data is None else data, out=out or f"runs/{model}", seed=seed,
         model_overrides=overrides, preset=preset, device=device, num_workers=num_workers, amp=amp,
-        progress=progress, **changes,
+        progress=progress, real_views=real_views, init=init, **changes,
     )
 
 

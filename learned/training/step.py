@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..models import DUAL_PIXEL
+from .real_views import real_view_loss
 from .losses import ifan_disparity_loss, ifan_reblur_loss, k3dn_loss, mse_loss, nrknet_loss
 from .recipes import LossConfig, model_family
 
@@ -52,6 +53,8 @@ class TrainingStep(nn.Module):
                 reuse_vertical_kernel=model.reuse_vertical_kernel,
             )
         self._warned: set = set()
+        self.real_psfs = None  # set with real_config by the trainer when real views are trained on
+        self.real_config = None
 
     def _skip_once(self, what: str) -> None:
         if what not in self._warned:
@@ -66,13 +69,26 @@ class TrainingStep(nn.Module):
         right: Optional[torch.Tensor] = None,
         physics: Optional[torch.Tensor] = None,
         defocus: Optional[torch.Tensor] = None,
+        real: Optional[list] = None,
     ) -> Dict[str, torch.Tensor]:
         """Loss terms of one batch: ``{'total': scalar, term: detached scalar, ...}``.
 
         ``blurred`` (B, 3, H, W) is the network input (the combined image C for dual-pixel data),
         ``sharp`` the ground truth, ``left``/``right`` the dual-pixel views or None,
         ``physics``/``defocus`` the physics estimate and its defocus map (``dp_refine``) or None.
+        ``real``: crops of unlabelled real captures (:meth:`.real_views.RealViewCrops.sample`) whose
+        self-supervised reblur loss is added with ``real_config.weight`` (term ``reblur_real``).
         """
+        terms = self._supervised(blurred, sharp, left, right, physics, defocus)
+        if real:
+            if self.real_psfs is None or self.real_config is None:
+                raise ValueError("real crops were given but the training step has no real_psfs/real_config")
+            reblur = real_view_loss(self.model, self.model_name, real, self.real_psfs, self.real_config)
+            terms["total"] = terms["total"] + self.real_config.weight * reblur
+            terms["reblur_real"] = reblur.detach()
+        return terms
+
+    def _supervised(self, blurred, sharp, left, right, physics, defocus) -> Dict[str, torch.Tensor]:
         has_views = left is not None and right is not None
         if self.dual_pixel_input and not has_views:
             raise ValueError(
