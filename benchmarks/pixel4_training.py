@@ -37,7 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,6 +55,10 @@ class StudyConfig:
     model: str
     data: Optional[str] = None
     note: str = ""
+    #: further ``learned.train`` arguments; ``{data}``, ``{study}`` and ``{seed}`` are filled in
+    args: Tuple[str, ...] = ()
+    #: the configuration whose run of the same seed must exist first (its model.pt is the ``--init``)
+    needs: Optional[str] = None
 
 
 def configs() -> List[StudyConfig]:
@@ -75,7 +79,31 @@ def configs() -> List[StudyConfig]:
                     note="dp_refine on scenes of piecewise-smooth depth (few depth edges)"),
         StudyConfig("kpac_dual-smooth_depth", "kpac_dual", PIXEL4_DATA + ",depth=smooth",
                     note="kpac_dual on scenes of piecewise-smooth depth (few depth edges)"),
+        # issue 26: fine-tuning with the self-supervised reblur loss on the views of 001-008, paired by seed
+        # with the same fine-tuning without it (the supervised share alone)
+        StudyConfig("dp_refine-ft_real", "dp_refine", FINETUNE_REFINE_DATA, args=FINETUNE + ("--init", "pretrained:pixel4") + REAL,
+                    note="bundled pixel4 dp_refine fine-tuned: reblur loss on the views of 001-008 + supervised share"),
+        StudyConfig("dp_refine-ft_synthetic", "dp_refine", FINETUNE_REFINE_DATA,
+                    args=FINETUNE + ("--init", "pretrained:pixel4"),
+                    note="ablation: the same fine-tuning without the reblur loss (supervised share only)"),
+        StudyConfig("kpac_dual-ft_real", "kpac_dual", FINETUNE_DATA, needs="kpac_dual",
+                    args=FINETUNE + ("--init", "{study}/runs/kpac_dual-s{seed}/model.pt") + REAL,
+                    note="kpac_dual (views only) fine-tuned: reblur loss on the views of 001-008 + supervised share"),
+        StudyConfig("kpac_dual-ft_synthetic", "kpac_dual", FINETUNE_DATA, needs="kpac_dual",
+                    args=FINETUNE + ("--init", "{study}/runs/kpac_dual-s{seed}/model.pt"),
+                    note="ablation: the same fine-tuning without the reblur loss"),
     ]
+
+
+#: Issue 26's fine-tuning: 600 steps from a supervised start at a lower LR (cosine decay), the
+#: supervised share on piecewise-smooth depth (real scenes have few depth edges: the diagnosis of
+#: docs/pixel4_training.md), 96 scenes (their physics costs 1.1 s a scene).
+FINETUNE = ("--steps", "600", "--lr", "3e-4")
+FINETUNE_REFINE_DATA = "synthetic:sensor=pixel4,size=336,count=96,physics=on,depth=smooth"
+FINETUNE_DATA = "synthetic:sensor=pixel4,size=336,count=192,depth=smooth"
+#: the reblur term: 2 crops of 128 px (+16 px border) a step, weight 0.1 (its Charbonnier gradient is
+#: about ten times the supervised MSE's), the gain on the centres of 001-008 logged every 100 steps
+REAL = ("--real-views", "pixeldp:{data}", "--real-weight", "0.1", "--real-monitor-every", "100")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,16 +126,16 @@ def _dataset(data: Path):
 
 def references(data: Path, study: Path, workers: int) -> dict:
     """Input and ``dual_pixel`` rows per scene; caches the physics estimate for ``dp_refine``."""
-    from learned.baseline import DualPixelBaseline, add_physics
+    from learned.baseline import add_physics, dual_pixel_row
     from learned.data.io import atomic_write_bytes
-    from optics.dual_pixel.deblur import DualPixelPSFGrid
     from optics.image_io import npy_bytes
 
     path = study / "reference.json"
     if path.is_file():
         return json.loads(path.read_text())
     dataset = _dataset(data)
-    physics = DualPixelBaseline(DualPixelPSFGrid.from_calibration(data / "calibration"), workers=workers)
+    # the physics of every entry point (learned.evaluate --baseline dual_pixel, the real-view fine-tuning)
+    physics = dual_pixel_row(f"pixeldp:{data}", workers=workers)
     (study / "physics").mkdir(parents=True, exist_ok=True)
     rows = {}
     for i in range(len(dataset)):
@@ -275,11 +303,16 @@ def _train_and_score(config: StudyConfig, seed: int, data: Path, study: Path) ->
         return f"{run_dir.name}: done before"
     log = study / "runs" / f"{run_dir.name}.log"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if config.needs is not None:
+        first = study / "runs" / f"{config.needs}-s{seed}" / "model.pt"
+        if not first.is_file():
+            return f"{run_dir.name}: needs {first} (run --only {config.needs} first)"
     if not (run_dir / "model.pt").is_file():
         cmd = [sys.executable, "-m", "learned.train", "--model", config.model, "--preset", "pixel4", "--seed",
                str(seed), "--out", str(run_dir), "--threads", "1", "--no-progress"]
         if config.data is not None:
             cmd += ["--data", config.data]
+        cmd += [a.format(data=data, study=study, seed=seed) for a in config.args]
         if (run_dir / "checkpoint.pt").is_file():
             cmd = [sys.executable, "-m", "learned.train", "--out", str(run_dir), "--resume", "--no-progress"]
         with open(log, "a") as fh:

@@ -11,6 +11,9 @@ Contents
 - :func:`area_downsample`, :func:`warp_horizontal`, :func:`ifan_disparity_loss`,
   :func:`ifan_reblur_loss`: IFAN's dual-pixel disparity loss and reblurring loss.
 - :func:`k3dn_loss`: K3DN Eq. 18.
+- :func:`dp_reblur_loss` / :class:`DPReblurLoss`: the self-supervised dual-pixel reblur loss through
+  calibrated PSFs (:mod:`.reblur`, the layered model that ``optics`` verifies; used on real views by
+  :mod:`.real_views` and ``learned.train --real-views``).
 
 References
 ----------
@@ -31,6 +34,9 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .reblur import DPReblurLoss
+from .reblur import reblur_loss as dp_reblur_loss
+
 __all__ = [
     "NRKNET_SCALE_WEIGHTS",
     "check_pair",
@@ -43,6 +49,8 @@ __all__ = [
     "ifan_disparity_loss",
     "ifan_reblur_loss",
     "k3dn_loss",
+    "dp_reblur_loss",
+    "DPReblurLoss",
 ]
 
 #: NRKNet's scale weights [lambda_0, lambda_1, lambda_2, lambda_3] (Eq. 12): fused output, then

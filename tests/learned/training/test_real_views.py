@@ -209,3 +209,24 @@ def test_real_options_need_real_views():
     proc = _train("--model", "dp_refine", "--preset", "pixel4", "--real-crop", "64", "--out", "/nonexistent/x")
     assert proc.returncode == 2
     assert "--real-crop: expected --real-views pixeldp:DIR" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_reblur_loss_is_exported_by_the_losses_module():
+    from learned.training import losses, reblur
+
+    assert losses.dp_reblur_loss is reblur.reblur_loss and losses.DPReblurLoss is reblur.DPReblurLoss
+
+
+def test_real_view_loss_under_bf16_autocast_is_close_to_float32(crops):
+    """The GPU path runs under autocast: the network in bfloat16, the reblur in float32 (torch.fft)."""
+    torch.manual_seed(0)
+    net = DPRefine(4, 2)
+    torch.nn.init.normal_(net.head.weight, std=0.05)
+    samples = crops.sample(2, 0)
+    ref = real_view_loss(net, "dp_refine", samples, crops.psfs, crops.config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = real_view_loss(net, "dp_refine", samples, crops.psfs, crops.config)
+    assert low.dtype == torch.float32 and torch.isfinite(low)
+    assert float(low.detach()) == pytest.approx(float(ref.detach()), rel=0.05)
+    low.backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
