@@ -567,24 +567,15 @@ def _owned_by_train(path: Path) -> bool:
     return path.name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, PLOT_NAME, EVAL_NAME)
 
 
-def _real_views_config(args: argparse.Namespace):
-    from .training.real_views import RealViewsConfig
-
-    given = {"scenes": args.real_scenes, "weight": args.real_weight, "batch_size": args.real_batch,
-             "crop": args.real_crop, "monitor_every": args.real_monitor_every}
-    if args.real_views is None:
-        extra = [f"--real-{k.replace('_', '-').replace('batch-size', 'batch')}" for k, v in given.items() if v is not None]
-        if extra:
-            cli.usage_error(f"argument {extra[0]}: expected --real-views pixeldp:DIR with it; got no --real-views")
-        return None
-    try:
-        return RealViewsConfig(data=args.real_views, **{k: (tuple(v) if k == "scenes" else v)
-                                                        for k, v in given.items() if v is not None})
-    except ValueError as err:
-        cli.usage_error(f"argument --real-views: {err}")
-
-
 def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
+    from .training.real_views import real_views_from_cli
+
+    try:
+        real_views = real_views_from_cli(args.real_views, scenes=args.real_scenes, weight=args.real_weight,
+                                         batch_size=args.real_batch, crop=args.real_crop,
+                                         monitor_every=args.real_monitor_every)
+    except ValueError as err:
+        cli.usage_error(str(err))
     return make_config(
         args.model, preset=args.preset or "paper", data=args.data, out=args.out,
         seed=0 if args.seed is None else args.seed, steps=args.steps, batch_size=args.batch_size,
@@ -593,7 +584,7 @@ def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
         num_workers=args.num_workers, amp=not args.no_amp,
         eval_images=args.eval_images, progress=not args.no_progress,
         identity_start=False if args.no_identity_start else None,
-        real_views=_real_views_config(args), init=args.init,
+        real_views=real_views, init=args.init,
     )
 
 

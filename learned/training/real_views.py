@@ -51,7 +51,7 @@ from ..models import DUAL_PIXEL, PHYSICS_INPUT
 from .reblur import PENALTIES, ReblurPSFs, reblur_loss
 
 __all__ = ["TUNING_SCENES", "RealViewsConfig", "RealViewCrops", "real_view_output", "real_view_loss",
-           "check_real_view_model"]
+           "check_real_view_model", "real_views_from_cli"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,29 @@ class RealViewsConfig:
         d = dict(data)
         d["scenes"] = tuple(d.get("scenes", TUNING_SCENES))
         return cls(**d)
+
+
+#: ``learned.train``'s flag of each :class:`RealViewsConfig` field it sets.
+CLI_FLAGS = {"scenes": "--real-scenes", "weight": "--real-weight", "batch_size": "--real-batch",
+             "crop": "--real-crop", "monitor_every": "--real-monitor-every"}
+
+
+def real_views_from_cli(data: Optional[str], **given: Any) -> Optional[RealViewsConfig]:
+    """The :class:`RealViewsConfig` of ``learned.train``'s ``--real-views DATA`` and ``--real-*`` flags
+    (``given``: field -> value, None where the flag is absent); None without ``--real-views``.
+    Raises ValueError (one line, naming the flag) for a flag without ``--real-views`` or a bad value."""
+    set_ = {k: v for k, v in given.items() if v is not None}
+    if data is None:
+        if set_:
+            raise ValueError(f"argument {CLI_FLAGS[next(iter(set_))]}: expected --real-views pixeldp:DIR with it; "
+                             "got no --real-views")
+        return None
+    if "scenes" in set_:
+        set_["scenes"] = tuple(set_["scenes"])
+    try:
+        return RealViewsConfig(data=data, **set_)
+    except ValueError as err:
+        raise ValueError(f"argument --real-views: {err}") from None
 
 
 def _scene_number(name: str) -> str:
