@@ -240,15 +240,21 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
 
         identity_start_(model, config.model)
     if config.init is not None and state is None:  # resumed weights replace these too
-        init_weights_(model, config.model, config.init)
+        from .pretrained import checkpoint_path
+
+        name = config.init.split(":", 1)[1] if config.init.startswith("pretrained:") else None
+        init_weights_(model, config.model, checkpoint_path(config.model, name) if name else config.init, config.init)
         if ctx.is_main:
             log.info("initialised %s from %s", config.model, config.init)
     trainer = TrainingStep(model, config.model, recipe.loss).to(device)
     real = None
     if config.real_views is not None:
+        from .baseline import dual_pixel_row
+        from .data import build_dataset
         from .training.real_views import RealViewCrops
 
-        real = RealViewCrops(config.real_views)
+        data = config.real_views.data  # read and deblurred as learned.evaluate does
+        real = RealViewCrops(config.real_views, build_dataset(data, "test", crop=None, augment=False), dual_pixel_row(data))
         trainer.real_psfs, trainer.real_config = real.psfs, config.real_views
         if ctx.is_main:
             log.info("real views: scenes %s of %s (physics %s, %.0f s), reblur weight %g, %d crops of %d px a step",
@@ -568,7 +574,7 @@ def _owned_by_train(path: Path) -> bool:
 
 
 def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
-    from .training.real_views import real_views_from_cli
+    from .training.recipes import real_views_from_cli
 
     try:
         real_views = real_views_from_cli(args.real_views, scenes=args.real_scenes, weight=args.real_weight,

@@ -225,29 +225,24 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> nn.Modul
     return model.eval()
 
 
-def init_weights_(model: nn.Module, model_name: str, init: str) -> None:
-    """Load the weights ``init`` into ``model`` in place (a run's ``--init``).
+def init_weights_(model: nn.Module, model_name: str, path: str | Path, label: str | None = None) -> None:
+    """Load the weights of the toolkit checkpoint ``path`` into ``model`` in place (a run's ``--init``).
 
-    ``init`` is a toolkit checkpoint (``model.pt`` of ``learned.train``, or ``python -m
-    learned.convert``'s output) or ``'pretrained:NAME'`` (the bundled weights, checked against
-    their SHA-256). The checkpoint must hold ``model_name`` with the same constructor arguments:
-    every tensor is loaded strictly.
+    ``path`` is a ``model.pt`` of ``learned.train`` (or ``python -m learned.convert``'s output, or
+    bundled weights); ``label`` names it in errors (default: the path). The checkpoint must hold
+    ``model_name`` with the same constructor arguments: every tensor is loaded strictly.
     """
-    if init.startswith("pretrained:"):
-        from ..pretrained import checkpoint_path
-
-        path = checkpoint_path(model_name, init.split(":", 1)[1])
-    else:
-        path = Path(init)
-        if not path.is_file():
-            raise FileNotFoundError(f"init {init!r}: expected a model.pt of learned.train or 'pretrained:NAME'; "
-                                    "no such file")
+    label = str(path) if label is None else label
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init {label!r}: expected a model.pt of learned.train or 'pretrained:NAME'; "
+                                "no such file")
     obj = _torch_load(path)
     if not is_toolkit_checkpoint(obj):
-        raise ValueError(f"init {init!r}: not a defocus-toolkit checkpoint (a model.pt of learned.train)")
+        raise ValueError(f"init {label!r}: not a defocus-toolkit checkpoint (a model.pt of learned.train)")
     if obj["model"] != model_name:
-        raise ValueError(f"init {init!r}: holds model {obj['model']!r}, not {model_name!r}")
-    load_state_dict_strict(model, obj["state_dict"], f"init {init!r}")
+        raise ValueError(f"init {label!r}: holds model {obj['model']!r}, not {model_name!r}")
+    load_state_dict_strict(model, obj["state_dict"], f"init {label!r}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,100 +47,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..models import DUAL_PIXEL, PHYSICS_INPUT
-from .reblur import PENALTIES, ReblurPSFs, reblur_loss
+from ..models import PHYSICS_INPUT
+from .reblur import ReblurPSFs, reblur_loss
+from .recipes import TUNING_SCENES, RealViewsConfig, check_real_view_model
 
-__all__ = ["TUNING_SCENES", "RealViewsConfig", "RealViewCrops", "real_view_output", "real_view_loss",
-           "check_real_view_model", "real_views_from_cli"]
+__all__ = ["RealViewCrops", "real_view_output", "real_view_loss", "TUNING_SCENES", "RealViewsConfig"]
 
 log = logging.getLogger(__name__)
-
-#: Xin et al.'s scenes on which everything is tuned and trained (DEVELOPERS.md); 009-017 are held out.
-TUNING_SCENES = tuple(f"{i:03d}" for i in range(1, 9))
-
-
-@dataclass(frozen=True)
-class RealViewsConfig:
-    """Self-supervised real-view term of a training run (stored in the checkpoint).
-
-    Attributes
-    ----------
-    data : str
-        ``'pixeldp:DIR'``: Xin et al.'s ``DP_data_pixel_4`` folder (its calibration beside the views).
-    scenes : tuple of str
-        Scene numbers whose views are trained on (default 001-008, the tuning scenes).
-    weight : float
-        Weight of the reblur loss added to the supervised loss of the step (>= 0).
-    batch_size : int
-        Real crops per step.
-    crop : int
-        Side of the crop the loss scores; the network sees ``crop + 2 * border``.
-    border : int
-        Pixels at each side of the network's crop outside the loss (the blur reaches beyond a crop).
-    penalty : {'charbonnier', 'l1'}
-    monitor_every : int
-        Every this many steps, score the central ``monitor_size`` window of each training scene
-        against its ground truth (logged, never trained on); 0: never.
-    monitor_size : int
-    """
-
-    data: str
-    scenes: Tuple[str, ...] = TUNING_SCENES
-    weight: float = 1.0
-    batch_size: int = 2
-    crop: int = 128
-    border: int = 16
-    penalty: str = "charbonnier"
-    monitor_every: int = 0
-    monitor_size: int = 512
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.data, str) or not self.data.lower().startswith("pixeldp:"):
-            raise ValueError(f"real_views data must be 'pixeldp:DIR' (Xin et al.'s DP_data_pixel_4); got {self.data!r}")
-        scenes = tuple(self.scenes)
-        if not scenes or not all(isinstance(s, str) and len(s) == 3 and s.isdigit() for s in scenes):
-            raise ValueError(f"real_views scenes must be three-digit scene numbers like '001'; got {self.scenes!r}")
-        if len(set(scenes)) != len(scenes):
-            raise ValueError(f"real_views scenes must not repeat; got {self.scenes!r}")
-        object.__setattr__(self, "scenes", scenes)
-        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight >= 0):
-            raise ValueError(f"real_views weight must be a finite number >= 0; got {self.weight!r}")
-        for name, low in (("batch_size", 1), ("crop", 16), ("border", 0), ("monitor_every", 0), ("monitor_size", 64)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"real_views {name} must be an integer >= {low}; got {value!r}")
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"real_views penalty must be one of {PENALTIES}; got {self.penalty!r}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RealViewsConfig":
-        d = dict(data)
-        d["scenes"] = tuple(d.get("scenes", TUNING_SCENES))
-        return cls(**d)
-
-
-#: ``learned.train``'s flag of each :class:`RealViewsConfig` field it sets.
-CLI_FLAGS = {"scenes": "--real-scenes", "weight": "--real-weight", "batch_size": "--real-batch",
-             "crop": "--real-crop", "monitor_every": "--real-monitor-every"}
-
-
-def real_views_from_cli(data: Optional[str], **given: Any) -> Optional[RealViewsConfig]:
-    """The :class:`RealViewsConfig` of ``learned.train``'s ``--real-views DATA`` and ``--real-*`` flags
-    (``given``: field -> value, None where the flag is absent); None without ``--real-views``.
-    Raises ValueError (one line, naming the flag) for a flag without ``--real-views`` or a bad value."""
-    set_ = {k: v for k, v in given.items() if v is not None}
-    if data is None:
-        if set_:
-            raise ValueError(f"argument {CLI_FLAGS[next(iter(set_))]}: expected --real-views pixeldp:DIR with it; "
-                             "got no --real-views")
-        return None
-    if "scenes" in set_:
-        set_["scenes"] = tuple(set_["scenes"])
-    try:
-        return RealViewsConfig(data=data, **set_)
-    except ValueError as err:
-        raise ValueError(f"argument --real-views: {err}") from None
-
 
 def _scene_number(name: str) -> str:
     return name[:3]
@@ -152,9 +65,10 @@ class RealViewCrops:
     Parameters
     ----------
     config : RealViewsConfig
-    physics_options : dict, optional
-        Options of the physics (default: :data:`optics.dual_pixel.deblur.DEFAULTS`, the defaults of
-        every entry point).
+    dataset : FileDataset
+        The reader of ``config.data`` (``learned.data.build_dataset(config.data, 'test')``).
+    physics : DualPixelBaseline
+        The physics of every entry point (``learned.baseline.dual_pixel_row(config.data)``).
 
     The physics of each scene is computed once, here (about 7 s a scene on one core); the
     crops are drawn by :meth:`sample` from a generator seeded by the run's seed and the step,
@@ -162,14 +76,10 @@ class RealViewCrops:
     replicates one plane over three channels); one plane is kept.
     """
 
-    def __init__(self, config: RealViewsConfig, physics_options: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(self, config: RealViewsConfig, dataset: Any, physics: Any) -> None:
         from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS, DualPixelPSFGrid
 
-        from ..baseline import add_physics, dual_pixel_row
-        from ..data import build_dataset
-
         self.config = config
-        dataset = build_dataset(config.data, "test", crop=None, augment=False)
         names = {_scene_number(dataset.sample_name(i)): i for i in range(len(dataset))}
         missing = [s for s in config.scenes if s not in names]
         if missing:
@@ -180,16 +90,17 @@ class RealViewCrops:
         # the training reads views only: a copy of the reader whose records have no ground truth
         self._views = copy.copy(dataset)
         self._views.records = [dataclasses.replace(r, target=None) for r in dataset.records]
-        row = dual_pixel_row(config.data, **dict(physics_options or {}))
+        row = physics
         self.physics_label = row.label()
         self.scenes: Dict[str, Dict[str, np.ndarray]] = {}
         grid = None
         start = time.perf_counter()
         for s in config.scenes:
             arrays = self._load_views(self._index[s])
-            with_physics, _ = add_physics(arrays, row)
-            self.scenes[s] = {k: np.ascontiguousarray(with_physics[k][:, :, 0], dtype=np.float32)
-                              for k in ("left", "right", "physics", "defocus")}
+            estimate = row(arrays)  # as learned.baseline.add_physics
+            planes = {"left": arrays["left"][:, :, 0], "right": arrays["right"][:, :, 0], "physics": estimate[:, :, 0],
+                      "defocus": row.last.defocus}
+            self.scenes[s] = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in planes.items()}
             placed = row.placed(arrays["left"].shape[:2])
             placed = getattr(placed, "grid", placed)  # a source placed in the sensor frame holds its grid
             if not isinstance(placed, DualPixelPSFGrid):
@@ -201,7 +112,7 @@ class RealViewCrops:
                 raise ValueError(f"real_views scenes must share one frame size; got {self.shape} and "
                                  f"{arrays['left'].shape[:2]} (scene {s})")
             log.info("real views: scene %s, physics in %.1f s", s, row.seconds[-1])
-        options = {**DEFAULTS, **dict(physics_options or {})}
+        options = {**DEFAULTS, **dict(row.options)}
         self.scales = np.asarray(options.get("scales", DEFAULT_SCALES), dtype=np.float64)
         self.scale_bias = float(options["scale_bias"])
         self.psfs = ReblurPSFs.from_grid(grid, self.scales)
@@ -223,9 +134,7 @@ class RealViewCrops:
         (the physics' map) and ``reblur_defocus`` (the map the reblur uses: ``defocus + scale_bias``
         clamped to the scales), and ``offset`` (row, col) in the frame, S = crop + 2 * border.
         """
-        from .sampling import derive_seed
-
-        rng = np.random.default_rng(derive_seed(seed, step, 26))
+        rng = np.random.default_rng([int(seed), int(step), 26])
         side = self.config.crop + 2 * self.config.border
         H, W = self.shape
         out = []
@@ -283,15 +192,6 @@ def real_view_output(model: nn.Module, model_name: str, sample: Mapping[str, tor
     if model_name in PHYSICS_INPUT:
         return model(sample["left"], sample["right"], sample["physics"], sample["defocus"])
     return model(sample["left"], sample["right"], 0.5 * (sample["left"] + sample["right"]))
-
-
-def check_real_view_model(model_name: str) -> None:
-    """Raise ValueError unless the reblur term can train ``model_name`` (module Notes)."""
-    from .recipes import model_family
-
-    if not (model_name in PHYSICS_INPUT or (model_family(model_name) == "kpac" and model_name in DUAL_PIXEL)):
-        raise ValueError(f"real_views trains dp_refine or a dual-pixel KPAC (the networks that read the views and "
-                         f"whose output is the sharp image); got model {model_name!r}")
 
 
 def real_view_loss(model: nn.Module, model_name: str, samples: Sequence[Mapping[str, Any]], psfs: ReblurPSFs,

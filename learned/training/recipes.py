@@ -56,8 +56,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ..models import MODELS
-from .real_views import RealViewsConfig, check_real_view_model
+from ..models import DUAL_PIXEL, MODELS, PHYSICS_INPUT
 
 __all__ = [
     "OptimizerConfig",
@@ -242,6 +241,104 @@ def model_family(name: str) -> str:
         if name.startswith(family):
             return family
     raise ValueError(f"model {name!r} belongs to no known family (kpac, ifan, nrknet, k3dn, dp_refine)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Self-supervised real views (learned.training.real_views)
+# --------------------------------------------------------------------------------------------------
+#: Xin et al.'s scenes on which everything is tuned and trained (DEVELOPERS.md); 009-017 are held out.
+TUNING_SCENES = tuple(f"{i:03d}" for i in range(1, 9))
+
+
+@dataclass(frozen=True)
+class RealViewsConfig:
+    """Self-supervised real-view term of a training run (stored in the checkpoint).
+
+    Attributes
+    ----------
+    data : str
+        ``'pixeldp:DIR'``: Xin et al.'s ``DP_data_pixel_4`` folder (its calibration beside the views).
+    scenes : tuple of str
+        Scene numbers whose views are trained on (default 001-008, the tuning scenes).
+    weight : float
+        Weight of the reblur loss added to the supervised loss of the step (>= 0).
+    batch_size : int
+        Real crops per step.
+    crop : int
+        Side of the crop the loss scores; the network sees ``crop + 2 * border``.
+    border : int
+        Pixels at each side of the network's crop outside the loss (the blur reaches beyond a crop).
+    penalty : {'charbonnier', 'l1'}
+    monitor_every : int
+        Every this many steps, score the central ``monitor_size`` window of each training scene
+        against its ground truth (logged, never trained on); 0: never.
+    monitor_size : int
+    """
+
+    data: str
+    scenes: Tuple[str, ...] = TUNING_SCENES
+    weight: float = 1.0
+    batch_size: int = 2
+    crop: int = 128
+    border: int = 16
+    penalty: str = "charbonnier"
+    monitor_every: int = 0
+    monitor_size: int = 512
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, str) or not self.data.lower().startswith("pixeldp:"):
+            raise ValueError(f"real_views data must be 'pixeldp:DIR' (Xin et al.'s DP_data_pixel_4); got {self.data!r}")
+        scenes = tuple(self.scenes)
+        if not scenes or not all(isinstance(s, str) and len(s) == 3 and s.isdigit() for s in scenes):
+            raise ValueError(f"real_views scenes must be three-digit scene numbers like '001'; got {self.scenes!r}")
+        if len(set(scenes)) != len(scenes):
+            raise ValueError(f"real_views scenes must not repeat; got {self.scenes!r}")
+        object.__setattr__(self, "scenes", scenes)
+        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"real_views weight must be a finite number >= 0; got {self.weight!r}")
+        for name, low in (("batch_size", 1), ("crop", 16), ("border", 0), ("monitor_every", 0), ("monitor_size", 64)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"real_views {name} must be an integer >= {low}; got {value!r}")
+        if self.penalty not in ("charbonnier", "l1"):  # learned.training.reblur.PENALTIES
+            raise ValueError(f"real_views penalty must be one of ('charbonnier', 'l1'); got {self.penalty!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RealViewsConfig":
+        d = dict(data)
+        d["scenes"] = tuple(d.get("scenes", TUNING_SCENES))
+        return cls(**d)
+
+
+#: ``learned.train``'s flag of each :class:`RealViewsConfig` field it sets.
+CLI_FLAGS = {"scenes": "--real-scenes", "weight": "--real-weight", "batch_size": "--real-batch",
+             "crop": "--real-crop", "monitor_every": "--real-monitor-every"}
+
+
+def real_views_from_cli(data: Optional[str], **given: Any) -> Optional[RealViewsConfig]:
+    """The :class:`RealViewsConfig` of ``learned.train``'s ``--real-views DATA`` and ``--real-*`` flags
+    (``given``: field -> value, None where the flag is absent); None without ``--real-views``.
+    Raises ValueError (one line, naming the flag) for a flag without ``--real-views`` or a bad value."""
+    set_ = {k: v for k, v in given.items() if v is not None}
+    if data is None:
+        if set_:
+            raise ValueError(f"argument {CLI_FLAGS[next(iter(set_))]}: expected --real-views pixeldp:DIR with it; "
+                             "got no --real-views")
+        return None
+    if "scenes" in set_:
+        set_["scenes"] = tuple(set_["scenes"])
+    try:
+        return RealViewsConfig(data=data, **set_)
+    except ValueError as err:
+        raise ValueError(f"argument --real-views: {err}") from None
+
+
+def check_real_view_model(model_name: str) -> None:
+    """Raise ValueError unless the reblur term can train ``model_name`` (module Notes)."""
+    if not (model_name in PHYSICS_INPUT or (model_family(model_name) == "kpac" and model_name in DUAL_PIXEL)):
+        raise ValueError(f"real_views trains dp_refine or a dual-pixel KPAC (the networks that read the views and "
+                         f"whose output is the sharp image); got model {model_name!r}")
+
 
 
 @dataclass(frozen=True)

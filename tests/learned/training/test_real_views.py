@@ -15,6 +15,8 @@ from scipy import ndimage
 import learned
 from learned.models.dp_refine import DPRefine
 from learned.training.checkpoints import init_weights_
+from learned.baseline import dual_pixel_row
+from learned.data import build_dataset
 from learned.training.real_views import RealViewCrops, RealViewsConfig, real_view_loss
 from optics.image_io import png_bytes
 
@@ -53,8 +55,13 @@ def xin(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def crops(xin) -> RealViewCrops:
-    return RealViewCrops(RealViewsConfig(f"pixeldp:{xin}", scenes=("001", "002"), crop=64, batch_size=3,
-                                         monitor_every=1, monitor_size=128))
+    return _crops(RealViewsConfig(f"pixeldp:{xin}", scenes=("001", "002"), crop=64, batch_size=3,
+                                  monitor_every=1, monitor_size=128))
+
+
+def _crops(config: RealViewsConfig) -> RealViewCrops:
+    """As learned.train builds them: the reader and the physics of learned.evaluate."""
+    return RealViewCrops(config, build_dataset(config.data, "test"), dual_pixel_row(config.data))
 
 
 def test_training_reads_the_views_only_never_the_ground_truth(xin, tmp_path, crops):
@@ -70,8 +77,8 @@ def test_training_reads_the_views_only_never_the_ground_truth(xin, tmp_path, cro
                 _write(q, np.random.default_rng(0).integers(0, 65535, (S, S)).astype(np.uint16))
             else:
                 q.write_bytes(p.read_bytes())
-    real = RealViewCrops(RealViewsConfig(f"pixeldp:{other}", scenes=("001", "002"), crop=64, batch_size=3,
-                                         monitor_size=128))
+    real = _crops(RealViewsConfig(f"pixeldp:{other}", scenes=("001", "002"), crop=64, batch_size=3,
+                                  monitor_size=128))
     for s in ("001", "002"):
         assert set(real.scenes[s]) == {"left", "right", "physics", "defocus"}
         for k in real.scenes[s]:
@@ -147,7 +154,7 @@ def test_config_refuses_bad_values(kwargs, message):
 
 def test_missing_scene_is_named(xin):
     with pytest.raises(ValueError, match="no scene 009"):
-        RealViewCrops(RealViewsConfig(f"pixeldp:{xin}", scenes=("009",)))
+        _crops(RealViewsConfig(f"pixeldp:{xin}", scenes=("009",)))
 
 
 def test_only_view_reading_networks(xin):
