@@ -1,6 +1,6 @@
 """Does the self-supervised DP reblur loss reward a wrong map? Measured on real captures (issue 26, deliverable 3).
 
-``python -m benchmarks.reblur_map_check --data DIR [--scenes NNN ...] [--crop N] [--shifts D1,D2,...]``
+``python -m benchmarks.reblur_map_check --data DIR [--scenes NNN ...] [--crop N] [--shifts D1,D2,...] [--ground-truth]``
 
 For each scene (default: the tuning scenes 001-008; the ground truth is not used), the training-free
 physics (:func:`optics.dual_pixel.deblur.dual_pixel_deblur`, its defaults) gives a sharp estimate ``x``
@@ -12,6 +12,13 @@ layers summed without occlusion, Charbonnier, a 16 px border left out) is evalua
   ``scale_bias`` is the map the deconvolution used),
 * ``x`` with a constant map at the crop's median defocus (a map that ignores depth), and
 * the shortcut ``x = (L + R) / 2`` with the map at the scale nearest 0 (nearly no blur).
+
+* with ``--ground-truth``, the scene's ground truth with the physics' map, aligned to the physics
+  estimate first (the half-pixel shift within 1.5 px and the gain that bring it closest to the
+  estimate in least squares: Xin et al.'s ground truth is a separate capture, registered near but not
+  on the views' reference), both with the map plus ``scale_bias``. The ground truth is only scored here, never trained on: if it explains
+  the views worse than the physics estimate does, lowering the loss below the physics' value cannot
+  bring an estimate closer to the truth (issue 26's diagnosis).
 
 The layers are summed (``occlusion=False``): front-to-back occlusion with a map between two levels
 composites the two partial layers as if one hid the other, and loses up to a quarter of the light
@@ -35,6 +42,29 @@ from optics import cli
 BORDER = 16
 
 
+def _aligned_truth(target: np.ndarray, estimate: np.ndarray, win) -> tuple:
+    """The ground truth's window shifted (half pixels within 1.5 px, cubic) and scaled to the estimate
+    in least squares; returns (window, (dy, dx), gain)."""
+    from scipy import ndimage
+
+    m = 4  # margin: the shifted window reads at most 1.5 px (and the cubic spline's reach) outside it
+    rows, cols = win
+    r0, c0 = max(rows.start - m, 0), max(cols.start - m, 0)
+    target = np.asarray(target[r0:rows.stop + m, c0:cols.stop + m], dtype=np.float64)
+    win = (slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0))
+    ref = np.asarray(estimate, dtype=np.float64)
+    best = None
+    steps = np.arange(-1.5, 1.51, 0.5)
+    for dy in steps:
+        for dx in steps:
+            g = ndimage.shift(target, (dy, dx), order=3, mode="nearest")[win]
+            gain = float((g * ref).sum() / max((g * g).sum(), 1e-12))
+            err = float(np.mean((gain * g - ref) ** 2))
+            if best is None or err < best[0]:
+                best = (err, gain * g, (float(dy), float(dx)), gain)
+    return best[1], best[2], best[3]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = cli.ArgumentParser(prog="python -m benchmarks.reblur_map_check", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Xin et al.'s DP_data_pixel_4 folder")
@@ -43,6 +73,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--crop", type=int, default=336, help="side of the central window scored, px (default 336)")
     parser.add_argument("--shifts", default="-0.4,-0.2,-0.1,0,0.1,0.2,0.4",
                         help="shifts of the map, scale units (default -0.4,-0.2,-0.1,0,0.1,0.2,0.4)")
+    parser.add_argument("--ground-truth", action="store_true",
+                        help="also score the aligned ground truth (a diagnosis; see the module docstring)")
     args = parser.parse_args(argv)
     try:
         shifts = [float(v) for v in args.shifts.split(",")]
@@ -62,7 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     grid = None
     zero = float(scales[np.argmin(np.abs(scales))])
     head = (["scene"] + [f"map {s:+g}" for s in shifts] + ["flat map", f"shortcut (L+R)/2, scale {zero:g}",
-                                                           "least at"])
+                                                           "least at"]
+            + (["ground truth, aligned (shift, gain)", "ground truth / physics"] if args.ground_truth else []))
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for i, name in selected:
@@ -90,8 +123,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         flat = loss(x, np.full_like(d, np.median(d)))
         short = loss((left[win] + right[win]) / 2, np.full_like(d, zero))
         best = shifts[int(np.argmin(row))]
-        print("| " + " | ".join([name] + [f"{v:.3e}" for v in row] + [f"{flat:.3e}", f"{short:.3e}", f"{best:+g}"])
-              + " |", flush=True)
+        cells = [name] + [f"{v:.3e}" for v in row] + [f"{flat:.3e}", f"{short:.3e}", f"{best:+g}"]
+        if args.ground_truth:
+            truth, (dy, dx), gain = _aligned_truth(arrays["target"][..., 0], x, win)
+            bias = DEFAULTS["scale_bias"]  # both with the map the physics deconvolved with
+            value = loss(truth, d + bias)
+            cells += [f"{value:.3e} ({dy:+.1f}, {dx:+.1f}; {gain:.3f})", f"{value / loss(x, d + bias):.2f}"]
+        print("| " + " | ".join(cells) + " |", flush=True)
     print(f"\nloss: Charbonnier (eps 1e-3) of both reblurred views, central {args.crop} px window, {BORDER} px border "
           f"out; the physics used the map + scale_bias {DEFAULTS['scale_bias']:+g}", file=sys.stderr)
     return 0
