@@ -9,39 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from benchmarks.dual_pixel_oracle import oracle_index
-from optics.image_io import png_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 S = 336
 
 
-def _write(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(array))
-
-
 @pytest.fixture(scope="module")
-def xin(tmp_path_factory) -> Path:
-    """One 336 x 336 scene in Xin et al.'s layout: half-disc kernels of radius 3 (left the mirror of right)."""
+def xin(tmp_path_factory, xin_layout) -> Path:
+    """One 336 x 336 scene in Xin et al.'s layout (conftest.write_xin_layout)."""
     root = tmp_path_factory.mktemp("DP_data_pixel_4")
-    c = np.arange(15) - 7
-    yy, xx = np.meshgrid(c, c, indexing="ij")
-    disc = np.clip(3.5 - np.hypot(yy, xx), 0, 1)
-    kl = disc / (1 + np.exp(xx / 0.7))
-    kl /= kl.sum()
-    kr = kl[:, ::-1].copy()
-    x = ndimage.gaussian_filter(np.random.default_rng(3).random((S + 40, S + 40)), 1.5)
-    sharp = 0.05 + 0.3 * (x - x.min()) / np.ptp(x)
-    for side, k in (("left", kl), ("right", kr)):
-        view = ndimage.convolve(sharp, k, mode="mirror")[20:-20, 20:-20]
-        _write(root / f"001_{side}.png", np.round(1024 + view * 16383).astype(np.uint16))
-        _write(root / f"calibration/white_sheet_{side}.png", np.full((S, S), 1024 + 9000, np.uint16))
-        np.save(root / f"calibration/blur_kernels_{side}.npy", np.broadcast_to(k, (48, 15, 15)).astype(np.float32))
-    _write(root / "gt_all_in_focus_im/001_gt.png", np.round(sharp[20:-20, 20:-20] * 65535).astype(np.uint16))
-    _write(root / "gt_defocus_map/001_gt.png", np.full((S, S), 100, np.uint8))
+    xin_layout(root, {"001": 3}, S)
     return root
 
 
