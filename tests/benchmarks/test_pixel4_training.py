@@ -96,3 +96,35 @@ def test_run_scores_for_the_manifest(tmp_path):
     assert scores["least_scene_gain_db"] == 0.0 and "--run-scores A-s0" in scores["command"]
     with pytest.raises(ValueError, match="no scored run 'C-s0'"):
         S.run_scores(study, "C-s0")
+
+
+def test_issue26_targets_and_the_reblur_effect_paired_by_seed(tmp_path):
+    """Fine-tuned configurations (``*-ft_*``): the targets against the physics (+1.5 raw, +2.0
+    registered), chosen on 001-008, and ft_real minus ft_synthetic paired by seed."""
+    study = _study(tmp_path)
+    runs = {  # ft_real: +2.0 everywhere (registered +2.6); ft_synthetic: +1.75 (seed 0), +1.25 (seed 1)
+        "m-ft_real-s0": {s: _row(32.0, 32.6) for s in SCENES},
+        "m-ft_real-s1": {s: _row(32.0, 32.6) for s in SCENES},
+        "m-ft_synthetic-s0": {s: _row(31.75) for s in SCENES},
+        "m-ft_synthetic-s1": {s: _row(31.25) for s in SCENES},
+    }
+    runs["m-ft_real-s1"]["009"] = _row(29.0, 29.0)  # one held-out scene below its input on one seed
+    for name, scenes in runs.items():
+        (study / "runs" / name).mkdir()
+        (study / "runs" / name / "real.json").write_text(json.dumps({"model": "m", "scenes": scenes}))
+    report = S.format_report(study)
+    assert "Best fine-tuned configuration on 001-008 only: **m-ft_real**" in report
+    # all scenes: seed 0 gains 2 dB, seed 1 loses 3 dB of it on one scene of 17
+    mean_all = (2.0 + 2.0 - 3 / 17) / 2
+    assert f">= physics + 0.3 dB on all 17 scenes (+1.80): **met** ({mean_all:+.2f}; physics +1.50)" in report
+    assert "no scene below its input, every seed: **missed** (below: 009)" in report
+    assert "moonshot physics + 0.5 dB (+2.00): **missed**" in report
+    # registered: seed 0 +2.6 everywhere, seed 1 the same but 009 at -1.0
+    reg = (2.6 + 2.6 - 3.6 / 17) / 2
+    assert f"registered above the physics (+2.00): **met** ({reg:+.2f})" in report
+    # paired: seed 0: 2.0 - 1.75, seed 1: (2 - 3/17) - 1.25
+    import statistics
+
+    d = [0.25, 2.0 - 3 / 17 - 1.25]
+    assert (f"effect on m (ft_real minus ft_synthetic), paired by seed (seeds 0, 1): {statistics.mean(d):+.2f} ± "
+            f"{statistics.stdev(d):.2f} dB") in report
