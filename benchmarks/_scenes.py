@@ -22,3 +22,21 @@ def pixel4_scenes(parser: argparse.ArgumentParser, data: Path, scenes: Optional[
     if unknown:
         parser.error(f"argument --scenes: {unknown} are not scenes of {data} (it has {names[0]}..{names[-1]})")
     return dataset, [(i, n) for i, n in enumerate(names) if not scenes or n in scenes]
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"expected -1 or >= 1; got {text}")
+    return value
+
+
+def add_workers_and_out(parser: argparse.ArgumentParser, out_what: str) -> None:
+    """The ``--workers`` (threads over the cells' windows, checked: -1 or >= 1) and ``--out`` (a new
+    file for ``out_what``) arguments of the real-capture benchmarks."""
+    parser.add_argument("--workers", type=_workers, default=-1,
+                        help="threads over the cells' windows (default -1: every core)")
+    parser.add_argument("--out", type=Path, help=f"also write the {out_what} here (refuses to overwrite)")

@@ -111,6 +111,7 @@ def format_report(rows: list, sigmas: Sequence[float], title: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from benchmarks._scenes import add_workers_and_out
     from benchmarks.real_dual_pixel import _option
 
     parser = cli.ArgumentParser(prog="python -m benchmarks.dual_pixel_oracle", description=__doc__.splitlines()[0])
@@ -122,13 +123,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="Gaussian windows of the oracle, pixels (default 8 24)")
     parser.add_argument("--set", action="append", default=[], type=_option, metavar="NAME=VALUE",
                         help="override one of optics.dual_pixel.deblur.DEFAULTS (repeatable), e.g. --set deconvolution=tv")
-    parser.add_argument("--workers", type=int, default=-1, help="threads over the cells' windows (default -1: every core)")
-    parser.add_argument("--out", type=Path, help="also write the markdown report here (refuses to overwrite)")
+    add_workers_and_out(parser, "markdown report")
     args = parser.parse_args(argv)
     if any(not (s > 0 and np.isfinite(s)) for s in args.sigma):
         parser.error(f"argument --sigma: expected finite numbers > 0; got {args.sigma}")
-    if args.workers < 1 and args.workers != -1:
-        parser.error(f"argument --workers: expected -1 or >= 1; got {args.workers}")
     refuse_existing(parser, args.out)
     from benchmarks._scenes import pixel4_scenes
     from optics.dual_pixel.deblur import dual_pixel_psf_source

@@ -45,19 +45,18 @@ def _grid_option(text: str):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from benchmarks._scenes import add_workers_and_out
+
     parser = cli.ArgumentParser(prog="python -m benchmarks.dual_pixel_tuning", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Xin et al.'s DP_data_pixel_4 folder")
     parser.add_argument("--scenes", nargs="+", metavar="NNN", default=[f"{i:03d}" for i in range(1, 9)],
                         help="scenes (default: the tuning scenes 001-008)")
     parser.add_argument("--grid", action="append", default=[], type=_grid_option, metavar="NAME=V1,V2",
                         help="values of one setting (repeatable; the grid is their product)")
-    parser.add_argument("--workers", type=int, default=-1, help="threads over the cells' windows (default -1: every core)")
-    parser.add_argument("--out", type=Path, help="also write the markdown table here (refuses to overwrite)")
+    add_workers_and_out(parser, "markdown table")
     args = parser.parse_args(argv)
     if not args.grid:
         parser.error("argument --grid: expected at least one NAME=V1,V2,...; got none")
-    if args.workers < 1 and args.workers != -1:
-        parser.error(f"argument --workers: expected -1 or >= 1; got {args.workers}")
     refuse_existing(parser, args.out)
     from benchmarks._scenes import pixel4_scenes
     from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS, _windows, dual_pixel_defocus_map, dual_pixel_psf_source

@@ -38,10 +38,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import math
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -86,6 +84,7 @@ class RealViewCrops:
             raise ValueError(f"real_views data {config.data!r}: no scene {', '.join(missing)} (it has "
                              f"{', '.join(sorted(names)) or 'none'})")
         self._dataset = dataset  # read only by monitor(), for the ground truth
+        self._truth: Dict[str, np.ndarray] = {}  # monitor()'s windows of it
         self._index = {s: names[s] for s in config.scenes}
         # the training reads views only: a copy of the reader whose records have no ground truth
         self._views = copy.copy(dataset)
@@ -163,12 +162,13 @@ class RealViewCrops:
         model.eval()
         try:
             for s in self.config.scenes:
-                gt = self._dataset.load(self._index[s])["target"][:, :, 0]
                 a = self.scenes[s]
-                H, W = gt.shape
+                H, W = a["left"].shape
                 ny, nx = min(n, H), min(n, W)  # the centre, or the whole frame where it is smaller
                 y0, x0 = (H - ny) // 2, (W - nx) // 2
                 win = (slice(y0, y0 + ny), slice(x0, x0 + nx))
+                if s not in self._truth:  # read once: the reader decodes and corrects the whole capture
+                    self._truth[s] = self._dataset.load(self._index[s])["target"][win][:, :, 0].astype(np.float64)
                 t = {k: torch.from_numpy(np.ascontiguousarray(a[k][win]))[None, None]
                      for k in ("left", "right", "physics", "defocus")}
                 sample = {k: t[k].expand(1, 3, ny, nx) for k in ("left", "right", "physics")}
@@ -177,7 +177,7 @@ class RealViewCrops:
                 with torch.no_grad():
                     out = real_view_output(model, model_name, {k: v.to(dev) for k, v in sample.items()})
                 x = out[0].float().mean(0).clamp(0, 1).cpu().numpy().astype(np.float64)
-                ref = gt[win].astype(np.float64)
+                ref = self._truth[s]
                 psnr = lambda e: 10 * np.log10(1.0 / max(float(np.mean((e - ref) ** 2)), 1e-12))
                 gains.append(psnr(x) - psnr(np.clip(a["physics"][win], 0, 1)))
         finally:
