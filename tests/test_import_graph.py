@@ -186,6 +186,32 @@ def test_optics_top_is_small_and_has_no_dual_pixel_modules():
     assert not stray, f"dual-pixel modules belong in optics/dual_pixel/, found at the top: {stray}"
 
 
+#: The modules of the training-free dual-pixel deblurring (issue 32), lowest first: each imports only
+#: those before it; ``deblur`` (the command line and the façade of the others) comes last.
+DUAL_PIXEL_DEBLUR_MODULES = ("defaults", "psf_grid", "defocus_map", "pipeline", "psf_source", "deblur")
+
+
+def test_dual_pixel_deblur_is_the_command_line_only():
+    """Issue 32: optics/dual_pixel/deblur.py was 1,216 lines of six concerns; it is now the command line
+    (and re-exports the names of the modules its pieces moved to), which no module of optics imports."""
+    folder = ROOT / "optics" / "dual_pixel"
+    missing = [m for m in DUAL_PIXEL_DEBLUR_MODULES if not (folder / f"{m}.py").is_file()]
+    assert not missing, f"modules of optics/dual_pixel/ missing: {missing}"
+    source = (folder / "deblur.py").read_text(encoding="utf-8")
+    lines = source.count("\n")
+    assert lines <= 250, f"optics/dual_pixel/deblur.py holds {lines} lines (at most 250: the command line only)"
+    defined = sorted(node.name for node in ast.parse(source).body
+                     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+    assert defined == ["_join_negative_values", "_parse_scales", "main"], (
+        f"optics/dual_pixel/deblur.py defines {defined}; only the command line belongs there")
+    graph = import_graph()
+    importers = sorted(n for n, targets in graph.items() if n.startswith("optics") and "optics.dual_pixel.deblur" in targets)
+    assert not importers, f"modules of optics import the command line optics.dual_pixel.deblur: {importers}"
+    order = [f"optics.dual_pixel.{m}" for m in DUAL_PIXEL_DEBLUR_MODULES]
+    upward = sorted(f"{a} -> {b}" for i, a in enumerate(order) for b in order[i + 1:] if b in graph[a])
+    assert not upward, "the dual-pixel deblurring's modules import a later one:\n" + "\n".join(upward)
+
+
 def test_no_upward_imports():
     upward = upward_imports(import_graph())
     assert not upward, (
