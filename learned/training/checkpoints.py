@@ -29,6 +29,7 @@ from torch import nn
 
 from optics.cli import one_line
 
+from .._safe_pickle import NumpyOnlyUnpickler as _NumpyOnlyUnpickler  # moved; the old name kept
 from ..data.io import atomic_save
 from .recipes import _plain
 from .sampling import rng_state
@@ -319,24 +320,6 @@ def checkpoint_due(minutes: float, since: float, ctx, device: torch.device) -> b
 # --------------------------------------------------------------------------------------------------
 # KPAC .npz (TensorFlow 1.x): np.savez(params=[...]) of arrays of different shapes = object array.
 # --------------------------------------------------------------------------------------------------
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild NumPy arrays and nothing else."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only NumPy arrays are allowed")
-
-
 def read_kpac_npz(path: str | Path) -> list[np.ndarray]:
     """Read the ``params`` list of a KPAC ``.npz`` without executing arbitrary pickled code."""
     path = Path(path)
