@@ -42,8 +42,9 @@ def _main(argv) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
     parser.add_argument("--data", type=Path, default=None,
                         help="Xin et al.'s DP_data_pixel_4 folder, for real_dual_pixel (else it reports NOT RUN)")
-    parser.add_argument("--kernels", type=Path, default=None, help="folder with Xin et al.'s blur_kernels_left.npy and "
-                        "blur_kernels_right.npy, for dual_pixel_calibration (else it reports NOT RUN)")
+    parser.add_argument("--kernels", type=Path, default=None, help="Xin et al.'s DP_data_pixel_4 folder (the kernels in "
+                        "its calibration/) or the folder holding blur_kernels_left.npy and blur_kernels_right.npy, for "
+                        "dual_pixel_calibration (else it reports NOT RUN)")
     cli.add_overwrite_argument(parser, "a previous report in --out (cleared first; with --only, only the "
                                "named validations' parts are replaced)")
     args = parser.parse_args(argv)
