@@ -38,8 +38,8 @@ import numpy as np
 from optics import cli, fit_dual_pixel_field, fit_dual_pixel_psfs
 from optics.atomic import atomic_write_bytes
 
-from ._report import (claim, decides, finish_out, markdown_table, prepare_out, save_figure, write_json,
-                      write_markdown)
+from ._report import (claim, command_line, decides, default_out, finish_out, markdown_table, prepare_out, save_figure,
+                      write_json, write_markdown)
 
 NAME = "dual_pixel_calibration"
 SOURCE = ("github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, "
@@ -364,9 +364,11 @@ def _main(argv) -> int:
                         help="Xin et al.'s DP_data_pixel_4 folder (the kernels in its calibration/) or the folder "
                         "holding blur_kernels_left.npy and blur_kernels_right.npy")
     parser.add_argument("--quick", action="store_true", help="8 pairs and a shorter field fit")
-    parser.add_argument("--out", type=Path, default=Path("validation_report") / NAME, help="output folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out(False, NAME)}, "
+                        f"with --quick {default_out(True, NAME)}: the part of the report of python -m validation)")
     cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
+    args.out = default_out(args.quick, NAME) if args.out is None else args.out
     if args.kernels is None:
         print(needs_data_message())
     else:
@@ -377,7 +379,8 @@ def _main(argv) -> int:
     report = prepare_out(args.out, NAME, overwrite=args.overwrite, quick=args.quick)
     t0 = time.perf_counter()
     rows = run(args.out, args.quick, args.kernels)
-    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick)
+    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick,
+                         command_line(f"validation.{NAME}", argv))
     print(markdown_table(rows))
     print(results)
     return 0 if decides(rows) else 1
