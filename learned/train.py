@@ -30,19 +30,14 @@ NCCL on CUDA and gloo on CPU. Rank 0 writes checkpoints, logs and plots.
 Outputs (in ``--out``)
 ----------------------
 ``checkpoint.pt``
-    Everything needed to resume: model weights, optimiser, LR scheduler, AMP scaler, the
-    training-only networks (IFAN's reblurring network), RNG states and the step. Written
-    atomically (temporary file + ``os.replace``) every ``--checkpoint-every`` steps and at the
-    end; a crash or a NaN never leaves a half-written or poisoned file. It is also a valid
-    :func:`learned.load_checkpoint` file (format ``defocus-toolkit/1`` plus a ``training`` entry),
-    and loads with ``torch.load(weights_only=True)``: every RNG state is stored as tensors and
-    lists, nothing is pickled as an object.
+    Everything needed to resume (:mod:`learned.training.checkpoints`), written atomically every
+    ``--checkpoint-every`` steps and at the end; a crash or a NaN never leaves a half-written or
+    poisoned file.
 ``model.pt``
     The deploy weights alone (:func:`learned.save_checkpoint`), written at the end.
 ``log.csv``
-    One row per step: step, lr, total loss, each loss term, ``blurred_input_mse`` (the MSE of
-    the blurred input against the target: the loss of doing nothing, for reference), seconds.
-    Appended and flushed every row; rows after the resumed step are dropped on ``--resume``.
+    One row per step (:mod:`learned.training.run_log`): step, lr, total loss, each loss term,
+    ``blurred_input_mse`` (the loss of doing nothing, for reference), seconds.
 ``loss.png``
     The loss curve (matplotlib Agg), re-drawn at every checkpoint.
 ``eval.json``
@@ -50,110 +45,60 @@ Outputs (in ``--out``)
 
 Reproducibility
 ---------------
-Batch ``s`` is a pure function of ``(seed, s)``: the sample order is a permutation per epoch
-drawn from ``(seed, epoch)`` and every sample gets a seed derived from ``(seed, s, slot)``.
-Datasets of :mod:`learned.data` take the key ``(index, sample_seed)`` and draw crops and
-augmentation (flips, IFAN's noise / grayscale / rescale) from a generator seeded by it; any other
-dataset is indexed with the global torch / NumPy / ``random`` RNGs seeded by the sample seed
-(restored afterwards). So batches do not depend on worker processes or on where a run was
-interrupted, and the sampler has no state to save (its seed and next step are stored for the
-record). The global RNG states are saved in the checkpoint as well. On CPU a run interrupted at step k and
-resumed ends with exactly the weights of an uninterrupted run (tested with ``torch.equal``);
-on GPU, cuDNN / atomics make runs reproducible only up to floating-point non-determinism.
-Bit-exact needs the same number of CPU threads (the summation order of the convolutions depends
-on it): the checkpoint stores it, ``--resume`` reuses it, and a different ``--threads`` is
-accepted with a warning. ``--resume --steps N`` with a larger ``N`` continues on the LR
-schedule of an N-step run (:func:`reschedule`), which differs from an uninterrupted N-step run
-only in the steps already taken.
-
-Recipes and presets
--------------------
-Each paper's recipe (:data:`RECIPES`), the presets (:data:`PRESETS`) and the typed configurations
-(:class:`TrainConfig`, :func:`make_config`) live in :mod:`learned.training.recipes`; they are
-re-exported here.
+Batch ``s`` is a pure function of ``(seed, s)`` (:mod:`learned.training.sampling`), so batches do
+not depend on worker processes or on where a run was interrupted. On CPU a run interrupted at step
+k and resumed ends with exactly the weights of an uninterrupted run (tested with ``torch.equal``)
+when it uses the same number of CPU threads, which the checkpoint stores and ``--resume`` reuses
+(:mod:`learned.training.checkpoints`); on GPU, cuDNN / atomics make runs reproducible only up to
+floating-point non-determinism. ``--resume --steps N`` with a larger ``N`` continues on the LR
+schedule of an N-step run (:func:`~learned.training.optim.reschedule`).
 
 Where the pieces live
 ---------------------
-This module is the loop (:func:`train`) and the command line (:func:`main`). The rest is in
-:mod:`learned.training`: :mod:`~learned.training.step` (the forward pass and its loss terms,
-:class:`~learned.training.step.TrainingStep`), :mod:`~learned.training.losses`,
-:mod:`~learned.training.sampling` (the dataset of a recipe, the seeded batch sampler, RNG state),
-:mod:`~learned.training.optim` (optimiser, LR schedule, :func:`~learned.training.optim.reschedule`),
-:mod:`~learned.training.distributed` (the DDP context and device),
-:mod:`~learned.training.run_log` (``log.csv`` and ``loss.png``),
-:mod:`~learned.training.checkpoints` (the training checkpoint: save, load, resume checks) and
-:mod:`~learned.training.held_out` (``eval.json``'s PSNR).
+This module is the loop (:func:`train`) and the command line (:func:`main`); the rest is in
+:mod:`learned.training`, one concern a module (listed there), and each group of flags is added by
+the module of its concern: the recipe's (:func:`~learned.training.recipes.add_recipe_arguments`;
+the recipes, presets and typed configurations are re-exported here), the checkpoints' and
+``--resume`` (:mod:`~learned.training.checkpoints`) and the real views'
+(:mod:`~learned.training.real_views`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from . import MODELS, build_model
 from optics import cli
 
 from ._cli import check_device, check_threads
-from .data.io import atomic_write_bytes
 from .inference.precision import amp_dtype as precision_amp_dtype
 from .training import recipes as _recipes
-from .training.checkpoints import (
-    check_resume_config,
-    checkpoint_due,
-    init_weights_,
-    load_state_dict_strict,
-    load_training_checkpoint,
-    save_checkpoint,
-    save_training_checkpoint,
-)
+from .training.checkpoints import (add_checkpoint_arguments, check_finite_weights, check_resume_config, checkpoint_due,
+                                   init_weights_, kept_checkpoint, load_training_checkpoint, restore_training_state,
+                                   resumed_config, save_checkpoint, save_training_checkpoint)
 from .training.distributed import DistributedContext, init_distributed, resolve_device
-from .training.held_out import evaluate_psnr
-from .training.optim import build_optimizer, build_scheduler, reschedule
+from .training.held_out import write_held_out
+from .training.optim import build_optimizer, build_scheduler, optimizer_step
+from .training.real_views import add_real_view_arguments, real_views_from_args, start_real_views
 from .training.recipes import (  # re-exported: the recipes, presets and configs live in learned.training.recipes
-    OPTIMIZER_NAMES,
-    PRESETS,
-    RECIPES,
-    AugmentConfig,
-    LossConfig,
-    OptimizerConfig,
-    Recipe,
-    ScheduleConfig,
-    TrainConfig,
-    _plain,
-    describe_recipe,
-    make_config,
-    model_family,
-)
+    OPTIMIZER_NAMES, PRESETS, RECIPES, AugmentConfig, LossConfig, OptimizerConfig, Recipe, ScheduleConfig, TrainConfig,
+    _plain, add_recipe_arguments, config_from_args, describe_recipe, make_config, model_family, warn_paper_recipe_on_cpu)
 from .training.run_log import CsvLog, write_plot
-from .training.sampling import (
-    SeededSamples,
-    StepBatchSampler,
-    collate_samples,
-    derive_seed,
-    recipe_dataset,
-    set_rng_state,
-    to_device,
-)
-from .training.step import TrainingStep
+from .training.sampling import derive_seed, recipe_dataset, step_loader, to_device
+from .training.step import TrainingStep, logged_values
 
-__all__ = [
-    *_recipes.__all__,  # re-exported
-    "train",
-    "TrainResult",
-    "TrainingInterrupted",
-    "main",
-]
+__all__ = [*_recipes.__all__, "train", "TrainResult", "TrainingInterrupted", "main"]  # the recipes' names re-exported
 
 log = logging.getLogger("learned.train")
 
@@ -249,17 +194,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
     trainer = TrainingStep(model, config.model, recipe.loss).to(device)
     real = None
     if config.real_views is not None:
-        from .baseline import dual_pixel_row
-        from .data import build_dataset
-        from .training.real_views import RealViewCrops
-
-        data = config.real_views.data  # read and deblurred as learned.evaluate does
-        real = RealViewCrops(config.real_views, build_dataset(data, "test", crop=None, augment=False), dual_pixel_row(data))
-        trainer.real_psfs, trainer.real_config = real.psfs, config.real_views
-        if ctx.is_main:
-            log.info("real views: scenes %s of %s (physics %s, %.0f s), reblur weight %g, %d crops of %d px a step",
-                     ", ".join(config.real_views.scenes), config.real_views.data, real.physics_label, real.seconds,
-                     config.real_views.weight, config.real_views.batch_size, config.real_views.crop)
+        real = start_real_views(config.real_views, trainer, log if ctx.is_main else None)
     optimizer = build_optimizer(trainer.parameters(), recipe.optimizer)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.steps)
     use_amp = bool(config.amp and recipe.amp and device.type == "cuda")
@@ -268,25 +203,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
 
     start_step = 0
     if state is not None:
-        t = state["training"]
-        load_state_dict_strict(trainer.model, state["state_dict"], f"checkpoint {ckpt_path.name!r}")
-        load_state_dict_strict(trainer.auxiliary, t["auxiliary"], f"checkpoint {ckpt_path.name!r} (auxiliary)")
-        optimizer.load_state_dict(t["optimizer"])
-        scheduler.load_state_dict(t["scheduler"])
-        if t["scaler"] and scaler.is_enabled():
-            scaler.load_state_dict(t["scaler"])
-        set_rng_state(t["rng"])
-        start_step = int(t["step"])
-        if start_step >= recipe.steps:
-            raise ValueError(f"checkpoint is at step {start_step}; pass --steps > {start_step} to train further")
-        planned = int(t["train_config"]["recipe"]["steps"])
-        if planned != recipe.steps:
-            lr = reschedule(scheduler, recipe.schedule, recipe.steps, start_step)
-            if ctx.is_main:
-                log.info("the LR schedule now runs over %d steps (the checkpoint's run planned %d): LR %.3g at step %d",
-                         recipe.steps, planned, lr, start_step + 1)
-        if ctx.is_main:
-            log.info("resumed %s at step %d", ckpt_path, start_step)
+        start_step = restore_training_state(state, trainer, optimizer, scheduler, scaler, recipe.steps, recipe.schedule,
+                                            ckpt_path, log if ctx.is_main else None)
 
     step_module: nn.Module = trainer
     if ctx.enabled:
@@ -295,11 +213,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
 
     if train_dataset is None:
         train_dataset = recipe_dataset(config.data, "train", crop=recipe.crop, augment=recipe.augment, seed=config.seed)
-    sampler = StepBatchSampler(len(train_dataset), recipe.batch_size, config.seed, start_step, recipe.steps,
-                               ctx.rank, ctx.world_size)
-    loader = DataLoader(SeededSamples(train_dataset), batch_sampler=sampler, collate_fn=collate_samples,
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = step_loader(train_dataset, recipe.batch_size, config.seed, start_step, recipe.steps, ctx,
+                         config.num_workers, pin_memory=device.type == "cuda")
 
     csv_log = CsvLog(log_path, start_step) if ctx.is_main else None
     progress = None
@@ -325,29 +240,13 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 terms = step_module(batch["input"], batch["target"], batch.get("left"), batch.get("right"),
                                     batch.get("physics"), batch.get("defocus"), crops)
-            total = terms["total"]
-            with torch.no_grad():  # reference: the loss of returning the blurred input unchanged
-                identity = torch.mean((batch["input"].float() - batch["target"].float()) ** 2)
-            values = torch.stack([total.detach().float()] + [v.float() for k, v in terms.items() if k != "total"]
-                                 + [identity])
-            if ctx.enabled:
-                dist.all_reduce(values)
-                values /= ctx.world_size
+            names, values = logged_values(terms, batch, ctx)
             if not bool(torch.isfinite(values[0])):
-                where = (f"last good checkpoint {str(ckpt_path)!r} (step {last_saved}) kept"
-                         if last_saved is not None else "no checkpoint had been written yet")
-                raise FloatingPointError(f"non-finite loss {float(values[0])} at step {step}; stopped; {where}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            if recipe.optimizer.grad_clip_norm is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(trainer.parameters(), recipe.optimizer.grad_clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
+                raise FloatingPointError(f"non-finite loss {float(values[0])} at step {step}; stopped; "
+                                         f"{kept_checkpoint(ckpt_path, last_saved)}")
+            lr = optimizer_step(terms["total"], optimizer, scheduler, scaler, trainer.parameters(),
+                                recipe.optimizer.grad_clip_norm)
             done = step
-            names = ["total"] + [k for k in terms if k != "total"] + ["blurred_input_mse"]
             last = {k: float(v) for k, v in zip(names, values.tolist())}
             if ctx.is_main:
                 row = {"step": step, "lr": lr, **last}
@@ -361,12 +260,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
             if step % config.checkpoint_every == 0 or step == recipe.steps or checkpoint_due(
                     config.checkpoint_minutes, last_save_time, ctx, device):
                 last_save_time = time.perf_counter()
-                # a finite loss with non-finite gradients poisons the weights: never save those
-                bad = [n for n, p in trainer.named_parameters() if not bool(torch.isfinite(p).all())]
-                if bad:
-                    where = (f"last good checkpoint {str(ckpt_path)!r} (step {last_saved}) kept"
-                             if last_saved is not None else "no checkpoint had been written yet")
-                    raise FloatingPointError(f"non-finite weights after step {step} ({bad[:3]}); stopped; {where}")
+                check_finite_weights(trainer, step, ckpt_path, last_saved)
                 if ctx.is_main:
                     save_training_checkpoint(ckpt_path, step, config, trainer, optimizer, scheduler, scaler)
                     last_saved = step  # before the plot: a Ctrl-C while plotting keeps this checkpoint
@@ -390,12 +284,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool, train_dat
         if config.eval_images > 0:
             if eval_dataset is None:
                 eval_dataset = recipe_dataset(config.data, "test", crop=None, augment=None, seed=config.seed)
-            evaluation = evaluate_psnr(trainer.model, config.model, eval_dataset, device, config.eval_images)
-            evaluation.update(model=config.model, preset=config.preset, steps=recipe.steps,
-                              seconds=round(time.perf_counter() - t0, 1))
-            atomic_write_bytes(out / EVAL_NAME, json.dumps(evaluation, indent=2).encode())
-            log.info("held-out PSNR over %d images: input %.2f dB, output %.2f dB (%+.2f dB)",
-                     evaluation["images"], evaluation["input_psnr"], evaluation["output_psnr"], evaluation["gain_db"])
+            evaluation = write_held_out(trainer.model, config, eval_dataset, device, time.perf_counter() - t0,
+                                        out / EVAL_NAME, log)
     if ctx.enabled:
         dist.barrier()
     return TrainResult(step=step, losses=last, checkpoint=ckpt_path, model_path=model_path, evaluation=evaluation,
@@ -416,26 +306,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset spec (default 'synthetic'): synthetic, dpdd:PATH, "
                    "lfdof:PATH, realdof:PATH, rtf:PATH, pixeldp:PATH, folder:PATH")
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the recipe's)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order, augmentation (0)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="'paper' (default), 'cpu-smoke' or 'gpu-smoke' (learned.recipes)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: the recipe's)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
-    p.add_argument("--crop", type=int, default=None, help="square training crop side (default: the recipe's, 256)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (1000)")
-    p.add_argument("--checkpoint-minutes", type=float, default=None, metavar="M",
-                   help="also save a checkpoint after M minutes without one (default 10; 0: by steps only)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (0)")
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--no-identity-start", action="store_true",
-                   help="NRKNet, IFAN: start from the authors' initialisation even where the preset uses "
-                   "the identity-preserving start (learned.warmstart)")
     p.add_argument("--eval-images", type=int, default=None, help="score N held-out test images at the end")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="model constructor override, VALUE a Python literal (repeatable), e.g. "
-                   "--model-arg channels=16 or --model-arg 'widths=(8, 16, 32)'")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch (torch.set_num_threads); default 1 for a new run (the same results on "
                    "every machine, and fastest on one shared with other jobs: OpenMP threads spin-wait when a core "
@@ -443,37 +316,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="start from these weights: a model.pt of learned.train, or pretrained:NAME (learned.pretrained)")
-    real = p.add_argument_group("self-supervised real views (dp_refine, kpac_dual; learned.training.real_views)")
-    real.add_argument("--real-views", default=None, metavar="pixeldp:DIR",
-                      help="also train on the views (never the ground truth) of Xin et al.'s real Pixel 4 scenes "
-                      "with the dual-pixel reblur loss through the calibrated PSFs")
-    real.add_argument("--real-scenes", nargs="+", default=None, metavar="NNN",
-                      help="scenes whose views are trained on (default 001-008, the tuning scenes)")
-    real.add_argument("--real-weight", type=float, default=None, help="weight of the reblur loss (default 1)")
-    real.add_argument("--real-batch", type=int, default=None, help="real crops a step (default 2)")
-    real.add_argument("--real-crop", type=int, default=None, help="side of the scored real crop, px (default 128)")
-    real.add_argument("--real-monitor-every", type=int, default=None, metavar="N",
-                      help="every N steps log the PSNR gain over the physics on the centres of the training scenes, "
-                      "scored against their ground truth (never trained on); default 0, off")
+    add_recipe_arguments(p)
+    add_checkpoint_arguments(p)
+    add_real_view_arguments(p)
     cli.add_overwrite_argument(p, "the outputs of an earlier run in --out (a new run, not --resume)")
     return p
-
-
-def _parse_model_args(items: Sequence[str]) -> dict:
-    """``["channels=16", "widths=(8, 16)"]`` -> ``{"channels": 16, "widths": (8, 16)}`` (literals only)."""
-    import ast
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            cli.usage_error(f"argument --model-arg: expected KEY=VALUE with KEY an identifier; got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            cli.usage_error(f"argument --model-arg {key}: VALUE must be a Python literal (number, tuple, string in "
-                            f"quotes, True/False); got {value!r}")
-    return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -483,8 +330,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     check_threads(args.threads)
-    if args.checkpoint_minutes is not None and not args.checkpoint_minutes >= 0:
-        parser.error(f"argument --checkpoint-minutes: expected >= 0; got {args.checkpoint_minutes}")
     if args.device != "auto":
         check_device(args.device)
     threads = args.threads or 1
@@ -492,38 +337,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.resume:
         if args.out is None:
             parser.error("argument --resume: expected --out DIR (the folder holding checkpoint.pt); got no --out")
-        training = load_training_checkpoint(Path(args.out) / CHECKPOINT_NAME)["training"]
-        stored = TrainConfig.from_dict(training["train_config"])
-        done = int(training["step"])
-        stored_threads = training.get("threads")
-        if args.threads is None and stored_threads:
-            threads = int(stored_threads)  # the same summation order: bit-exact continuation
-        elif stored_threads and args.threads != stored_threads:
-            cli.warn(f"--threads {args.threads} differs from the {stored_threads} thread(s) the run used so far: it "
-                     "continues, but not bit-exactly as an uninterrupted run would (leave --threads out to reuse "
-                     f"{stored_threads})")
-        if (args.steps or stored.recipe.steps) <= done:
-            asked = f"--steps {args.steps}" if args.steps else f"its {stored.recipe.steps} steps"
-            raise ValueError(f"argument --resume: the run in {args.out!r} is finished (checkpoint at step {done}, "
-                             f"{asked}); pass --steps N with N > {done} to train further")
-        given = {"model": args.model, "data": args.data, "seed": args.seed, "preset": args.preset,
-                 "batch_size": args.batch_size, "lr": args.lr, "crop": args.crop}
-        current = {"model": stored.model, "data": stored.data, "seed": stored.seed, "preset": stored.preset,
-                   "batch_size": stored.recipe.batch_size, "lr": stored.recipe.optimizer.lr, "crop": stored.recipe.crop}
-        clash = [f"--{k.replace('_', '-')} {v!r} (checkpoint: {current[k]!r})" for k, v in given.items()
-                 if v is not None and v != current[k]]
-        model_args = _parse_model_args(args.model_arg)
-        if model_args and model_args != dict(stored.model_overrides):
-            clash.append(f"--model-arg {model_args!r} (checkpoint: {dict(stored.model_overrides)!r})")
-        if clash:
-            parser.error("cannot change these when resuming: " + ", ".join(clash))
-        recipe = replace(stored.recipe, steps=args.steps or stored.recipe.steps)
-        config = replace(stored, recipe=recipe, out=args.out, device=args.device, num_workers=args.num_workers,
-                         progress=not args.no_progress,
-                         checkpoint_every=args.checkpoint_every or stored.checkpoint_every,
-                         checkpoint_minutes=(stored.checkpoint_minutes if args.checkpoint_minutes is None
-                                             else args.checkpoint_minutes),
-                         eval_images=stored.eval_images if args.eval_images is None else args.eval_images)
+        config, threads = resumed_config(args, Path(args.out) / CHECKPOINT_NAME, parser.error)
     else:
         if args.model is None:
             parser.error("argument --model: required unless --resume")
@@ -534,11 +348,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         created = not Path(config.out).exists()
         cli.prepare_output_dir(config.out, overwrite=args.overwrite, what="--out", owned=_owned_by_train)
     torch.set_num_threads(threads)
-    on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-    if on_cpu and config.preset == "paper" and config.recipe.steps >= _recipes.RECIPES[config.family].steps:
-        cli.warn(f"the paper recipe of {config.model} ({config.recipe.steps} steps, batch {config.recipe.batch_size}, "
-                 f"{config.recipe.crop} px crops) needs a GPU: on a CPU it takes hundreds of hours; on a CPU use "
-                 "--preset cpu-smoke (reduced widths, minutes per model)")
+    warn_paper_recipe_on_cpu(config)
     try:
         result = train(config, resume=args.resume)
     except TrainingInterrupted as stop:
@@ -574,24 +384,7 @@ def _owned_by_train(path: Path) -> bool:
 
 
 def _make_cli_config(args: argparse.Namespace) -> TrainConfig:
-    from .training.recipes import real_views_from_cli
-
-    try:
-        real_views = real_views_from_cli(args.real_views, scenes=args.real_scenes, weight=args.real_weight,
-                                         batch_size=args.real_batch, crop=args.real_crop,
-                                         monitor_every=args.real_monitor_every)
-    except ValueError as err:
-        cli.usage_error(str(err))
-    return make_config(
-        args.model, preset=args.preset or "paper", data=args.data, out=args.out,
-        seed=0 if args.seed is None else args.seed, steps=args.steps, batch_size=args.batch_size,
-        crop=args.crop, lr=args.lr, device=args.device, model_overrides=_parse_model_args(args.model_arg),
-        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
-        num_workers=args.num_workers, amp=not args.no_amp,
-        eval_images=args.eval_images, progress=not args.no_progress,
-        identity_start=False if args.no_identity_start else None,
-        real_views=real_views, init=args.init,
-    )
+    return config_from_args(args, real_views_from_args(args))
 
 
 if __name__ == "__main__":

@@ -212,6 +212,42 @@ def test_dual_pixel_deblur_is_the_command_line_only():
     assert not upward, "the dual-pixel deblurring's modules import a later one:\n" + "\n".join(upward)
 
 
+#: The rooms of ``learned`` and their floors (issue 34): a room imports only rooms on lower floors, and its own
+#: modules. A room is a sub-package or one of the top-level modules named here; every other top-level module
+#: (the commands: ``train``, ``evaluate``, ``deblur``, ...) and the package itself are the top floor.
+LEARNED_ROOMS = {"_safe_pickle": 0, "_cli": 0, "inference": 0, "metrics": 1, "models": 1, "data": 2, "baseline": 2,
+                 "training": 3}
+LEARNED_TOP = ("commands", 4)
+
+
+def learned_room(module: str) -> tuple:
+    """(room, floor) of a module of ``learned``."""
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in LEARNED_ROOMS:
+        return parts[1], LEARNED_ROOMS[parts[1]]
+    return LEARNED_TOP
+
+
+def learned_arrows_up(graph: Dict[str, Set[str]]) -> List[str]:
+    """``'a -> b'`` for every import inside ``learned`` from one room to another not on a lower floor."""
+    return sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.split(".")[0] == "learned"
+        for target in targets
+        if target.split(".")[0] == "learned"
+        and learned_room(target)[0] != learned_room(name)[0]
+        and learned_room(target)[1] >= learned_room(name)[1]
+    )
+
+
+def test_learned_rooms_import_downwards_only():
+    """Issue 34: ``learned.data.protocols`` -> ``learned.metrics`` -> ``learned.training.checkpoints`` ran
+    back up (the safe unpickler now lives in ``learned._safe_pickle``, below both of its users)."""
+    wrong = learned_arrows_up(import_graph())
+    assert not wrong, "imports across learned's rooms that do not go down a floor:\n" + "\n".join(wrong)
+
+
 def test_no_upward_imports():
     upward = upward_imports(import_graph())
     assert not upward, (
@@ -285,3 +321,31 @@ def test_upward_check(tmp_path, importer, line, upward):
     _write(tmp_path, files)
     found = upward_imports(import_graph(tmp_path))
     assert bool(found) is upward, found
+
+
+@pytest.mark.parametrize(
+    "importer, line, wrong",
+    [
+        ("learned/metrics.py", "def f():\n    from .training.checkpoints import U\n", True),  # issue 34's arrow
+        ("learned/metrics.py", "from ._safe_pickle import U\n", False),
+        ("learned/training/checkpoints.py", "from .._safe_pickle import U\nfrom ..data.io import w\n", False),
+        ("learned/data/protocols.py", "from .. import metrics\n", False),
+        ("learned/data/io.py", "import learned.training.recipes\n", True),
+        ("learned/models/kpac.py", "from ..metrics import psnr\n", True),  # another room on the same floor
+        ("learned/training/sampling.py", "from .recipes import R\n", False),  # its own room
+        ("learned/train.py", "from .evaluate import main\nfrom .training import step\n", False),  # the top floor
+        ("learned/_cli.py", "from learned import evaluate\n", True),
+        ("learned/inference/tiling.py", "from learned import build_model\n", True),  # the package is the top
+    ],
+)
+def test_learned_rooms_check(tmp_path, importer, line, wrong):
+    files = {f: "" for f in ("learned/__init__.py", "learned/_cli.py", "learned/_safe_pickle.py", "learned/metrics.py",
+                             "learned/train.py", "learned/evaluate.py", "learned/data/__init__.py",
+                             "learned/data/io.py", "learned/data/protocols.py", "learned/models/__init__.py",
+                             "learned/models/kpac.py", "learned/inference/__init__.py", "learned/inference/tiling.py",
+                             "learned/training/__init__.py", "learned/training/checkpoints.py",
+                             "learned/training/recipes.py", "learned/training/sampling.py", "learned/training/step.py")}
+    files[importer] = line
+    _write(tmp_path, files)
+    found = learned_arrows_up(import_graph(tmp_path, ["learned"]))
+    assert bool(found) is wrong, found

@@ -4,7 +4,10 @@ Each module listed in :data:`VALIDATIONS` exposes ``run(out_dir, quick) -> list[
 (``real_dual_pixel`` also takes ``data``, ``dual_pixel_calibration`` ``kernels``: ``--data`` and
 ``--kernels`` are forwarded to them; without these they report NOT RUN); its figures,
 JSON and markdown go to ``OUT/<name>/`` and all claims are collected into ``OUT/report.md`` and
-``OUT/report.json``. Exits 0 iff every claim passes.
+``OUT/report.json``. ``OUT`` is ``validation_report/`` by default, ``validation_report_quick/`` with
+``--quick`` (:data:`~validation._report.REPORT_FOLDERS`). The report keeps its command history: each
+``--only X --overwrite`` and each ``python -m validation.X --overwrite`` into its part is appended to it.
+Exits 0 iff every claim passes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pathlib import Path
 
 from optics import cli
 
-from ._report import VALIDATIONS, decides, is_report_file, read_report, verdict, write_report
+from ._report import (VALIDATIONS, command_line, decides, default_out, is_report_file, read_report, report_commands,
+                      verdict, write_report)
 
 #: Options of ``python -m validation`` forwarded to one validation's ``run``: option -> validation.
 FORWARDED = {"data": "real_dual_pixel", "kernels": "dual_pixel_calibration"}
@@ -38,15 +42,18 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     parser = cli.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases")
-    parser.add_argument("--out", type=Path, default=Path("validation_report"), help="report folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"report folder (default {default_out(False)}, with --quick {default_out(True)})")
     parser.add_argument("--only", nargs="*", default=None, help="run only these validations")
     parser.add_argument("--data", type=Path, default=None,
                         help="Xin et al.'s DP_data_pixel_4 folder, for real_dual_pixel (else it reports NOT RUN)")
-    parser.add_argument("--kernels", type=Path, default=None, help="folder with Xin et al.'s blur_kernels_left.npy and "
-                        "blur_kernels_right.npy, for dual_pixel_calibration (else it reports NOT RUN)")
+    parser.add_argument("--kernels", type=Path, default=None, help="Xin et al.'s DP_data_pixel_4 folder (the kernels in "
+                        "its calibration/) or the folder holding blur_kernels_left.npy and blur_kernels_right.npy, for "
+                        "dual_pixel_calibration (else it reports NOT RUN)")
     cli.add_overwrite_argument(parser, "a previous report in --out (cleared first; with --only, only the "
                                "named validations' parts are replaced)")
     args = parser.parse_args(argv)
+    args.out = default_out(args.quick) if args.out is None else args.out
     names = args.only or VALIDATIONS
     unknown = sorted(set(names) - set(VALIDATIONS))
     if unknown:
@@ -84,9 +91,7 @@ def _main(argv) -> int:
         progress.write(f"[{verdict(rows)}] validation.{name} ({seconds:.0f} s)", file=sys.stdout)
     kept = {k: v for k, v in previous.get("validations", {}).items() if k not in summary and (out / k).is_dir()}
     summary = {k: (summary.get(k) or kept[k]) for k in VALIDATIONS if k in summary or k in kept}
-    command = "python -m validation" + (" --quick" if args.quick else "") + "".join(
-        f" --{option} {getattr(args, option)}" for option in FORWARDED if getattr(args, option) is not None)
-    write_report(out, summary, args.quick, names, command)
+    write_report(out, summary, args.quick, names, report_commands(previous) + [command_line("validation", argv)])
     cli.record_outputs(out)
     progress.close()
     print(f"results: {(out / 'report.md').resolve()} (figures and details in {out.resolve()}/<name>/)")

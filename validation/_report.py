@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -13,7 +15,7 @@ from optics import cli
 from optics.atomic import atomic_write_bytes
 
 __all__ = ["available_memory_bytes", "photos", "claim", "write_json", "write_markdown", "save_figure", "cli_main",
-           "VALIDATIONS", "write_report", "prepare_out", "finish_out"]
+           "VALIDATIONS", "write_report", "prepare_out", "finish_out", "default_out", "command_line", "REPORT_FOLDERS"]
 
 #: Explicit list of validation modules of ``python -m validation`` (no directory scanning), in report order.
 VALIDATIONS = [
@@ -24,6 +26,24 @@ VALIDATIONS = [
     "dual_pixel_calibration",  # needs the Pixel 4 kernels (--kernels); without them it reports 'needs data'
     "real_dual_pixel",  # needs Xin et al.'s Pixel 4 scenes (--data); without them it reports 'needs data'
 ]
+
+#: Default report folder of ``python -m validation`` without and with ``--quick``: quick and full results never
+#: share one (a report never mixes them), so a ``--quick`` run of one validation right after the full main job
+#: writes a folder of its own, and one after ``python -m validation --quick`` replaces its part of that report.
+REPORT_FOLDERS = {False: "validation_report", True: "validation_report_quick"}
+
+
+def default_out(quick: bool, name: str | None = None) -> Path:
+    """The default ``--out`` of ``python -m validation`` (``name`` None) or of ``python -m validation.<name>``:
+    its part of the default report of the same ``--quick``."""
+    folder = Path(REPORT_FOLDERS[bool(quick)])
+    return folder if name is None else folder / name
+
+
+def command_line(module: str, argv) -> str:
+    """The command as typed: ``python -m MODULE ARGS`` (``argv`` None: this process's arguments)."""
+    return " ".join(["python", "-m", module, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+
 
 #: Photos bundled inside the scikit-image wheel (no download): name -> loader attribute.
 PHOTO_NAMES = ("camera", "astronaut", "coffee", "chelsea", "rocket")
@@ -142,10 +162,12 @@ def is_report_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".png", ".json", ".md")
 
 
-def write_report(out: Path, summary: dict, quick: bool, fresh, command: str) -> bool:
+def write_report(out: Path, summary: dict, quick: bool, fresh, commands) -> bool:
     """``out/report.md`` and ``out/report.json`` of ``python -m validation`` from ``summary`` (name ->
     entry, in report order); ``fresh``: the validations this run ran (the others are marked as an
-    earlier run's). Returns whether every validation passed."""
+    earlier run's); ``commands``: the report's history, every command that wrote a part of it, in order
+    (a string: one command). Returns whether every validation passed."""
+    commands = [commands] if isinstance(commands, str) else list(commands)
     out = Path(out)
     all_ok = all(v["passed"] for v in summary.values())
     sections = []
@@ -157,10 +179,23 @@ def write_report(out: Path, summary: dict, quick: bool, fresh, command: str) -> 
             f"Details: [{name}/{name}.md]({name}/{name}.md)\n\n" + markdown_table(rows)
             + "".join(f"\n![{f}]({name}/{f})\n" for f in figs)
         )
-    header = f"# Validation report{' (--quick)' if quick else ''}\n\nCommand: `{command}`\n\n"
+    if len(commands) == 1:
+        history = f"Command: `{commands[0]}`\n\n"
+    else:
+        history = "Commands, in order (each later one replaced the parts it names):\n\n" + "".join(
+            f"{i}. `{c}`\n" for i, c in enumerate(commands, 1)) + "\n"
+    header = f"# Validation report{' (--quick)' if quick else ''}\n\n" + history
     atomic_write_bytes(out / "report.md", (header + "\n".join(sections)).encode())
-    write_json(out / "report.json", dict(quick=quick, passed=all_ok, command=command, validations=summary))
+    write_json(out / "report.json", dict(quick=quick, passed=all_ok, command="; then ".join(commands),
+                                         commands=commands, validations=summary))
     return all_ok
+
+
+def report_commands(report: dict) -> list:
+    """The command history of a report.json (``commands``; an older report has one ``command`` string)."""
+    if isinstance(report.get("commands"), list):
+        return [str(c) for c in report["commands"]]
+    return [c for c in str(report.get("command") or "").split("; then ") if c]
 
 
 def read_report(folder: Path) -> dict:
@@ -220,10 +255,11 @@ def prepare_out(out: Path, name: str, *, overwrite: bool, quick: bool) -> Path |
     return report
 
 
-def finish_out(out: Path, name: str, report: Path | None, rows: list[dict], seconds: float, quick: bool) -> str:
+def finish_out(out: Path, name: str, report: Path | None, rows: list[dict], seconds: float, quick: bool,
+               command: str | None = None) -> str:
     """Record the outputs of ``python -m validation.<name>``; when ``out`` is a part of ``report``
-    (:func:`prepare_out`), put this run's rows in its report.md and report.json. Returns the
-    ``results:`` line."""
+    (:func:`prepare_out`), put this run's rows in its report.md and report.json, and ``command`` (default:
+    this process's) at the end of the report's command history. Returns the ``results:`` line."""
     out = Path(out)
     where = f"figures, {name}.json and {name}.md in {out.resolve()}"
     if report is None:
@@ -233,9 +269,8 @@ def finish_out(out: Path, name: str, report: Path | None, rows: list[dict], seco
     entries = dict(previous["validations"])
     entries[name] = dict(passed=decides(rows), verdict=verdict(rows), seconds=round(seconds, 1), claims=rows)
     summary = {k: entries[k] for k in VALIDATIONS if k in entries and (report / k).is_dir()}
-    command = str(previous.get("command") or f"python -m validation{' --quick' if quick else ''}").split("; then")[0]
-    write_report(report, summary, quick, [name],
-                 f"{command}; then python -m validation.{name}{' --quick' if quick else ''} --overwrite")
+    history = report_commands(previous) or [f"python -m validation{' --quick' if quick else ''}"]
+    write_report(report, summary, quick, [name], history + [command or command_line(f"validation.{name}", None)])
     cli.record_outputs(report)
     return f"results: {where}; its part of {(report / 'report.md').resolve()} replaced"
 
@@ -251,13 +286,16 @@ def cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv=None) -> i
 def _cli_main(name: str, run: Callable[[Path, bool], list[dict]], argv) -> int:
     parser = cli.ArgumentParser(prog=f"python -m validation.{name}", description=run.__doc__)
     parser.add_argument("--quick", action="store_true", help="small images and fewer cases (CI smoke run)")
-    parser.add_argument("--out", type=Path, default=Path("validation_report") / name, help="output folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out(False, name)}, "
+                        f"with --quick {default_out(True, name)}: the part of the report of python -m validation)")
     cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
+    args.out = default_out(args.quick, name) if args.out is None else args.out
     report = prepare_out(args.out, name, overwrite=args.overwrite, quick=args.quick)
     t0 = time.perf_counter()
     rows = run(args.out, args.quick)
-    results = finish_out(args.out, name, report, rows, time.perf_counter() - t0, args.quick)
+    results = finish_out(args.out, name, report, rows, time.perf_counter() - t0, args.quick,
+                         command_line(f"validation.{name}", argv))
     print(markdown_table(rows))
     print(results)
     return 0 if decides(rows) else 1

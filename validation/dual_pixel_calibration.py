@@ -2,7 +2,9 @@
 
 ``python -m validation.dual_pixel_calibration --kernels DIR [--quick] [--out DIR]``
 
-``DIR`` holds ``blur_kernels_left.npy`` and ``blur_kernels_right.npy`` of Xin et al. (ICCV 2021),
+``DIR`` is Xin et al.'s ``DP_data_pixel_4`` data folder (the one ``--data DIR`` takes elsewhere; the
+kernels are read from its ``calibration/``) or the folder that holds ``blur_kernels_left.npy`` and
+``blur_kernels_right.npy`` of Xin et al. (ICCV 2021) itself, as
 published in github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring under
 ``DP_data_pixel_4/calibration/`` (no licence is given with them, so the toolkit does not ship
 them and this module never downloads them): float32 (48, 61, 61) each, index ``row * 8 + col``
@@ -21,7 +23,7 @@ Measured, per model, on every pair with
    (a checkerboard) and scored on the other half, both ways round.
 
 Targets (the calibrated-DP issue): per-kernel median relative L2 <= 0.15; field model on held-out
-cells <= 0.20. Figures: measured against fitted pairs, the L/(L+R) split along the centre row,
+cells <= 0.20. A progress bar on stderr counts the fits (the full run takes minutes). Figures: measured against fitted pairs, the L/(L+R) split along the centre row,
 and the field's per-cell error map. The field fitted on all 48 cells is written as
 ``pixel4_dual_pixel_field.json`` (:meth:`optics.DualPixelField.from_json`).
 """
@@ -36,8 +38,8 @@ import numpy as np
 from optics import cli, fit_dual_pixel_field, fit_dual_pixel_psfs
 from optics.atomic import atomic_write_bytes
 
-from ._report import (claim, decides, finish_out, markdown_table, prepare_out, save_figure, write_json,
-                      write_markdown)
+from ._report import (claim, command_line, decides, default_out, finish_out, markdown_table, prepare_out, save_figure,
+                      write_json, write_markdown)
 
 NAME = "dual_pixel_calibration"
 SOURCE = ("github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, "
@@ -66,26 +68,40 @@ class KernelDataError(ValueError):
 
 
 def needs_data_message() -> str:
-    return (f"needs the Pixel 4 dual-pixel calibration kernels {FILES[0]} and {FILES[1]} in a folder given "
-            f"as --kernels DIR; they are published in {SOURCE} (not downloaded, not shipped: no licence)")
+    return (f"needs the Pixel 4 dual-pixel calibration kernels {FILES[0]} and {FILES[1]}, given as --kernels DIR "
+            f"(Xin et al.'s DP_data_pixel_4 folder, or its calibration/ folder); they are published in {SOURCE} "
+            "(not downloaded, not shipped: no licence)")
+
+
+def kernel_folder(folder: Path) -> Path:
+    """The folder holding the kernels: ``folder`` itself, or its ``calibration/`` when ``folder`` is the data
+    folder ``DP_data_pixel_4`` (it has no kernels of its own)."""
+    folder = Path(folder)
+    if not any((folder / name).is_file() for name in FILES) and (folder / "calibration").is_dir():
+        return folder / "calibration"
+    return folder
 
 
 def load_kernels(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Both (48, n, n) stacks, checked against Xin et al.'s layout."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise KernelDataError(f"--kernels must be a folder holding {FILES[0]} and {FILES[1]}; got {str(folder)!r}")
+    """Both (48, n, n) stacks, checked against Xin et al.'s layout; ``folder`` is the data folder
+    (``DP_data_pixel_4``, the kernels in its ``calibration/``) or the kernels' own folder."""
+    given = Path(folder)
+    if not given.is_dir():
+        raise KernelDataError(f"--kernels must be Xin et al.'s DP_data_pixel_4 folder or its calibration/ folder "
+                              f"(holding {FILES[0]} and {FILES[1]}); got {str(given)!r}")
+    folder = kernel_folder(given)
     out = []
     for name in FILES:
         path = folder / name
         if not path.is_file():
-            raise KernelDataError(f"--kernels folder {str(folder)!r} has no {name} ({needs_data_message()})")
+            where = repr(str(folder)) + ("" if folder != given else " (nor its calibration/ folder)")
+            raise KernelDataError(f"--kernels folder {where} has no {name} ({needs_data_message()})")
         k = np.load(path, allow_pickle=False)
         n_cells = GRID[0] * GRID[1]
         if k.ndim != 3 or k.shape[0] != n_cells or k.shape[1] != k.shape[2] or k.shape[1] % 2 == 0:
-            raise KernelDataError(f"{name} must be ({n_cells}, n, n) with n odd; got shape {k.shape}")
+            raise KernelDataError(f"--kernels folder {str(folder)!r}: {name} must be ({n_cells}, n, n) with n odd; got shape {k.shape}")
         if not np.all(np.isfinite(k)) or k.min() < -1e-6:
-            raise KernelDataError(f"{name} must hold finite, non-negative kernels")
+            raise KernelDataError(f"--kernels folder {str(folder)!r}: {name} must hold finite, non-negative kernels")
         out.append(k)
     return out[0], out[1]
 
@@ -131,13 +147,21 @@ def _fmt(s: dict) -> str:
     return f"{s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
 
 
-def per_kernel(left, right, cells, calibrated_cells) -> tuple[dict, dict]:
-    """Fits of every model (the calibrated one on ``calibrated_cells``) and the mirror floor."""
+def _no_progress(label: str) -> None:
+    pass
+
+
+def per_kernel(left, right, cells, calibrated_cells, tick=_no_progress) -> tuple[dict, dict]:
+    """Fits of every model (the calibrated one on ``calibrated_cells``) and the mirror floor; ``tick(label)``
+    after each fit."""
     results, fits = {}, {}
     for label, model, settings in MODELS:
         t0 = time.perf_counter()
         these = calibrated_cells if model == "calibrated" else cells
-        f = [fit_dual_pixel_psfs(left[i], right[i], model, settings=settings) for i in these]
+        f = []
+        for i in these:
+            f.append(fit_dual_pixel_psfs(left[i], right[i], model, settings=settings))
+            tick(label)
         fits[label] = f
         results[label] = dict(
             model=model, settings=settings, rel_l2=_summary([x.rel_l2 for x in f]), rel_l1=_summary([x.rel_l1 for x in f]),
@@ -145,14 +169,17 @@ def per_kernel(left, right, cells, calibrated_cells) -> tuple[dict, dict]:
                                                         for i, x in zip(these, f)],
             cells=list(these),
         )
-    floor = [mirror_floor(left[i], right[i]) for i in cells]
+    floor = []
+    for i in cells:
+        floor.append(mirror_floor(left[i], right[i]))
+        tick("mirror-symmetric floor")
     results["mirror-symmetric floor"] = dict(model="any K_R = flip(K_L)", rel_l2=_summary(floor), per_cell=floor,
                                              cells=list(cells))
     return results, fits
 
 
-def field_held_out(left, right, cells, cal_fits, max_nfev: int, degree: int = FIELD_DEGREE) -> dict:
-    """A field fitted on one checkerboard half, scored on the other, both ways round."""
+def field_held_out(left, right, cells, cal_fits, max_nfev: int, degree: int = FIELD_DEGREE, tick=_no_progress) -> dict:
+    """A field fitted on one checkerboard half, scored on the other, both ways round; ``tick(label)`` after each."""
     pos = cell_positions()
     cells = np.asarray(cells)
     rows, cols = np.divmod(cells, GRID[1])
@@ -165,6 +192,7 @@ def field_held_out(left, right, cells, cal_fits, max_nfev: int, degree: int = FI
         _, held = fit.score(left[idx_te], right[idx_te], pos[idx_te])
         out[name] = dict(train_cells=idx_tr.tolist(), test_cells=idx_te.tolist(), train_rel_l2=_summary(fit.rel_l2),
                          held_out_rel_l2=_summary(held), held_out_per_cell=held.tolist(), train_per_cell=fit.rel_l2.tolist())
+        tick(f"field, {name}")
     return out
 
 
@@ -270,10 +298,25 @@ def run(out_dir: Path, quick: bool = False, kernels: Path | None = None) -> list
     left, right = load_kernels(kernels)
     all_cells = list(range(GRID[0] * GRID[1]))
     cells = list(QUICK_CELLS) if quick else all_cells
-    table, fits = per_kernel(left, right, cells, all_cells)
-    cal = fits[MODELS[-1][0]]  # calibrated fits of all cells
-    degree = FIELD_DEGREE
-    field = field_held_out(left, right, all_cells, cal, max_nfev=10 if quick else 40, degree=degree)
+    # the fits, counted on stderr: per pair and model, the mirror floor per pair, the two held-out fields, the full one
+    total = len(cells) * (len(MODELS) - 1) + len(all_cells) + len(cells) + 2 + (0 if quick else 1)
+    bar = cli.progress_bar(total=total, desc=NAME, unit="fit")
+
+    def tick(label: str) -> None:
+        bar.set_postfix_str(label, refresh=False)
+        bar.update(1)
+
+    try:
+        table, fits = per_kernel(left, right, cells, all_cells, tick)
+        cal = fits[MODELS[-1][0]]  # calibrated fits of all cells
+        degree = FIELD_DEGREE
+        field = field_held_out(left, right, all_cells, cal, max_nfev=10 if quick else 40, degree=degree, tick=tick)
+        full = None
+        if not quick:
+            full = fit_dual_pixel_field(left, right, cell_positions(), FRAME, degree=FIELD_DEGREE, cell_fits=cal)
+            tick("field, all 48 pairs")
+    finally:
+        bar.close()
     rows = []
     for label, res in table.items():
         ours = f"median rel. L2 {_fmt(res['rel_l2'])}" + (f"; rel. L1 {_fmt(res['rel_l1'])}" if "rel_l1" in res else "")
@@ -293,8 +336,7 @@ def run(out_dir: Path, quick: bool = False, kernels: Path | None = None) -> list
                           res["held_out_rel_l2"]["median"] <= FIELD_TARGET, details=res))
     shown = {label: dict(zip(table[label]["cells"], f)) for label, f in fits.items()}
     figures = [figure_pairs(out, left, right, cells, shown), figure_split(out, left, right, cells, shown), figure_field(out, field)]
-    if not quick:
-        full = fit_dual_pixel_field(left, right, cell_positions(), FRAME, degree=FIELD_DEGREE, cell_fits=cal)
+    if full is not None:
         atomic_write_bytes(out / "pixel4_dual_pixel_field.json", full.field.to_json().encode())
         rows.append(claim("field model fitted on all 48 pairs (written as pixel4_dual_pixel_field.json)", "-",
                           f"median rel. L2 {_fmt(_summary(full.rel_l2))}", "-", True,
@@ -319,11 +361,14 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     parser = cli.ArgumentParser(prog=f"python -m validation.{NAME}", description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=Path, default=None,
-                        help="folder with Xin et al.'s blur_kernels_left.npy and blur_kernels_right.npy")
+                        help="Xin et al.'s DP_data_pixel_4 folder (the kernels in its calibration/) or the folder "
+                        "holding blur_kernels_left.npy and blur_kernels_right.npy")
     parser.add_argument("--quick", action="store_true", help="8 pairs and a shorter field fit")
-    parser.add_argument("--out", type=Path, default=Path("validation_report") / NAME, help="output folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out(False, NAME)}, "
+                        f"with --quick {default_out(True, NAME)}: the part of the report of python -m validation)")
     cli.add_overwrite_argument(parser, "a previous report in --out (cleared first)")
     args = parser.parse_args(argv)
+    args.out = default_out(args.quick, NAME) if args.out is None else args.out
     if args.kernels is None:
         print(needs_data_message())
     else:
@@ -334,7 +379,8 @@ def _main(argv) -> int:
     report = prepare_out(args.out, NAME, overwrite=args.overwrite, quick=args.quick)
     t0 = time.perf_counter()
     rows = run(args.out, args.quick, args.kernels)
-    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick)
+    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick,
+                         command_line(f"validation.{NAME}", argv))
     print(markdown_table(rows))
     print(results)
     return 0 if decides(rows) else 1

@@ -40,8 +40,8 @@ import numpy as np
 
 from optics import cli
 
-from ._report import (claim, decides, finish_out, markdown_table, prepare_out, save_figure, write_json,
-                      write_markdown)
+from ._report import (claim, command_line, decides, default_out, finish_out, markdown_table, prepare_out, save_figure,
+                      write_json, write_markdown)
 
 NAME = "real_dual_pixel"
 SOURCE = "github.com/cmu-ci-lab/dual_pixel_defocus_estimation_deblurring, DP_data_pixel_4 (Xin et al., ICCV 2021)"
@@ -271,9 +271,11 @@ def _main(argv) -> int:
     parser.add_argument("--psf", choices=("calibration", "pixel4"), default="calibration",
                         help="the data's calibrated kernels (default) or the fitted Pixel 4 field")
     parser.add_argument("--quick", action="store_true", help=f"scenes {' and '.join(QUICK_SCENES)} only")
-    parser.add_argument("--out", type=Path, default=Path("validation_report") / NAME, help="output folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {default_out(False, NAME)}, "
+                        f"with --quick {default_out(True, NAME)}: the part of the report of python -m validation)")
     cli.add_overwrite_argument(parser, "a previous report in --out")
     args = parser.parse_args(argv)
+    args.out = default_out(args.quick, NAME) if args.out is None else args.out
     if args.data is None:
         print(needs_data_message())
     else:
@@ -281,7 +283,8 @@ def _main(argv) -> int:
     report = prepare_out(args.out, NAME, overwrite=args.overwrite, quick=args.quick)
     t0 = time.perf_counter()
     rows = run(args.out, args.quick, args.data, args.psf)
-    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick)
+    results = finish_out(args.out, NAME, report, rows, time.perf_counter() - t0, args.quick,
+                         command_line(f"validation.{NAME}", argv))
     print(markdown_table(rows))
     print(results)
     return 0 if decides(rows) else 1

@@ -12,5 +12,10 @@ The loop itself and its command line are :mod:`learned.train`. Here, one concern
 - :mod:`.run_log`: ``log.csv`` (one row per step) and the loss curve ``loss.png``;
 - :mod:`.checkpoints`: saving and loading (toolkit checkpoints, the authors' released weights,
   and the training checkpoint a run resumes from);
-- :mod:`.held_out`: the held-out PSNR of ``eval.json``.
+- :mod:`.held_out`: the held-out PSNR of ``eval.json``;
+- :mod:`.real_views`: the self-supervised term on real dual-pixel views (:mod:`.reblur`, its forward model).
+
+Each group of ``learned.train``'s flags is added by the module of its concern: the recipe's
+(:func:`.recipes.add_recipe_arguments`), the checkpoints' and ``--resume``
+(:func:`.checkpoints.add_checkpoint_arguments`) and the real views' (:func:`.real_views.add_real_view_arguments`).
 """

@@ -6,9 +6,20 @@ code is refused. KPAC's ``.npz`` holds a pickled object array; it is read by a r
 that only rebuilds NumPy arrays (:func:`read_kpac_npz`).
 
 A training run's checkpoint (:func:`save_training_checkpoint`, :func:`load_training_checkpoint`) is
-one of ours plus a ``training`` entry: optimiser, scheduler, AMP scaler, training-only networks,
-RNG states, step and configuration, everything :mod:`learned.train` needs to resume; its
-resumption may change only :data:`RESUMABLE_CHANGES` (:func:`check_resume_config`).
+one of ours plus a ``training`` entry: optimiser, scheduler, AMP scaler, training-only networks
+(IFAN's reblurring network), RNG states, step and configuration, everything :mod:`learned.train`
+needs to resume; its resumption may change only :data:`RESUMABLE_CHANGES` (:func:`check_resume_config`).
+It is written atomically (temporary file + ``os.replace``); it is also a valid :func:`load_checkpoint`
+file (format ``defocus-toolkit/1`` plus the ``training`` entry), and loads with
+``torch.load(weights_only=True)``: every RNG state is stored as tensors and lists, nothing is
+pickled as an object.
+
+Bit-exact resumption on CPU needs the same number of CPU threads (the summation order of the
+convolutions depends on it): the checkpoint stores it, ``learned.train --resume`` reuses it
+(:func:`resumed_config`), and a different ``--threads`` is accepted with a warning. ``--resume
+--steps N`` with a larger ``N`` continues on the LR schedule of an N-step run
+(:func:`~learned.training.optim.reschedule`), which differs from an uninterrupted N-step run only in
+the steps already taken.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from torch import nn
 
 from optics.cli import one_line
 
+from .._safe_pickle import NumpyOnlyUnpickler as _NumpyOnlyUnpickler  # moved; the old name kept
 from ..data.io import atomic_save
 from .recipes import _plain
 from .sampling import rng_state
@@ -53,6 +65,11 @@ __all__ = [
     "RESUMABLE_CHANGES",
     "check_resume_config",
     "checkpoint_due",
+    "restore_training_state",
+    "kept_checkpoint",
+    "check_finite_weights",
+    "add_checkpoint_arguments",
+    "resumed_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -316,27 +333,126 @@ def checkpoint_due(minutes: float, since: float, ctx, device: torch.device) -> b
     return due
 
 
+def kept_checkpoint(checkpoint: Path, last_saved: int | None) -> str:
+    """What a stopped run keeps: the last good checkpoint and its step, or that none was written yet."""
+    return (f"last good checkpoint {str(checkpoint)!r} (step {last_saved}) kept" if last_saved is not None
+            else "no checkpoint had been written yet")
+
+
+def check_finite_weights(model: nn.Module, step: int, checkpoint: Path, last_saved: int | None) -> None:
+    """Raise FloatingPointError before a save if a weight is not finite (a finite loss with non-finite gradients
+    poisons the weights: never save those)."""
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise FloatingPointError(f"non-finite weights after step {step} ({bad[:3]}); stopped; "
+                                 f"{kept_checkpoint(checkpoint, last_saved)}")
+
+
+def restore_training_state(state: dict, trainer: TrainingStep, optimizer, scheduler, scaler, steps: int,
+                           schedule, source: Path, run_log: logging.Logger | None) -> int:
+    """Load a training checkpoint's ``state`` (:func:`load_training_checkpoint`) into a run: weights, training-only
+    networks, optimiser, LR scheduler (re-planned over ``steps`` when the run planned others,
+    :func:`~learned.training.optim.reschedule`), AMP scaler and RNG states. Returns the step it is at.
+    ``run_log``: where the messages go (None: nowhere, e.g. on ranks > 0)."""
+    from .optim import reschedule
+    from .sampling import set_rng_state
+
+    t = state["training"]
+    load_state_dict_strict(trainer.model, state["state_dict"], f"checkpoint {source.name!r}")
+    load_state_dict_strict(trainer.auxiliary, t["auxiliary"], f"checkpoint {source.name!r} (auxiliary)")
+    optimizer.load_state_dict(t["optimizer"])
+    scheduler.load_state_dict(t["scheduler"])
+    if t["scaler"] and scaler.is_enabled():
+        scaler.load_state_dict(t["scaler"])
+    set_rng_state(t["rng"])
+    start_step = int(t["step"])
+    if start_step >= steps:
+        raise ValueError(f"checkpoint is at step {start_step}; pass --steps > {start_step} to train further")
+    planned = int(t["train_config"]["recipe"]["steps"])
+    if planned != steps:
+        lr = reschedule(scheduler, schedule, steps, start_step)
+        if run_log is not None:
+            run_log.info("the LR schedule now runs over %d steps (the checkpoint's run planned %d): LR %.3g at step %d",
+                         steps, planned, lr, start_step + 1)
+    if run_log is not None:
+        run_log.info("resumed %s at step %d", source, start_step)
+    return start_step
+
+
+# --------------------------------------------------------------------------------------------------
+# learned.train's checkpoint flags: --resume, --checkpoint-every, --checkpoint-minutes
+# --------------------------------------------------------------------------------------------------
+def add_checkpoint_arguments(parser) -> None:
+    """``learned.train``'s flags of checkpoints and resuming."""
+    g = parser.add_argument_group("checkpoints and resuming (learned.training.checkpoints)")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (1000)")
+    g.add_argument("--checkpoint-minutes", type=_minutes, default=None, metavar="M",
+                   help="also save a checkpoint after M minutes without one (default 10; 0: by steps only)")
+
+
+def _minutes(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0; got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected >= 0; got {value}")
+    return value
+
+
+def resumed_config(args, checkpoint: Path, error) -> tuple:
+    """``learned.train --resume``: the stored run's :class:`~learned.training.recipes.TrainConfig` with what may
+    change (:data:`RESUMABLE_CHANGES`) taken from the flags, and the CPU thread count to run with (the run's own
+    unless ``--threads`` says otherwise: the same summation order continues bit-exactly). ``error``: the parser's
+    error (one line, exit 2) for a flag that may not change."""
+    from dataclasses import replace
+
+    from optics import cli
+
+    from .recipes import TrainConfig, parse_model_args
+
+    training = load_training_checkpoint(checkpoint)["training"]
+    stored = TrainConfig.from_dict(training["train_config"])
+    done = int(training["step"])
+    stored_threads = training.get("threads")
+    threads = args.threads or 1
+    if args.threads is None and stored_threads:
+        threads = int(stored_threads)  # the same summation order: bit-exact continuation
+    elif stored_threads and args.threads != stored_threads:
+        cli.warn(f"--threads {args.threads} differs from the {stored_threads} thread(s) the run used so far: it "
+                 "continues, but not bit-exactly as an uninterrupted run would (leave --threads out to reuse "
+                 f"{stored_threads})")
+    if (args.steps or stored.recipe.steps) <= done:
+        asked = f"--steps {args.steps}" if args.steps else f"its {stored.recipe.steps} steps"
+        raise ValueError(f"argument --resume: the run in {args.out!r} is finished (checkpoint at step {done}, "
+                         f"{asked}); pass --steps N with N > {done} to train further")
+    given = {"model": args.model, "data": args.data, "seed": args.seed, "preset": args.preset,
+             "batch_size": args.batch_size, "lr": args.lr, "crop": args.crop}
+    current = {"model": stored.model, "data": stored.data, "seed": stored.seed, "preset": stored.preset,
+               "batch_size": stored.recipe.batch_size, "lr": stored.recipe.optimizer.lr, "crop": stored.recipe.crop}
+    clash = [f"--{k.replace('_', '-')} {v!r} (checkpoint: {current[k]!r})" for k, v in given.items()
+             if v is not None and v != current[k]]
+    model_args = parse_model_args(args.model_arg)
+    if model_args and model_args != dict(stored.model_overrides):
+        clash.append(f"--model-arg {model_args!r} (checkpoint: {dict(stored.model_overrides)!r})")
+    if clash:
+        error("cannot change these when resuming: " + ", ".join(clash))
+    recipe = replace(stored.recipe, steps=args.steps or stored.recipe.steps)
+    config = replace(stored, recipe=recipe, out=args.out, device=args.device, num_workers=args.num_workers,
+                     progress=not args.no_progress,
+                     checkpoint_every=args.checkpoint_every or stored.checkpoint_every,
+                     checkpoint_minutes=(stored.checkpoint_minutes if args.checkpoint_minutes is None
+                                         else args.checkpoint_minutes),
+                     eval_images=stored.eval_images if args.eval_images is None else args.eval_images)
+    return config, threads
+
+
 # --------------------------------------------------------------------------------------------------
 # KPAC .npz (TensorFlow 1.x): np.savez(params=[...]) of arrays of different shapes = object array.
 # --------------------------------------------------------------------------------------------------
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild NumPy arrays and nothing else."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only NumPy arrays are allowed")
-
-
 def read_kpac_npz(path: str | Path) -> list[np.ndarray]:
     """Read the ``params`` list of a KPAC ``.npz`` without executing arbitrary pickled code."""
     path = Path(path)

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from ..models import DUAL_PIXEL, PHYSICS_INPUT
 
-__all__ = ["evaluate_psnr"]
+__all__ = ["evaluate_psnr", "write_held_out"]
 
 
 def _psnr(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -70,3 +70,20 @@ def evaluate_psnr(model: nn.Module, model_name: str, dataset: Dataset, device: t
         gains = {s: [r["output_psnr"] - r["input_psnr"] for r in rows if r.get("source") == s] for s in sources}
         result["gain_db_by_source"] = {s: float(np.mean(g)) for s, g in gains.items()}
     return result
+
+
+def write_held_out(model: nn.Module, config, dataset: Dataset, device: torch.device, seconds: float, path,
+                   run_log) -> dict:
+    """``eval.json`` of a training run (``config``: its :class:`~learned.training.recipes.TrainConfig`): the
+    held-out PSNR of :func:`evaluate_psnr` over ``config.eval_images`` images, with the run's model, preset,
+    steps and ``seconds``; written atomically to ``path``, logged to ``run_log``. Returns it."""
+    import json
+
+    from ..data.io import atomic_write_bytes
+
+    evaluation = evaluate_psnr(model, config.model, dataset, device, config.eval_images)
+    evaluation.update(model=config.model, preset=config.preset, steps=config.recipe.steps, seconds=round(seconds, 1))
+    atomic_write_bytes(path, json.dumps(evaluation, indent=2).encode())
+    run_log.info("held-out PSNR over %d images: input %.2f dB, output %.2f dB (%+.2f dB)",
+                 evaluation["images"], evaluation["input_psnr"], evaluation["output_psnr"], evaluation["gain_db"])
+    return evaluation

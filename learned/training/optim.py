@@ -8,7 +8,7 @@ import torch
 
 from .recipes import OptimizerConfig, ScheduleConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "reschedule"]
+__all__ = ["build_optimizer", "build_scheduler", "reschedule", "optimizer_step"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "radam": torch.optim.RAdam, "adamw": torch.optim.AdamW}
 
@@ -54,3 +54,19 @@ def reschedule(scheduler, cfg: ScheduleConfig, steps: int, step: int) -> float:
         group["lr"] = lr
     scheduler._last_lr = list(lrs)
     return lrs[0]
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler, scaler, parameters,
+                   grad_clip_norm) -> float:
+    """Back-propagate ``loss`` (through the AMP ``scaler``), clip the gradients' norm to ``grad_clip_norm``
+    (None: no clipping), step the optimiser, then the scheduler. Returns the LR the step used."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    lr = optimizer.param_groups[0]["lr"]
+    scheduler.step()
+    return lr

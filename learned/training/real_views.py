@@ -49,7 +49,8 @@ from ..models import PHYSICS_INPUT
 from .reblur import ReblurPSFs, reblur_loss
 from .recipes import TUNING_SCENES, RealViewsConfig, check_real_view_model
 
-__all__ = ["RealViewCrops", "real_view_output", "real_view_loss", "TUNING_SCENES", "RealViewsConfig"]
+__all__ = ["RealViewCrops", "real_view_output", "real_view_loss", "TUNING_SCENES", "RealViewsConfig",
+           "add_real_view_arguments", "real_views_from_args", "start_real_views"]
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +207,52 @@ def real_view_loss(model: nn.Module, model_name: str, samples: Sequence[Mapping[
                            penalty=config.penalty)
         total = loss if total is None else total + loss
     return total / len(samples)
+
+
+# ==================================================================================================
+# learned.train: the real-view flags and the run's crops
+# ==================================================================================================
+def add_real_view_arguments(parser) -> None:
+    """``learned.train``'s ``--real-views`` and ``--real-*`` flags (:data:`~learned.training.recipes.CLI_FLAGS`)."""
+    real = parser.add_argument_group("self-supervised real views (dp_refine, kpac_dual; learned.training.real_views)")
+    real.add_argument("--real-views", default=None, metavar="pixeldp:DIR",
+                      help="also train on the views (never the ground truth) of Xin et al.'s real Pixel 4 scenes "
+                      "with the dual-pixel reblur loss through the calibrated PSFs")
+    real.add_argument("--real-scenes", nargs="+", default=None, metavar="NNN",
+                      help="scenes whose views are trained on (default 001-008, the tuning scenes)")
+    real.add_argument("--real-weight", type=float, default=None, help="weight of the reblur loss (default 1)")
+    real.add_argument("--real-batch", type=int, default=None, help="real crops a step (default 2)")
+    real.add_argument("--real-crop", type=int, default=None, help="side of the scored real crop, px (default 128)")
+    real.add_argument("--real-monitor-every", type=int, default=None, metavar="N",
+                      help="every N steps log the PSNR gain over the physics on the centres of the training scenes, "
+                      "scored against their ground truth (never trained on); default 0, off")
+
+
+def real_views_from_args(args) -> RealViewsConfig | None:
+    """The :class:`RealViewsConfig` of parsed ``learned.train`` flags (None without ``--real-views``); a bad
+    value is a usage error (one line naming the flag)."""
+    from optics import cli
+
+    from .recipes import real_views_from_cli
+
+    try:
+        return real_views_from_cli(args.real_views, scenes=args.real_scenes, weight=args.real_weight,
+                                   batch_size=args.real_batch, crop=args.real_crop,
+                                   monitor_every=args.real_monitor_every)
+    except ValueError as err:
+        cli.usage_error(str(err))
+
+
+def start_real_views(config: RealViewsConfig, trainer: nn.Module, run_log: logging.Logger | None) -> RealViewCrops:
+    """The crops of a training run, read and deblurred as ``learned.evaluate`` does; the trainer's reblur term
+    gets their PSFs. ``run_log``: where the summary line goes (None: nowhere, e.g. on ranks > 0)."""
+    from ..baseline import dual_pixel_row
+    from ..data import build_dataset
+
+    real = RealViewCrops(config, build_dataset(config.data, "test", crop=None, augment=False), dual_pixel_row(config.data))
+    trainer.real_psfs, trainer.real_config = real.psfs, config
+    if run_log is not None:
+        run_log.info("real views: scenes %s of %s (physics %s, %.0f s), reblur weight %g, %d crops of %d px a step",
+                     ", ".join(config.scenes), config.data, real.physics_label, real.seconds, config.weight,
+                     config.batch_size, config.crop)
+    return real

@@ -630,6 +630,75 @@ def make_config(
     )
 
 
+# ==================================================================================================
+# Command line: learned.train's recipe flags
+# ==================================================================================================
+def add_recipe_arguments(parser) -> None:
+    """``learned.train``'s flags that choose and change the recipe (:func:`make_config`'s arguments)."""
+    g = parser.add_argument_group("recipe (learned.training.recipes; default: the paper's)")
+    g.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the recipe's)")
+    g.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order, augmentation (0)")
+    g.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="'paper' (default), 'cpu-smoke' or 'gpu-smoke' (learned.recipes)")
+    g.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: the recipe's)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
+    g.add_argument("--crop", type=int, default=None, help="square training crop side (default: the recipe's, 256)")
+    g.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    g.add_argument("--no-identity-start", action="store_true",
+                   help="NRKNet, IFAN: start from the authors' initialisation even where the preset uses "
+                   "the identity-preserving start (learned.warmstart)")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="model constructor override, VALUE a Python literal (repeatable), e.g. "
+                   "--model-arg channels=16 or --model-arg 'widths=(8, 16, 32)'")
+
+
+def warn_paper_recipe_on_cpu(config: TrainConfig) -> None:
+    """Warn (stderr) when the paper's full recipe is about to run on a CPU (hundreds of hours)."""
+    import torch
+
+    from optics import cli
+
+    on_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    if on_cpu and config.preset == "paper" and config.recipe.steps >= RECIPES[config.family].steps:
+        cli.warn(f"the paper recipe of {config.model} ({config.recipe.steps} steps, batch {config.recipe.batch_size}, "
+                 f"{config.recipe.crop} px crops) needs a GPU: on a CPU it takes hundreds of hours; on a CPU use "
+                 "--preset cpu-smoke (reduced widths, minutes per model)")
+
+
+def config_from_args(args, real_views: Optional[RealViewsConfig]) -> TrainConfig:
+    """The :class:`TrainConfig` of a new run from ``learned.train``'s parsed flags (:func:`make_config`)."""
+    return make_config(
+        args.model, preset=args.preset or "paper", data=args.data, out=args.out,
+        seed=0 if args.seed is None else args.seed, steps=args.steps, batch_size=args.batch_size,
+        crop=args.crop, lr=args.lr, device=args.device, model_overrides=parse_model_args(args.model_arg),
+        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
+        num_workers=args.num_workers, amp=not args.no_amp,
+        eval_images=args.eval_images, progress=not args.no_progress,
+        identity_start=False if args.no_identity_start else None,
+        real_views=real_views, init=args.init,
+    )
+
+
+def parse_model_args(items) -> dict:
+    """``["channels=16", "widths=(8, 16)"]`` -> ``{"channels": 16, "widths": (8, 16)}`` (literals only);
+    a bad item is a usage error naming ``--model-arg``."""
+    import ast
+
+    from optics import cli
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            cli.usage_error(f"argument --model-arg: expected KEY=VALUE with KEY an identifier; got {item!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            cli.usage_error(f"argument --model-arg {key}: VALUE must be a Python literal (number, tuple, string in "
+                            f"quotes, True/False); got {value!r}")
+    return out
+
+
 def describe_recipe(recipe: Recipe, world_size: int = 1) -> str:
     """One line with the resolved training settings of ``recipe`` (after presets and flags).
 

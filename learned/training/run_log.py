@@ -1,5 +1,9 @@
 """A training run's log: the CSV of one row per step and the loss curve drawn from it.
 
+``log.csv``: step, lr, total loss, each loss term, ``blurred_input_mse`` (the MSE of the blurred
+input against the target: the loss of doing nothing, for reference), seconds. Appended and flushed
+every row; rows after the resumed step are dropped on ``--resume``.
+
 (Named ``run_log`` rather than ``logging`` so that it never shadows the standard library.)
 """
 

@@ -11,7 +11,9 @@
   checkpoint loads with ``torch.load(weights_only=True)``).
 
 So batches do not depend on worker processes or on where a run was interrupted, and the sampler has
-no state to save (see :mod:`learned.train`, Reproducibility).
+no state to save (its seed and next step are stored in the checkpoint for the record). Datasets of
+:mod:`learned.data` draw crops and augmentation (flips, IFAN's noise / grayscale / rescale) from a
+generator seeded by the key. The global RNG states are saved in the checkpoint as well.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .recipes import AugmentConfig
 
 __all__ = [
     "recipe_dataset",
+    "step_loader",
     "derive_seed",
     "StepBatchSampler",
     "seeded_global_rngs",
@@ -50,6 +53,17 @@ def recipe_dataset(spec: str, split: str, *, crop: Optional[int], augment: Optio
                                 rescale_range=tuple(augment.rescale_range))
     return build_dataset(spec, split, crop=crop, augment=bool(augment is not None and augment.flips_rot90),
                          seed=seed, ifan_augment=ifan)
+
+
+def step_loader(dataset: Dataset, batch_size: int, seed: int, start_step: int, steps: int, ctx, num_workers: int,
+                pin_memory: bool):
+    """The ``DataLoader`` of steps ``start_step + 1 .. steps`` of this process (rank ``ctx.rank`` of
+    ``ctx.world_size``): batch ``s`` a pure function of ``(seed, s)`` (:class:`StepBatchSampler`)."""
+    from torch.utils.data import DataLoader
+
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, start_step, steps, ctx.rank, ctx.world_size)
+    return DataLoader(SeededSamples(dataset), batch_sampler=sampler, collate_fn=collate_samples,
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

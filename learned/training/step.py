@@ -19,7 +19,7 @@ from .real_views import real_view_loss
 from .losses import ifan_disparity_loss, ifan_reblur_loss, k3dn_loss, mse_loss, nrknet_loss
 from .recipes import LossConfig, model_family
 
-__all__ = ["TrainingStep"]
+__all__ = ["TrainingStep", "logged_values"]
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +143,17 @@ class TrainingStep(nn.Module):
             total, parts = k3dn_loss(deblurred, sharp, reblurred, 0.5 * (left + right), reblur_weight=cfg.reblur_weight)
             return {"total": total, **parts}
         raise ValueError(f"unknown family {self.family!r}")
+
+
+def logged_values(terms: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor], ctx) -> tuple:
+    """The names and values of a step's ``log.csv`` columns: the total loss, each term, and
+    ``blurred_input_mse`` (the loss of returning the blurred input unchanged, for reference), averaged
+    over the processes of a DDP run (``ctx``: :class:`~learned.training.distributed.DistributedContext`)."""
+    with torch.no_grad():
+        identity = torch.mean((batch["input"].float() - batch["target"].float()) ** 2)
+    values = torch.stack([terms["total"].detach().float()] + [v.float() for k, v in terms.items() if k != "total"]
+                         + [identity])
+    if ctx.enabled:
+        torch.distributed.all_reduce(values)
+        values /= ctx.world_size
+    return ["total"] + [k for k in terms if k != "total"] + ["blurred_input_mse"], values

@@ -9,9 +9,10 @@ Only the fitted coefficients are stored here (measured numbers, 90 of them); the
 included (no licence is published with them).
 
 Reproduce: ``python -m validation.dual_pixel_calibration --kernels DIR`` writes the same fit to
-``validation_report/dual_pixel_calibration/pixel4_dual_pixel_field.json`` (``DIR`` holding the
-two ``.npy`` files); these coefficients are that file's, rounded to 6 significant digits. Median
-relative L2 error of the 48 pairs (gain free): 0.096, largest 0.156.
+``validation_report/dual_pixel_calibration/pixel4_dual_pixel_field.json`` (``DIR`` the data
+folder ``DP_data_pixel_4`` or its ``calibration/``, holding the two ``.npy`` files); these
+coefficients are that file's, rounded to 6 significant digits. Median relative L2 error of the
+48 pairs (gain free): 0.096, largest 0.156.
 
 References
 ----------

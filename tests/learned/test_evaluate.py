@@ -171,6 +171,22 @@ def test_cli_writes_csv_and_markdown(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "metrics.md"]  # no temporary files left
 
 
+def test_cli_ends_with_a_results_line_with_and_without_out(tmp_path, capsys):
+    """Issue 34: without --out the last line was the table; it is a ``results:`` line with the means."""
+    spec = "synthetic:size=32,test_count=2,count=2"
+    assert main(["--data", spec, "--no-lpips", "--baseline-params", "1.0,0.01"]) == 0
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("results: the table above on stdout") and "--out DIR" in last, last
+    assert "mean over 2 images: input " in last and "wiener " in last and " dB, SSIM " in last, last
+    out = tmp_path / "scores"
+    assert main(["--data", spec, "--no-lpips", "--baseline", "none", "--out", str(out)]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"results: {out / 'metrics.csv'} and {out / 'metrics.md'}; mean over 2 images: input "), last
+    input_psnr = float(_read_csv(out / "metrics.csv")[-1]["psnr"])
+    assert f"input {input_psnr:.2f} dB" in last
+
+
 def test_cli_argument_errors(tmp_path):
     with pytest.raises(SystemExit):
         main(["--model", "kpac", "--data", "synthetic", "--no-lpips"])

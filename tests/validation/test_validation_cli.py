@@ -31,11 +31,12 @@ def _one_error(proc, *expected):
 def test_a_single_validation_replaces_its_part_of_the_report_with_overwrite(tmp_path, name):
     proc = _run("validation", "--quick", "--only", "dual_pixel_calibration", "real_dual_pixel", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    report = tmp_path / "validation_report"
+    report = tmp_path / "validation_report_quick"  # --quick's default folder (issue 34)
     other = ({"real_dual_pixel", "dual_pixel_calibration"} - {name}).pop()
     kept = (report / other / f"{other}.md").read_bytes()
     _one_error(_run(f"validation.{name}", "--quick", cwd=tmp_path), "is not empty", "--overwrite")
-    _one_error(_run(f"validation.{name}", "--overwrite", cwd=tmp_path), "refusing to mix --quick and full")
+    _one_error(_run(f"validation.{name}", "--overwrite", "--out", report / name, cwd=tmp_path),
+               "refusing to mix --quick and full")
     (report / name / f"{name}.json").write_text("{}")  # replaced by the new run
     proc = _run(f"validation.{name}", "--quick", "--overwrite", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -53,6 +54,42 @@ def test_a_single_validation_replaces_its_part_of_the_report_with_overwrite(tmp_
     (report / name / "notes.md").write_text("mine")
     _one_error(_run(f"validation.{name}", "--quick", "--overwrite", cwd=tmp_path), "'notes.md'", "did not write")
     assert (report / name / "notes.md").exists() and (report / name / f"{name}.json").exists()
+
+
+def test_the_readme_single_validation_line_works_right_after_the_main_job(tmp_path):
+    """Issue 34: after the (full) main job, the README's ``python -m validation.kernel_upsampling --quick`` was
+    refused (the folder was the full report's part, and --overwrite refused to mix): --quick runs now default to
+    validation_report_quick/, a folder of their own. The main job here is its fast part (no data: NOT RUN)."""
+    main_job = _run("validation", "--only", "dual_pixel_calibration", "real_dual_pixel", cwd=tmp_path)
+    assert main_job.returncode == 0, main_job.stderr
+    full = (tmp_path / "validation_report" / "report.md").read_bytes()
+    readme = [ln for ln in (REPO / "README.md").read_text().splitlines() if "-m validation.kernel_upsampling" in ln]
+    assert readme, "the README shows no single-validation line"
+    argv = readme[0].split("#")[0].split()
+    assert argv[:3] == [".venv/bin/python", "-m", "validation.kernel_upsampling"], readme[0]
+    proc = _run(*argv[2:], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    own = tmp_path / "validation_report_quick" / "kernel_upsampling"
+    assert (own / "kernel_upsampling.json").is_file() and str(own.resolve()) in proc.stdout.splitlines()[-1]
+    assert (tmp_path / "validation_report" / "report.md").read_bytes() == full  # the main report untouched
+    _one_error(_run(*argv[2:], cwd=tmp_path), "is not empty", "--overwrite")  # again: --overwrite, as everywhere
+
+
+def test_the_report_keeps_its_whole_command_history(tmp_path):
+    """Issue 34: after ``--only X --overwrite`` report.md's "Command:" line had dropped the earlier
+    ``validation.Y --overwrite`` step; report.md and report.json list every command now."""
+    steps = [("validation", "--quick", "--only", "dual_pixel_calibration", "real_dual_pixel"),
+             ("validation.dual_pixel_calibration", "--quick", "--overwrite"),
+             ("validation", "--quick", "--only", "real_dual_pixel", "--overwrite")]
+    for step in steps:
+        proc = _run(*step, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    report = tmp_path / "validation_report_quick"
+    commands = ["python -m " + " ".join(step) for step in steps]
+    summary = json.loads((report / "report.json").read_text())
+    assert summary["commands"] == commands and summary["command"] == "; then ".join(commands)
+    text = (report / "report.md").read_text()
+    assert "Commands, in order" in text and all(f"{i}. `{c}`" in text for i, c in enumerate(commands, 1)), text
 
 
 def test_validation_forwards_data_and_kernels(tmp_path, monkeypatch):
