@@ -72,6 +72,9 @@ __all__ = [
     "srgb_to_linear",
     "parse_origin",
     "parse_crop",
+    "encode_like_input",
+    "linear_to_srgb",
+    "view_warnings",
 ]
 
 #: (H, W) of the whole Pixel 4 dual-pixel frame of Xin et al.'s captures.
@@ -106,6 +109,8 @@ class DualPixelCapture:
         ``warning:`` are warnings.
     folder : Path or None
         The left view's folder (where Xin et al.'s ``calibration/`` would be).
+    bit_depth : int
+        8 or 16, the files' (the outputs keep the input's encoding: :func:`encode_like_input`).
     """
 
     left: np.ndarray
@@ -116,6 +121,7 @@ class DualPixelCapture:
     vignetting: Optional[str]
     notes: list = field(default_factory=list)
     folder: Optional[Path] = None
+    bit_depth: int = 16
 
     @property
     def shape(self) -> tuple:
@@ -180,6 +186,8 @@ def _read_file(path: Path, what: str) -> np.ndarray:
         raise IsADirectoryError(f"{what} {str(path)!r} is a folder; expected an image file")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what} {str(path)!r}: the file is empty (0 bytes); expected an image file")
     if path.suffix.lower() not in _READ_SUFFIXES:
         raise ValueError(f"{what} {str(path)!r}: expected one of {', '.join(_READ_SUFFIXES)}; got "
                          f"{path.suffix or 'no suffix'!r}")
@@ -384,8 +392,63 @@ def read_dual_pixel_capture(left: str | os.PathLike, right: str | os.PathLike, *
         t, l_, h, w = box
         L, R = L[t:t + h, l_:l_ + w], R[t:t + h, l_:l_ + w]
         origin = (origin[0] + t, origin[1] + l_)
+    notes += view_warnings(L, R, raws)
     return DualPixelCapture(np.ascontiguousarray(L), np.ascontiguousarray(R), tuple(origin), tuple(frame_shape), fmt,
-                            vignetting, notes, left.parent)
+                            vignetting, notes, left.parent, 8 if raws[0].dtype == np.uint8 else 16)
+
+
+#: Share of a view at the file's largest value above which it is called saturated (a warning).
+SATURATED_SHARE = 0.05
+
+
+def view_warnings(left: np.ndarray, right: np.ndarray, raws: Sequence[np.ndarray] = ()) -> list:
+    """``warning:`` lines for views whose result is likely wrong: bit-identical views (the same file twice,
+    or a camera that gave no dual-pixel signal: an in-focus capture still differs by its noise), an all-zero
+    view, a view saturated over more than :data:`SATURATED_SHARE` of its pixels (``raws``: the files' values)."""
+    out = []
+    if np.array_equal(left, right):
+        out.append("warning: the left and right views are bit-identical, so they carry no dual-pixel signal (the "
+                   "same file twice, or a camera that gave none): the defocus map is 0 and the output is the input; "
+                   "give the two views of one dual-pixel capture")
+    for name, view, raw in zip(("left", "right"), (left, right), list(raws) + [None, None]):
+        if not np.any(view):
+            out.append(f"warning: the {name} view is all zero (black): nothing to deblur; check the file and "
+                       "--input-format")
+            continue
+        if raw is not None and raw.size:
+            top = np.iinfo(raw.dtype).max
+            share = float(np.mean(raw >= top))
+            if share > SATURATED_SHARE:
+                out.append(f"warning: the {name} view is saturated (at {top}) over {100 * share:.0f}% of its "
+                           f"values (more than {100 * SATURATED_SHARE:.0f}%): clipped regions break the blur model; "
+                           "use a darker exposure")
+    return out
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`srgb_to_linear` (IEC 61966-2-1) for values in [0, 1]: ``12.92 c`` up to 0.0031308,
+    else ``1.055 c ** (1 / 2.4) - 0.055``."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def encode_like_input(image: np.ndarray, capture: DualPixelCapture, bit_depth: Optional[int] = None):
+    """``image`` (linear, the views' scale) as integers in the capture's encoding: ``(array, description)``.
+
+    An sRGB capture gives sRGB values, a linear or raw capture linear values; ``bit_depth`` (8 or 16) defaults
+    to 16 for the dual-pixel command's outputs. Values are clipped to [0, 1] first (said in the description).
+    """
+    bits = 16 if bit_depth is None else int(bit_depth)
+    if bits not in (8, 16):
+        raise ValueError(f"bit_depth: expected 8 or 16; got {bit_depth!r}")
+    v = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    srgb = capture.input_format == "srgb"
+    if srgb:
+        v = linear_to_srgb(v)
+    top = 255 if bits == 8 else 65535
+    out = np.round(v * top).astype(np.uint8 if bits == 8 else np.uint16)
+    what = f"{bits}-bit {'sRGB' if srgb else 'linear'} (the input's encoding; clipped to [0, 1])"
+    return out, what
 
 
 # ------------------------------------------------------------------------------------------ command lines

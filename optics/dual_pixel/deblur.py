@@ -34,7 +34,7 @@ from .capture import CELL, MIN_VIEW, OUTSIDE, PIXEL4_SENSOR_FRAME, DualPixelCapt
 from .deconvolution import DECONVOLUTION_METHODS, layered_deconvolution  # noqa: F401
 from .pixel4 import PIXEL4_REFERENCE  # noqa: F401
 from .defaults import (  # noqa: F401
-    AGGREGATIONS, DEFAULT_SCALES, DEFAULTS, SGM_OPTIONS, _check_aggregation, _check_options, _check_positive,
+    AGGREGATIONS, DEFAULT_SCALES, PARAMETRIC_SCALES, DEFAULTS, SGM_OPTIONS, _check_aggregation, _check_options, _check_positive,
     _check_scales, _check_workers,
 )
 from .psf_grid import (  # noqa: F401
@@ -42,9 +42,12 @@ from .psf_grid import (  # noqa: F401
 )
 from .defocus_map import (  # noqa: F401
     DualPixelDeblurResult, _check_views, _defocus, _gaussian_slices, _ndimage, _subscale_argmin, aggregate_cost,
-    dual_pixel_cost_volume, dual_pixel_defocus_map, guided_filter,
+    dual_pixel_cost_volume, dual_pixel_defocus_map, guided_filter, source_scales,
 )
-from .pipeline import _layer_index, deblur_capture, dual_pixel_deblur, window_progress  # noqa: F401
+from .pipeline import (  # noqa: F401
+    _layer_index, biased_defocus, deblur_capture, defocus_warnings, dual_pixel_deblur, in_focus_weight,
+    window_progress,
+)
 from .psf_source import (  # noqa: F401
     DualPixelPSFSource, PlacedPSFs, _parametric_source, check_psf_flags, default_dual_pixel_psfs,
     dual_pixel_psf_source,
@@ -72,6 +75,11 @@ __all__ = [
     "check_psf_flags",
     "deblur_capture",
     "window_progress",
+    "PARAMETRIC_SCALES",
+    "biased_defocus",
+    "in_focus_weight",
+    "defocus_warnings",
+    "source_scales",
 ]
 
 
@@ -87,7 +95,7 @@ def _parse_scales(text: str) -> tuple:
         lo, hi, count = text.split(":")
         lo, hi, count = float(lo), float(hi), int(count)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of nonzero scales, e.g. -0.9:1.6:21; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of increasing scales, e.g. -0.875:1.625:21; got {text!r}") from None
     if count > MAX_CLI_SCALES:
         raise argparse.ArgumentTypeError(f"expected COUNT <= {MAX_CLI_SCALES} (each scale adds one image to the cost "
                                          f"volume; the default is 21); got {count} in {text!r}")
@@ -95,10 +103,10 @@ def _parse_scales(text: str) -> tuple:
         scales = np.round(np.linspace(lo, hi, count), 6)
         return tuple(float(s) for s in _check_scales(scales))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of nonzero scales, e.g. -0.9:1.6:21; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH:COUNT of increasing scales, e.g. -0.875:1.625:21; got {text!r}") from None
 
 
-def _join_negative_values(argv: Sequence[str], options: Sequence[str] = ("--scales",)) -> list:
+def _join_negative_values(argv: Sequence[str], options: Sequence[str] = ("--scales", "--origin", "--scale-bias")) -> list:
     """``['--scales', '-0.9:1.6:21']`` -> ``['--scales=-0.9:1.6:21']``: argparse takes a value with a
     leading minus (that is not a plain number) for an option, so the help's own form would be refused."""
     out: list = []
@@ -124,15 +132,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "deconvolution with the calibrated PSFs (optics.dual_pixel.deblur).")
     parser.add_argument("left", type=Path, help="left view (PNG; raw, linear or sRGB: --input-format)")
     parser.add_argument("right", type=Path, help="right view")
-    parser.add_argument("out", type=Path, help="all-in-focus output, 16-bit PNG (the views' linear scale, "
-                                               "clipped to [0, 1] for the file)")
+    parser.add_argument("out", type=Path, help="all-in-focus output, 16-bit PNG in the input's encoding (sRGB for "
+                                               "an sRGB input, else the views' linear scale), clipped to [0, 1]")
     parser.add_argument("--defocus-map", type=Path, help="also write the signed defocus map: .npy (float32, "
                         "units of the calibration defocus) or .png (16-bit, scales' range mapped to 0..65535)")
     parser.add_argument("--confidence", type=Path, help="also write the confidence map (.npy, float32 in [0, 1])")
     cap.add_capture_arguments(parser)
-    parser.add_argument("--scales", type=_parse_scales, default=DEFAULT_SCALES, metavar="LOW:HIGH:COUNT",
-                        help="candidate signed defocus scales (default -0.9:1.6:21; COUNT "
+    parser.add_argument("--scales", type=_parse_scales, default=None, metavar="LOW:HIGH:COUNT",
+                        help="candidate signed defocus scales (default: the PSF source's, with 0, the in-focus "
+                        "identity: -0.875:1.625:21 for the Pixel 4, -1.5:1.5:21 for disc and butterworth; COUNT "
                         f"<= {MAX_CLI_SCALES})")
+    parser.add_argument("--scale-bias", type=float, default=None, metavar="B",
+                        help="move the estimated defocus by B away from 0 (B < 0: towards it, never across it) "
+                        "before deconvolving (default: the PSF source's, -0.1 measured for the Pixel 4 kernels, 0 "
+                        "for disc and butterworth)")
     parser.add_argument("--wiener-eps", type=float, default=DEFAULTS["wiener_eps"],
                         help=f"Wiener noise parameter (default {DEFAULTS['wiener_eps']:g})")
     parser.add_argument("--threads", type=int, metavar="N", help="threads over the cells (default: every core)")
@@ -155,6 +168,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "be different files")
     cli.check_output_files(jobs[:1], overwrite=args.overwrite, suffixes=(".png",))
     _check_positive(args.wiener_eps, "--wiener-eps")
+    if args.scale_bias is not None and not (np.isfinite(args.scale_bias) and abs(args.scale_bias) <= 1):
+        raise ValueError(f"--scale-bias: expected a number within -1..1 (scale units); got {args.scale_bias}")
     workers = cli.check_threads(args.threads)
     check_psf_flags(args)
 
@@ -166,9 +181,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    sign=args.psf_sign, order=args.psf_order)
     for note in capture.notes + list(psfs.notes):
         print(note, file=sys.stderr)
-    res = deblur_capture(capture, psfs, args.scales, wiener_eps=args.wiener_eps, workers=workers, progress=True)
+    res = deblur_capture(capture, psfs, args.scales, wiener_eps=args.wiener_eps, scale_bias=args.scale_bias,
+                         workers=workers, progress=True)
     image = np.clip(res.image, 0, 1)
-    atomic_write_bytes(args.out, png_bytes(np.round(image * 65535).astype(np.uint16)))
+    encoded, encoding = cap.encode_like_input(image, capture)
+    atomic_write_bytes(args.out, png_bytes(encoded))
+    warnings = [n for n in capture.notes if n.startswith("warning:")] + defocus_warnings(res, args.psf)
+    for line in warnings[sum(n.startswith("warning:") for n in capture.notes):]:
+        print(line, file=sys.stderr)
     if args.defocus_map is not None:
         if args.defocus_map.suffix.lower() == ".npy":
             atomic_write_bytes(args.defocus_map, npy_bytes(res.defocus.astype(np.float32)))
@@ -181,8 +201,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for line in cap.write_display_outputs(args, capture, image, res.defocus, res.scales):
         print(line, file=sys.stderr)
     H, W = image.shape[:2]
-    print(f"results: {args.out} ({H}x{W} at (row, col) {capture.origin} of the sensor; defocus "
-          f"{float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the calibration defocus)", file=sys.stderr)
+    kept = 0.0 if res.in_focus is None else float(np.mean(res.in_focus))
+    said = f"; {len(warnings)} warning(s): " + " | ".join(w[len("warning: "):] for w in warnings) if warnings else ""
+    print(f"results: {args.out} ({H}x{W} at (row, col) {capture.origin} of the sensor, {encoding}; defocus "
+          f"{float(res.defocus.min()):.2f} .. {float(res.defocus.max()):.2f} x the calibration defocus; "
+          f"{100 * kept:.0f}% kept as in focus{said})", file=sys.stderr)
     return 0
 
 

@@ -16,9 +16,9 @@ import numpy as np
 
 #: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
-DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=-0.1,
+DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=None,
                 margin=48, deconvolution="tv", tv_weight=6e-4, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
-                centre_weight=None, aggregation="guided")
+                centre_weight=None, aggregation="guided", sharp_evidence=(0.0, 0.05))
 
 
 #: ``aggregation='sgm'`` (:mod:`optics.dual_pixel.aggregation`): Gaussian sigma of the cost before the scans
@@ -28,8 +28,13 @@ DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_ep
 SGM_OPTIONS = dict(smooth=12.0, p1=1.0, p2=8.0, tau=0.05, factor=4)
 
 
-#: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus).
-DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-0.9, 1.6, 21), 4))
+#: Candidate defocus scales (relative to the calibration defocus; negative: the other side of focus): 21 steps
+#: of 0.125 from -0.875 to 1.625, the Pixel 4 calibration's range, with 0 (in focus, the identity) among them.
+DEFAULT_SCALES: tuple = tuple(float(s) for s in np.round(np.arange(21) * 0.125 - 0.875, 4))
+
+#: Candidate scales of the mirror-symmetric parametric models (disc, Butterworth): ``--psf-sign`` only flips
+#: the map's sign for them, so the range is symmetric, -1.5 to 1.5 in 21 steps of 0.15, 0 among them.
+PARAMETRIC_SCALES: tuple = tuple(float(s) for s in np.round(np.linspace(-1.5, 1.5, 21), 4))
 
 
 #: Cost aggregations of :func:`dual_pixel_defocus_map`: cost-volume filtering, or semi-global scans.
@@ -38,8 +43,8 @@ AGGREGATIONS = ("guided", "sgm")
 
 def _check_scales(scales) -> np.ndarray:
     s = np.asarray(scales, dtype=np.float64)
-    if s.ndim != 1 or s.size < 3 or not np.all(np.isfinite(s)) or np.any(s == 0) or np.any(np.diff(s) <= 0):
-        raise ValueError(f"scales must be at least 3 finite, nonzero, strictly increasing numbers; got {scales!r}")
+    if s.ndim != 1 or s.size < 3 or not np.all(np.isfinite(s)) or np.any(np.diff(s) <= 0):
+        raise ValueError(f"scales must be at least 3 finite, strictly increasing numbers; got {scales!r}")
     return s
 
 

@@ -108,7 +108,7 @@ def _check_views(left, right, psfs):
     return be
 
 
-def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
+def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Optional[Sequence[float]] = None,
                            *, cost_eps: float = DEFAULTS["cost_eps"], margin: int = DEFAULTS["margin"],
                            workers: int = -1, _windows_out: Optional[list] = None) -> Any:
     """Whitened DP cross-consistency cost :math:`E_s` (module Notes) of every scale, shape (S, H, W), unaggregated.
@@ -117,7 +117,7 @@ def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     """
     _check_workers(workers)
     be = _check_views(left, right, psfs)
-    s = _check_scales(scales)
+    s = _check_scales(source_scales(psfs, scales))
     _check_positive(cost_eps, "cost_eps")
     xp, fft = be.xp, be.fft
     windows, n = _windows(left, right, psfs, int(margin), be)
@@ -178,6 +178,8 @@ class DualPixelDeblurResult:
     defocus: Any
     confidence: Any
     scales: np.ndarray = field(repr=False)
+    layers: Any = field(default=None, repr=False)
+    in_focus: Any = field(default=None, repr=False)
 
 
 def aggregate_cost(cost: Any, guide: Any, *, smooth: float, radius: int, guide_eps: float) -> Any:
@@ -232,6 +234,15 @@ def _gaussian_slices(volume, sigma: float, backend, workers: int = -1):
     return np.ascontiguousarray(out, dtype=volume.dtype)
 
 
+def source_scales(psfs: Any, scales: Optional[Sequence[float]] = None) -> Sequence[float]:
+    """``scales``, or when None the candidate scales of the PSF source ``psfs`` (its ``scales``, else
+    :data:`optics.dual_pixel.defaults.DEFAULT_SCALES`)."""
+    if scales is not None:
+        return scales
+    own = getattr(psfs, "scales", None)
+    return DEFAULT_SCALES if own is None else own
+
+
 def _defocus(left, right, psfs, s, o, windows_out=None):
     be = namespace(left)
     xp = be.xp
@@ -254,12 +265,19 @@ def _defocus(left, right, psfs, s, o, windows_out=None):
     mean = xp.mean(agg, axis=0)
     # a floor at the views' rounding level: a cost that is only rounding noise (no texture) gives 0, not ~1
     floor = float(np.finfo(left.dtype).eps) * float(xp.mean(guide_raw)) ** 2 + float(np.finfo(left.dtype).tiny)
-    conf = xp.clip((mean - xp.min(agg, axis=0)) / (mean + floor), 0, 1).astype(left.dtype)
+    least = xp.min(agg, axis=0)
+    conf = xp.clip((mean - least) / (mean + floor), 0, 1).astype(left.dtype)
     defocus = xp.asarray(np.interp(to_numpy(idx).ravel(), np.arange(len(s)), s).reshape(idx.shape).astype(left.dtype))
-    return agg, idx, defocus, conf
+    zero = np.flatnonzero(s == 0)
+    if zero.size:  # how much better the best scale explains the views than the in-focus pair (module notes)
+        e0 = agg[int(zero[0])]
+        evidence = xp.clip((e0 - least) / (e0 + floor), 0, 1).astype(left.dtype)
+    else:
+        evidence = None
+    return agg, idx, defocus, conf, evidence
 
 
-def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
+def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Optional[Sequence[float]] = None,
                            *, cost_eps: float = DEFAULTS["cost_eps"], smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
                            guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
                            aggregation: str = DEFAULTS["aggregation"], workers: int = -1) -> DualPixelDeblurResult:
@@ -294,9 +312,9 @@ def dual_pixel_defocus_map(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     DualPixelDeblurResult with ``defocus`` and ``confidence``.
     """
     _check_options(radius, margin, smooth, guide_eps, cost_eps, 1.0)
-    s = _check_scales(scales)
+    s = _check_scales(source_scales(psfs, scales))
     _check_aggregation(aggregation)
     o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers,
              aggregation=aggregation)
-    _, _, defocus, conf = _defocus(left, right, psfs, s, o)
+    _, _, defocus, conf, _ = _defocus(left, right, psfs, s, o)
     return DualPixelDeblurResult(None, defocus, conf, s)

@@ -35,7 +35,7 @@ from ._cells import _WINDOW_PROGRESS, _windows
 from .capture import DualPixelCapture
 from .deconvolution import layered_deconvolution
 from .defaults import DEFAULT_SCALES, DEFAULTS, _check_aggregation, _check_options, _check_scales, _check_workers
-from .defocus_map import DualPixelDeblurResult, _check_views, _defocus
+from .defocus_map import DualPixelDeblurResult, _check_views, _defocus, source_scales
 from .psf_grid import DualPixelPSFGrid
 
 
@@ -45,14 +45,15 @@ def _layer_index(defocus: np.ndarray, scales: np.ndarray, backend, dtype):
     return backend.xp.asarray(index.reshape(np.shape(defocus)).astype(dtype))
 
 
-def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Sequence[float] = DEFAULT_SCALES,
+def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Optional[Sequence[float]] = None,
                       *, defocus: Any = None, wiener_eps: float = DEFAULTS["wiener_eps"],
-                      scale_bias: float = DEFAULTS["scale_bias"], cost_eps: float = DEFAULTS["cost_eps"],
+                      scale_bias: Optional[float] = DEFAULTS["scale_bias"], cost_eps: float = DEFAULTS["cost_eps"],
                       smooth: float = DEFAULTS["smooth"], radius: int = DEFAULTS["radius"],
                       guide_eps: float = DEFAULTS["guide_eps"], margin: int = DEFAULTS["margin"],
                       deconvolution: str = DEFAULTS["deconvolution"], tv_weight: float = DEFAULTS["tv_weight"],
                       tv_eps: float = DEFAULTS["tv_eps"], centre_weight: Optional[float] = DEFAULTS["centre_weight"],
-                      aggregation: str = DEFAULTS["aggregation"], workers: int = -1) -> DualPixelDeblurResult:
+                      aggregation: str = DEFAULTS["aggregation"], in_focus: Any = None,
+                      sharp_evidence: Sequence[float] = DEFAULTS["sharp_evidence"], workers: int = -1) -> DualPixelDeblurResult:
     r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
 
     Parameters
@@ -65,10 +66,21 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
     wiener_eps : float > 0
         Noise-to-signal parameter :math:`\epsilon_w` of the two-view Wiener filter.
     scale_bias : float
-        Added to the *estimated* defocus before the layers are chosen (not to ``defocus`` given,
-        nor to the returned map). Measured on the tuning scenes 001-008: the scale of least
-        cross-consistency cost lies about 0.1-0.3 above the scale whose deconvolution is closest
-        to the ground truth (docs/real_dual_pixel.md); the default -0.1 (tuned) compensates for part of it.
+        Moves the *estimated* defocus away from 0 (``< 0``: towards it, never across it) before the
+        layers are chosen: ``sign(d) max(|d| + scale_bias, 0)`` (:func:`biased_defocus`; not applied to
+        ``defocus`` given, nor to the returned map), so a pixel at zero defocus stays on the identity
+        layer. It belongs to a PSF source (:func:`optics.dual_pixel.psf_source.source_defaults`): -0.1 for
+        Xin et al.'s Pixel 4 kernels, measured on the tuning scenes 001-008 (the scale of least
+        cross-consistency cost lies about 0.1-0.3 above the scale whose deconvolution is closest to
+        their ground truth, docs/real_dual_pixel.md); 0 for the parametric models.
+    in_focus : (H, W) array in [0, 1], optional
+        With ``defocus`` given: the share of the input kept per pixel (as estimated, ``res.in_focus``
+        of another channel). Estimated otherwise, when ``scales`` contain 0.
+    sharp_evidence : (r0, r1)
+        Sharp stays sharp: where ``scales`` contain 0, the result keeps the input ``(L + R) / 2`` with
+        the weight :func:`in_focus_weight` of the cost's evidence :math:`r = (E_0 - \min_s E_s) / E_0`
+        that a scale other than 0 explains the views better than the in-focus pair: 1 below ``r0``, 0
+        above ``r1`` (K3DN's sharp region preservation, from the DP cost instead of learned).
     deconvolution : {'wiener', 'tv'}
         The two-view Wiener filter, or half-quadratic splitting with a total-variation prior
         (:func:`optics.dual_pixel.deconvolution.layered_deconvolution`; ``tv_weight`` :math:`\lambda`,
@@ -86,21 +98,25 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
     """
     _check_options(radius, margin, smooth, guide_eps, cost_eps, wiener_eps)
     _check_workers(workers)
+    if scale_bias is None:
+        scale_bias = getattr(psfs, "scale_bias", 0.0)
     if isinstance(scale_bias, bool) or not isinstance(scale_bias, numbers.Real) or not math.isfinite(scale_bias):
         raise ValueError(f"scale_bias must be a finite number; got {scale_bias!r}")
-    s = _check_scales(scales)
+    s = _check_scales(source_scales(psfs, scales))
     if defocus is None:
         store: list = []
         _check_aggregation(aggregation)
         o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers,
                  aggregation=aggregation)
-        agg, idx, d, conf = _defocus(left, right, psfs, s, o, windows_out=store)
+        agg, idx, d, conf, evidence = _defocus(left, right, psfs, s, o, windows_out=store)
         windows, n = store
         be = namespace(left)
         res = DualPixelDeblurResult(None, d, conf, s)
         del agg
         if scale_bias:
-            idx = _layer_index(to_numpy(d).astype(np.float64) + scale_bias, s, be, left.dtype)
+            idx = _layer_index(biased_defocus(to_numpy(d).astype(np.float64), scale_bias), s, be, left.dtype)
+        res.layers = np.interp(to_numpy(idx).astype(np.float64).ravel(), np.arange(len(s)), s).reshape(idx.shape)
+        res.in_focus = None if evidence is None else in_focus_weight(evidence, sharp_evidence)
     else:
         be = _check_views(left, right, psfs)
         d = to_numpy(defocus)
@@ -116,12 +132,39 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Seq
                              f"[{float(np.nanmin(d))}, {float(np.nanmax(d))}]")
         idx = _layer_index(d, s, be, left.dtype)
         res = DualPixelDeblurResult(None, be.xp.asarray(d.astype(left.dtype)), be.xp.ones_like(left), s)
+        res.layers = d
+        res.in_focus = None if in_focus is None else be.xp.asarray(np.asarray(in_focus, dtype=left.dtype))
         windows, n = _windows(left, right, psfs, int(margin), be)
-    res.image = layered_deconvolution(left, right, psfs, s, idx, method=deconvolution, wiener_eps=wiener_eps,
-                                      tv_weight=tv_weight, tv_eps=tv_eps, tv_betas=DEFAULTS["tv_betas"],
-                                      centre_weight=centre_weight, margin=int(margin), workers=workers,
-                                      windows=(windows, n))
+    x = layered_deconvolution(left, right, psfs, s, idx, method=deconvolution, wiener_eps=wiener_eps,
+                              tv_weight=tv_weight, tv_eps=tv_eps, tv_betas=DEFAULTS["tv_betas"],
+                              centre_weight=centre_weight, margin=int(margin), workers=workers,
+                              windows=(windows, n))
+    if res.in_focus is not None:  # sharp stays sharp: what the views show in focus keeps the input
+        f = res.in_focus
+        x = (1 - f) * x + f * ((left + right) / 2)
+    res.image = x
     return res
+
+
+def biased_defocus(defocus: np.ndarray, bias: float) -> np.ndarray:
+    """``defocus`` moved by ``bias`` away from 0 (``bias < 0``: towards it), never across it: ``sign(d) max(|d| + bias, 0)``.
+
+    A pixel at zero defocus stays there, so a correction measured on defocused scenes cannot put an
+    in-focus pixel on a layer that blurs.
+    """
+    return np.sign(defocus) * np.maximum(np.abs(defocus) + bias, 0)
+
+
+def in_focus_weight(evidence: Any, sharp_evidence: Sequence[float]) -> Any:
+    r"""1 where the in-focus pair explains the views as well as the best scale, 0 where it is clearly worse.
+
+    ``evidence`` :math:`r = (E_0 - \min_s E_s) / E_0` of the aggregated cost; the weight is
+    :math:`1 - \mathrm{smoothstep}((r - r_0) / (r_1 - r_0))` with ``sharp_evidence`` :math:`(r_0, r_1)`.
+    """
+    r0, r1 = (float(v) for v in sharp_evidence)
+    be = namespace(evidence)
+    t = be.xp.clip((evidence - r0) / max(r1 - r0, 1e-12), 0, 1)
+    return (1 - t * t * (3 - 2 * t)).astype(evidence.dtype)
 
 
 class window_progress:
@@ -147,7 +190,7 @@ class window_progress:
 
 # psfs: a PlacedPSFs (optics.dual_pixel.psf_source), duck-typed (its .cells and .deblur): psf_source imports
 # this module, so this one does not import it back
-def deblur_capture(capture: "DualPixelCapture", psfs: Any, scales: Sequence[float] = DEFAULT_SCALES, *,
+def deblur_capture(capture: "DualPixelCapture", psfs: Any, scales: Optional[Sequence[float]] = None, *,
                    progress: bool = False, **options) -> DualPixelDeblurResult:
     """Deblur ``capture`` with ``psfs`` (placed for it); colour views with one defocus map, every channel deconvolved.
 
@@ -170,9 +213,7 @@ def deblur_capture(capture: "DualPixelCapture", psfs: Any, scales: Sequence[floa
         res = psfs.deblur(np.ascontiguousarray(planes[0][0]), np.ascontiguousarray(planes[0][1]), scales, **options)
         images = [res.image]
         if n > 1:
-            s = _check_scales(scales)
-            bias = options.get("scale_bias", DEFAULTS["scale_bias"])
-            given = dict(options, defocus=np.clip(np.asarray(res.defocus, np.float64) + bias, s[0], s[-1]))
+            given = dict(options, defocus=np.asarray(res.layers, np.float64), in_focus=res.in_focus)
             given.pop("scale_bias", None)
             for l_, r_ in planes[1:]:
                 images.append(psfs.deblur(np.ascontiguousarray(l_), np.ascontiguousarray(r_), scales, **given).image)
@@ -180,3 +221,29 @@ def deblur_capture(capture: "DualPixelCapture", psfs: Any, scales: Sequence[floa
         stack = [images[0]] * 3 if n == 1 else [images[1], images[0], images[2]]
         res.image = np.stack(stack, axis=2)
     return res
+
+
+#: Share of the frame whose defocus at one end of the scale range draws a warning (:func:`defocus_warnings`).
+END_SHARE = 0.25
+
+
+def defocus_warnings(result: DualPixelDeblurResult, psf: str = "") -> list:
+    """``warning:`` lines when the estimated map sits at an end of the scale range over more than
+    :data:`END_SHARE` of the frame: the blur lies beyond what the scales reach, or the PSFs do not fit the
+    camera (a wrong ``--psf-radius``, ``--psf-sign`` or ``--psf``). Each names the flag to try."""
+    d = np.asarray(to_numpy(result.defocus), np.float64)
+    s = np.asarray(result.scales, np.float64)
+    half = 0.5 * float(np.min(np.diff(s)))
+    out = []
+    parametric = psf in ("disc", "half_disc", "butterworth")
+    for end, where in ((s[0], "lowest"), (s[-1], "highest")):
+        share = float(np.mean(np.abs(d - end) <= half))
+        if share > END_SHARE:
+            hint = ("try a larger --psf-radius (the blur is wider than the scales reach) or the other --psf-sign"
+                    if parametric else "try --psf disc|butterworth with --psf-radius for a camera that is not a "
+                    "Pixel 4, or --scales with a wider range")
+            out.append(f"warning: the defocus map sits at the {where} scale ({end:g}) over {100 * share:.0f}% of "
+                       f"the frame (more than {100 * END_SHARE:.0f}%): the PSFs likely do not fit this capture; "
+                       f"{hint}")
+    return out
+

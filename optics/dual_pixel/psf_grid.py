@@ -34,7 +34,8 @@ from typing import Any, Optional
 import numpy as np
 import scipy.ndimage
 
-from .pixel4 import PIXEL4_REFERENCE
+from .defaults import PARAMETRIC_SCALES
+from .pixel4 import PIXEL4_REFERENCE, PIXEL4_SCALE_BIAS
 
 
 def rescale_blur_kernel(kernel: np.ndarray, scale: float, size: Optional[int] = None) -> np.ndarray:
@@ -49,7 +50,10 @@ def rescale_blur_kernel(kernel: np.ndarray, scale: float, size: Optional[int] = 
     Parameters
     ----------
     kernel : (n, n) array, n odd
-    scale : float, nonzero
+    scale : float
+        0 is the in-focus pair: a delta of the kernel's sum at the centre (the limit of a kernel
+        magnified by ``|scale| -> 0``; Xin et al.'s resampler itself tends to a Gaussian of 0.5 px
+        there, because of its anti-aliasing, so it is not used at 0).
     size : odd int, optional
         Output side (default ``n``).
 
@@ -60,12 +64,16 @@ def rescale_blur_kernel(kernel: np.ndarray, scale: float, size: Optional[int] = 
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 != 1:
         raise ValueError(f"kernel must be a square 2-D array with an odd side; got shape {k.shape}")
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale == 0:
-        raise ValueError(f"scale must be a finite nonzero number; got {scale!r}")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number; got {scale!r}")
     n = k.shape[0]
     size = n if size is None else size
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1 or size % 2 != 1:
         raise ValueError(f"size must be an odd integer >= 1; got {size!r}")
+    if scale == 0:  # in focus: all the kernel's light in one pixel
+        out = np.zeros((size, size))
+        out[size // 2, size // 2] = k.sum()
+        return out
     step = (n / size) / abs(float(scale))
     half = size // 2
     out_c = np.linspace(-half * step, half * step, size)
@@ -107,6 +115,14 @@ class DualPixelPSFGrid:
         centroid of ``w K_L + (1 - w) K_R``. 0.5, the default, is the full-aperture image (L + R), the
         geometry of :func:`optics.render_defocus`; Xin et al.'s Pixel 4 data takes
         :data:`optics.dual_pixel.pixel4.PIXEL4_REFERENCE` (their ground truth sits near the left view).
+    scale_bias : float
+        The source's measured correction of the estimated defocus (``scale_bias`` of
+        :func:`optics.dual_pixel.pipeline.dual_pixel_deblur`): 0 unless one was measured for these
+        kernels (:data:`optics.dual_pixel.pixel4.PIXEL4_SCALE_BIAS` for Xin et al.'s Pixel 4 data).
+    scales : tuple or None
+        The source's candidate scales (None: :data:`optics.dual_pixel.defaults.DEFAULT_SCALES`, the Pixel
+        4's; the mirror-symmetric parametric models take the symmetric
+        :data:`optics.dual_pixel.defaults.PARAMETRIC_SCALES`). Both contain 0, the in-focus identity.
     """
 
     left: np.ndarray
@@ -114,6 +130,8 @@ class DualPixelPSFGrid:
     cell: int
     name: str = ""
     reference: float = 0.5
+    scale_bias: float = 0.0
+    scales: Optional[tuple] = None
 
     def __post_init__(self):
         left = np.asarray(self.left, dtype=np.float64)
@@ -274,7 +292,8 @@ class DualPixelPSFGrid:
         extra = f", order {order}" if m == "butterworth" else ""
         name = (f"parametric {m} DP model{extra}, radius {float(radius):g} px at scale 1, sign {sign:+d} "
                 f"(spatially constant)")
-        return cls(np.ascontiguousarray(left), np.ascontiguousarray(right), int(cell), name=name)
+        return cls(np.ascontiguousarray(left), np.ascontiguousarray(right), int(cell), name=name,
+                   scales=PARAMETRIC_SCALES)
 
 
     def window(self, shape: tuple[int, int], origin: tuple[int, int] = (0, 0), *,
@@ -334,7 +353,8 @@ class DualPixelPSFGrid:
         how = "the fitted field" if use_field else "the nearest cell"
         name = (f"{self.name}, window {H}x{W} at (row, col) ({r0}, {c0}): {inside} of {rows * cols} cells "
                 f"inside, {rows * cols - inside} outside from {how}")
-        return DualPixelPSFGrid(left, right, c, name=name, reference=self.reference)
+        return DualPixelPSFGrid(left, right, c, name=name, reference=self.reference, scale_bias=self.scale_bias,
+                                scales=self.scales)
 
 
 #: ``--psf`` names of the parametric sources (:meth:`DualPixelPSFGrid.from_model`) -> :data:`optics.dual_pixel.models.DP_MODELS`.
@@ -352,8 +372,9 @@ def load_psfs(spec: str | Path) -> DualPixelPSFGrid:
     if str(spec) == "pixel4":
         from .pixel4 import pixel4_dual_pixel_field
 
-        return replace(DualPixelPSFGrid.from_field(pixel4_dual_pixel_field()), reference=PIXEL4_REFERENCE)
+        return replace(DualPixelPSFGrid.from_field(pixel4_dual_pixel_field()), reference=PIXEL4_REFERENCE,
+                       scale_bias=PIXEL4_SCALE_BIAS)
     folder = Path(spec)
     if not folder.is_dir():
         raise FileNotFoundError(f"--psf {str(spec)!r} is neither 'pixel4' nor a folder of calibrated kernels")
-    return replace(DualPixelPSFGrid.from_calibration(folder), reference=PIXEL4_REFERENCE)
+    return replace(DualPixelPSFGrid.from_calibration(folder), reference=PIXEL4_REFERENCE, scale_bias=PIXEL4_SCALE_BIAS)

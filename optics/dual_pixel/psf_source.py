@@ -22,10 +22,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .capture import CELL, MIN_VIEW, OUTSIDE, PIXEL4_SENSOR_FRAME, DualPixelCapture, _shape_text
-from .defaults import DEFAULT_SCALES
 from .defocus_map import DualPixelDeblurResult
 from .pipeline import dual_pixel_deblur
-from .pixel4 import PIXEL4_REFERENCE
+from .pixel4 import PIXEL4_REFERENCE, PIXEL4_SCALE_BIAS
 from .psf_grid import MAX_PSF_RADIUS, MIN_PSF_RADIUS, PARAMETRIC_PSFS, DualPixelPSFGrid
 
 
@@ -52,7 +51,7 @@ class PlacedPSFs:
         """Cells deblurred (each a window per pass: the cost, the layers, each TV step)."""
         return self.grid.grid[0] * self.grid.grid[1]
 
-    def deblur(self, left: np.ndarray, right: np.ndarray, scales: Sequence[float] = DEFAULT_SCALES,
+    def deblur(self, left: np.ndarray, right: np.ndarray, scales: Optional[Sequence[float]] = None,
                **options) -> DualPixelDeblurResult:
         """:func:`optics.dual_pixel.deblur.dual_pixel_deblur` of (H, W) views of ``shape``; maps of ``shape``."""
         left, right = np.asarray(left), np.asarray(right)
@@ -65,6 +64,8 @@ class PlacedPSFs:
             right = np.pad(right, self.pad, mode="symmetric")
             if options.get("defocus") is not None:  # a given map of the views' shape, padded as they are
                 options = dict(options, defocus=np.pad(np.asarray(options["defocus"]), self.pad, mode="symmetric"))
+            if options.get("in_focus") is not None:
+                options = dict(options, in_focus=np.pad(np.asarray(options["in_focus"]), self.pad, mode="symmetric"))
         res = dual_pixel_deblur(left, right, self.grid, scales, **options)
         if t or b or l_ or r:
             H, W = self.shape
@@ -72,6 +73,8 @@ class PlacedPSFs:
             res.image = res.image[crop]
             res.defocus = res.defocus[crop]
             res.confidence = res.confidence[crop]
+            res.layers = None if res.layers is None else res.layers[crop]
+            res.in_focus = None if res.in_focus is None else res.in_focus[crop]
         return res
 
 
@@ -213,11 +216,12 @@ def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike]
             raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration, disc, butterworth or a folder of Xin et al.'s "
                                     f"blur_kernels_{{left,right}}.npy; got {spec!r}, which is not a folder")
     if found is not None:
-        grid = replace(DualPixelPSFGrid.from_calibration(found, cell=CELL), reference=PIXEL4_REFERENCE)
+        grid = replace(DualPixelPSFGrid.from_calibration(found, cell=CELL), reference=PIXEL4_REFERENCE,
+                       scale_bias=PIXEL4_SCALE_BIAS)
         how = "auto: found beside the views" if spec == "auto" else f"--psf {spec}"
         desc = f"Xin et al.'s calibrated kernels {str(found)!r} ({how})"
     else:
-        grid = replace(DualPixelPSFGrid.from_field(fld, CELL), reference=PIXEL4_REFERENCE)
+        grid = replace(DualPixelPSFGrid.from_field(fld, CELL), reference=PIXEL4_REFERENCE, scale_bias=PIXEL4_SCALE_BIAS)
         how = "auto: no calibration/ beside the views" if spec == "auto" else "--psf pixel4"
         desc = f"the fitted Pixel 4 field ({how})"
     return DualPixelPSFSource(grid, outside, fld if outside == "field" else None, PIXEL4_SENSOR_FRAME, desc)

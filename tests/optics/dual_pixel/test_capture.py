@@ -20,7 +20,7 @@ from optics import cli, display
 from optics.dual_pixel import capture as cap
 from optics.dual_pixel import deblur as dpd
 from optics.dual_pixel.deblur import DualPixelPSFGrid, dual_pixel_deblur
-from optics.dual_pixel.pixel4 import PIXEL4_REFERENCE, pixel4_dual_pixel_field
+from optics.dual_pixel.pixel4 import PIXEL4_REFERENCE, PIXEL4_SCALE_BIAS, pixel4_dual_pixel_field
 from optics.image_io import png_bytes, read_png
 
 REPO = Path(__file__).resolve().parents[3]
@@ -211,7 +211,8 @@ def test_crop_at_a_cells_origin_uses_that_cells_psfs(xin, calibrated):
     R = ndimage.shift(L, (0, 1.0), mode="mirror").astype(np.float32)
     ours = placed.deblur(L, R, SCALES, workers=1)
     assert placed.grid.reference == PIXEL4_REFERENCE  # Xin et al.'s layout: registered as their ground truth
-    sliced = DualPixelPSFGrid(calibrated.left[1:3, 2:4], calibrated.right[1:3, 2:4], 168, reference=PIXEL4_REFERENCE)
+    sliced = DualPixelPSFGrid(calibrated.left[1:3, 2:4], calibrated.right[1:3, 2:4], 168, reference=PIXEL4_REFERENCE,
+                              scale_bias=PIXEL4_SCALE_BIAS)
     ref = dual_pixel_deblur(L, R, sliced, SCALES, workers=1)
     np.testing.assert_array_equal(ours.image, ref.image)
     wrong = DualPixelPSFGrid(calibrated.left[1:3, 3:5], calibrated.right[1:3, 3:5], 168, reference=PIXEL4_REFERENCE)
