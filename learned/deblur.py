@@ -355,8 +355,11 @@ def main(argv=None) -> int:
                                   allow_inexact_tiles=args.allow_inexact_tiles, model_name=args.model)
         if gray:  # a grayscale photo comes back grayscale (the networks see it as R = G = B)
             result = result.mean(axis=2)
-        write_image(dst, result, args.bit_depth or depth)
-        print(f"{src} -> {dst} ({args.bit_depth or depth}-bit)", file=sys.stderr)
+        srgb = dual and capture.input_format == "srgb"  # linearised to read: written back in sRGB (issue 32)
+        written = cap.linear_to_srgb(np.clip(result, 0, 1)) if srgb else result
+        write_image(dst, written, args.bit_depth or depth)
+        print(f"{src} -> {dst} ({args.bit_depth or depth}-bit{', sRGB, as the input' if srgb else ''})",
+              file=sys.stderr)
         if extras:
             reference = capture.mean() if dual else image
             if gray and reference.ndim == 3:

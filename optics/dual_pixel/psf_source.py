@@ -216,8 +216,12 @@ def dual_pixel_psf_source(psf: Any = "auto", folder: Optional[str | os.PathLike]
             raise FileNotFoundError(f"--psf: expected auto, pixel4, calibration, disc, butterworth or a folder of Xin et al.'s "
                                     f"blur_kernels_{{left,right}}.npy; got {spec!r}, which is not a folder")
     if found is not None:
-        grid = replace(DualPixelPSFGrid.from_calibration(found, cell=CELL), reference=PIXEL4_REFERENCE,
-                       scale_bias=PIXEL4_SCALE_BIAS)
+        try:
+            grid = replace(DualPixelPSFGrid.from_calibration(found, cell=CELL), reference=PIXEL4_REFERENCE,
+                           scale_bias=PIXEL4_SCALE_BIAS)
+        except ValueError as err:  # the file and the flag named (issue 34)
+            raise ValueError(f"--psf {spec}: {str(found / 'blur_kernels_left.npy')!r} and blur_kernels_right.npy: "
+                             f"expected Xin et al.'s calibrated kernels; {err}") from None
         how = "auto: found beside the views" if spec == "auto" else f"--psf {spec}"
         desc = f"Xin et al.'s calibrated kernels {str(found)!r} ({how})"
     else:
