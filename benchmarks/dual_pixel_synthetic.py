@@ -344,7 +344,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--encodings", nargs="+", choices=ENCODINGS, default=list(ENCODINGS))
     parser.add_argument("--textures", nargs=2, metavar="SCENE", help="with --data: the far and near planes show "
                         "Xin et al.'s all-in-focus images of these scenes (tuning scenes 001-008 only)")
-    parser.add_argument("--size", type=cli.parse_size if hasattr(cli, "parse_size") else str, default="336x504",
+    parser.add_argument("--size", default="336x504",
                         help="HEIGHTxWIDTH of the renders, at least 336 each (default 336x504: 2 x 3 cells)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=-1, help="threads over the cells (-1: every core)")
