@@ -59,7 +59,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("argument --grid: expected at least one NAME=V1,V2,...; got none")
     refuse_existing(parser, args.out)
     from benchmarks._scenes import pixel4_scenes
-    from optics.dual_pixel.deblur import DEFAULT_SCALES, DEFAULTS, _windows, dual_pixel_defocus_map, dual_pixel_psf_source
+    from optics.dual_pixel.deblur import (DEFAULT_SCALES, DEFAULTS, _windows, biased_defocus, dual_pixel_defocus_map,
+                                         dual_pixel_psf_source)
     from optics.dual_pixel.deconvolution import layered_deconvolution
     from optics._backend import namespace
 
@@ -81,7 +82,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         windows = _windows(left, right, grid, DEFAULTS["margin"], namespace(left))
         for k, setting in enumerate(settings):
             o = {**DEFAULTS, **setting}
-            index = np.interp(np.asarray(m.defocus, np.float64) + o["scale_bias"], scales, np.arange(len(scales)))
+            bias = grid.scale_bias if o["scale_bias"] is None else o["scale_bias"]  # the source's, never across 0
+            index = np.interp(biased_defocus(np.asarray(m.defocus, np.float64), bias), scales, np.arange(len(scales)))
             image = layered_deconvolution(left, right, grid, scales, index.astype(np.float32), windows=windows,
                                           method=o["deconvolution"], wiener_eps=o["wiener_eps"],
                                           tv_weight=o["tv_weight"], tv_eps=o["tv_eps"], tv_betas=o["tv_betas"],

@@ -114,7 +114,8 @@ class RealViewCrops:
             log.info("real views: scene %s, physics in %.1f s", s, row.seconds[-1])
         options = {**DEFAULTS, **dict(row.options)}
         self.scales = np.asarray(options.get("scales", DEFAULT_SCALES), dtype=np.float64)
-        self.scale_bias = float(options["scale_bias"])
+        own = getattr(getattr(grid, "grid", grid), "scale_bias", 0.0)  # the PSF source's (issue 32)
+        self.scale_bias = float(own if options["scale_bias"] is None else options["scale_bias"])
         self.psfs = ReblurPSFs.from_grid(grid, self.scales)
         side = config.crop + 2 * config.border
         if side > min(self.shape):
@@ -147,8 +148,8 @@ class RealViewCrops:
                  for k in ("left", "right", "physics", "defocus")}
             sample = {k: t[k].expand(1, 3, side, side) for k in ("left", "right", "physics")}
             sample["defocus"] = t["defocus"]
-            sample["reblur_defocus"] = (t["defocus"] + self.scale_bias).clamp(float(self.scales[0]),
-                                                                              float(self.scales[-1]))
+            moved = torch.sign(t["defocus"]) * (t["defocus"].abs() + self.scale_bias).clamp(min=0)  # never across 0
+            sample["reblur_defocus"] = moved.clamp(float(self.scales[0]), float(self.scales[-1]))
             sample["offset"] = (y0, x0)
             sample["scene"] = scene
             out.append(sample)

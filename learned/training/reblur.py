@@ -221,7 +221,7 @@ class ReblurPSFs:
                   blend: str = "bilinear") -> "ReblurPSFs":
         """The physics deblur's PSF source (:class:`optics.dual_pixel.deblur.DualPixelPSFGrid`) at ``scales``.
 
-        ``scales`` default :data:`optics.dual_pixel.deblur.DEFAULT_SCALES` (-0.9 to 1.6, 21 levels).
+        ``scales`` default: the grid's (:data:`optics.dual_pixel.deblur.DEFAULT_SCALES`, -0.875 to 1.625, 21 levels with 0).
         ``recentre``: shift each pair so that its reference point (:meth:`DualPixelPSFGrid.pair`, the
         grid's ``reference``) is at the centre (as the deblur), by bilinear resampling.
         """
@@ -229,9 +229,10 @@ class ReblurPSFs:
 
         if not isinstance(psfs, DualPixelPSFGrid):
             raise TypeError(f"psfs must be an optics DualPixelPSFGrid; got {type(psfs).__name__}")
-        s = np.asarray(DEFAULT_SCALES if scales is None else scales, dtype=np.float64)
-        if s.ndim != 1 or s.size < 1 or not np.all(np.isfinite(s)) or np.any(s == 0) or np.any(np.diff(s) <= 0):
-            raise ValueError(f"scales must be finite, nonzero and strictly increasing; got {scales!r}")
+        own = psfs.scales if psfs.scales is not None else DEFAULT_SCALES  # the source's, with 0 (issue 32)
+        s = np.asarray(own if scales is None else scales, dtype=np.float64)
+        if s.ndim != 1 or s.size < 1 or not np.all(np.isfinite(s)) or np.any(np.diff(s) <= 0):
+            raise ValueError(f"scales must be finite and strictly increasing; got {scales!r}")
         R, Q = psfs.grid
         pairs = [[[psfs.pair(r, q, float(sc)) for q in range(Q)] for r in range(R)] for sc in s]
         m = 0

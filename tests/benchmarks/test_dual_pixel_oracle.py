@@ -74,7 +74,7 @@ def test_tuning_grid_rows_equal_the_benchmark_settings(xin, tmp_path):
     ("benchmarks.dual_pixel_tuning", ["--data", "x"], "argument --grid: expected at least one"),
     ("benchmarks.dual_pixel_tuning", ["--data", "x", "--grid", "tv_weight=a"], "tv_weight needs numbers"),
     ("benchmarks.dual_pixel_tuning", ["--data", "x", "--grid", "radius=3"], "expected NAME=V1,V2"),
-    ("benchmarks.dual_pixel_scale_bias", ["--data", "x", "--scale", "1.6"], "argument --scale: expected -0.7 to 1.5"),
+    ("benchmarks.dual_pixel_scale_bias", ["--data", "x", "--scale", "1.6"], "argument --scale: expected -0.675 to 1.525"),
     ("benchmarks.dual_pixel_scale_bias", ["--data", "nowhere"], "--data 'nowhere' has no gt_all_in_focus_im/"),
 ])
 def test_bad_input_is_one_line(module, args, message):
