@@ -75,5 +75,7 @@ def test_real_dual_pixel_method_states_the_codes_parameters():
                                                                    DEFAULTS["guide_eps"])
     step4 = re.search(r"4\. \*\*Deconvolution.\*\*.*?\(eps ([0-9.e+-]+)", method, re.S)
     assert float(step4[1]) == DEFAULTS["wiener_eps"], step4[0]
-    assert f"scale bias of `{DEFAULTS['scale_bias']}`" in method
+    from optics.dual_pixel.pixel4 import PIXEL4_SCALE_BIAS  # issue 32: the bias belongs to the Pixel 4 sources
+
+    assert f"scale bias of `{PIXEL4_SCALE_BIAS}`" in method
     assert f"{DEFAULTS['margin']} px of real context" in method
