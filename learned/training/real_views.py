@@ -99,7 +99,7 @@ class RealViewCrops:
             arrays = self._load_views(self._index[s])
             estimate = row(arrays)  # as learned.baseline.add_physics
             planes = {"left": arrays["left"][:, :, 0], "right": arrays["right"][:, :, 0], "physics": estimate[:, :, 0],
-                      "defocus": row.last.defocus}
+                      "defocus": row.last.defocus, "reblur_defocus": row.last.layers}  # the map it deconvolved with
             self.scenes[s] = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in planes.items()}
             placed = row.placed(arrays["left"].shape[:2])
             placed = getattr(placed, "grid", placed)  # a source placed in the sensor frame holds its grid
@@ -114,8 +114,6 @@ class RealViewCrops:
             log.info("real views: scene %s, physics in %.1f s", s, row.seconds[-1])
         options = {**DEFAULTS, **dict(row.options)}
         self.scales = np.asarray(options.get("scales", DEFAULT_SCALES), dtype=np.float64)
-        own = getattr(getattr(grid, "grid", grid), "scale_bias", 0.0)  # the PSF source's (issue 32)
-        self.scale_bias = float(own if options["scale_bias"] is None else options["scale_bias"])
         self.psfs = ReblurPSFs.from_grid(grid, self.scales)
         side = config.crop + 2 * config.border
         if side > min(self.shape):
@@ -132,8 +130,8 @@ class RealViewCrops:
         """``batch_size`` random crops for ``step`` of a run seeded ``seed`` (deterministic).
 
         Each is a dict of (1, 3, S, S) ``left``, ``right``, ``physics``, (1, 1, S, S) ``defocus``
-        (the physics' map) and ``reblur_defocus`` (the map the reblur uses: ``defocus + scale_bias``
-        clamped to the scales), and ``offset`` (row, col) in the frame, S = crop + 2 * border.
+        (the physics' map) and ``reblur_defocus`` (the map the physics deconvolved with, ``res.layers``: its
+        map moved by the source's ``scale_bias`` towards 0, never across it, inside the scales), and ``offset`` (row, col) in the frame, S = crop + 2 * border.
         """
         rng = np.random.default_rng([int(seed), int(step), 26])
         side = self.config.crop + 2 * self.config.border
@@ -145,11 +143,10 @@ class RealViewCrops:
             win = (slice(y0, y0 + side), slice(x0, x0 + side))
             arrays = self.scenes[scene]
             t = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][win]))[None, None].to(device)
-                 for k in ("left", "right", "physics", "defocus")}
+                 for k in ("left", "right", "physics", "defocus", "reblur_defocus")}
             sample = {k: t[k].expand(1, 3, side, side) for k in ("left", "right", "physics")}
             sample["defocus"] = t["defocus"]
-            moved = torch.sign(t["defocus"]) * (t["defocus"].abs() + self.scale_bias).clamp(min=0)  # never across 0
-            sample["reblur_defocus"] = moved.clamp(float(self.scales[0]), float(self.scales[-1]))
+            sample["reblur_defocus"] = t["reblur_defocus"]
             sample["offset"] = (y0, x0)
             sample["scene"] = scene
             out.append(sample)

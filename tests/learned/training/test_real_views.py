@@ -63,7 +63,7 @@ def test_training_reads_the_views_only_never_the_ground_truth(xin, tmp_path, cro
     real = _crops(RealViewsConfig(f"pixeldp:{other}", scenes=("001", "002"), crop=64, batch_size=3,
                                   monitor_size=128))
     for s in ("001", "002"):
-        assert set(real.scenes[s]) == {"left", "right", "physics", "defocus"}
+        assert set(real.scenes[s]) == {"left", "right", "physics", "defocus", "reblur_defocus"}  # all from the views
         for k in real.scenes[s]:
             assert np.array_equal(real.scenes[s][k], crops.scenes[s][k]), (s, k)
     net = DPRefine(4, 2)
@@ -86,9 +86,13 @@ def test_crops_are_deterministic_per_seed_and_step_and_inside_the_frame(crops):
         # the crop is the frame's window at its offset
         full = crops.scenes[x["scene"]]["left"]
         assert np.array_equal(x["left"][0, 0].numpy(), full[y0:y0 + side, x0:x0 + side])
-        # the reblur map is the physics' map plus its scale bias, inside the scales
-        d = (x["defocus"] + crops.scale_bias).clamp(float(crops.scales[0]), float(crops.scales[-1]))
-        assert torch.equal(x["reblur_defocus"], d)
+        # the reblur map is the map the physics deconvolved with: its map moved by the source's scale bias
+        # towards 0, never across it (issue 32), inside the scales
+        from optics.dual_pixel.deblur import biased_defocus
+        from optics.dual_pixel.pixel4 import PIXEL4_SCALE_BIAS
+
+        d = np.clip(biased_defocus(x["defocus"].double().numpy(), PIXEL4_SCALE_BIAS), crops.scales[0], crops.scales[-1])
+        np.testing.assert_allclose(x["reblur_defocus"].double().numpy(), d, atol=1e-6)
 
 
 class _Returns(torch.nn.Module):
