@@ -203,7 +203,7 @@ def render_views(sharp: np.ndarray, coc: np.ndarray, source: str, *, origin: tup
 def write_views(rendering: Rendering, encoding: str, folder: Path) -> tuple[Path, Path]:
     """The views as a user's files: ``linear16`` one 16-bit linear channel (green), ``srgb8`` 8-bit sRGB RGB."""
     from optics.image_io import png_bytes
-    from optics.render.synthesize import srgb_encode
+    from optics.display import linear_to_srgb
 
     paths = []
     for name, view in (("left", rendering.left), ("right", rendering.right)):
@@ -211,7 +211,7 @@ def write_views(rendering: Rendering, encoding: str, folder: Path) -> tuple[Path
         if encoding == "linear16":
             data = np.round(v[..., 1] * 65535).astype(np.uint16)
         else:
-            data = np.round(srgb_encode(v) * 255).astype(np.uint8)
+            data = np.round(linear_to_srgb(v) * 255).astype(np.uint8)
         path = folder / f"{name}.png"
         path.write_bytes(png_bytes(data))
         paths.append(path)
@@ -220,10 +220,10 @@ def write_views(rendering: Rendering, encoding: str, folder: Path) -> tuple[Path
 
 def truth_in_encoding(linear: np.ndarray, encoding: str) -> np.ndarray:
     """The sharp image as the output's encoding shows it, as floats in [0, 1] (no quantisation)."""
-    from optics.render.synthesize import srgb_encode
+    from optics.display import linear_to_srgb
 
     v = np.clip(linear, 0, 1)
-    return v[..., 1] if encoding == "linear16" else srgb_encode(v)
+    return v[..., 1] if encoding == "linear16" else linear_to_srgb(v)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
@@ -234,8 +234,7 @@ def _psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> fl
     return 10 * math.log10(1.0 / max(mse, 1e-20))
 
 
-def deblur_files(left: Path, right: Path, source: str, encoding: str, data: Optional[Path], workers: int,
-                 centre_weight: Optional[float] = None):
+def deblur_files(left: Path, right: Path, source: str, encoding: str, data: Optional[Path], workers: int):
     """Read and deblur the pair as ``python -m optics.dual_pixel.deblur`` does; the output and the input
     ``(L + R) / 2`` in the input's encoding, as floats in [0, 1]."""
     from optics.dual_pixel.capture import encode_like_input, read_dual_pixel_capture
@@ -248,8 +247,7 @@ def deblur_files(left: Path, right: Path, source: str, encoding: str, data: Opti
                                       **({"frame_shape": None} if parametric else {}))
     spec = str(data / "calibration") if psf == "calibration" else psf
     psfs = default_dual_pixel_psfs(capture, spec, radius=radius, sign=sign)
-    res = deblur_capture(capture, psfs, workers=workers, **({} if centre_weight is None else
-                                                           {"centre_weight": centre_weight}))
+    res = deblur_capture(capture, psfs, workers=workers)
     out, _ = encode_like_input(res.image, capture)
     inp, _ = encode_like_input(capture.mean(), capture)
     scale = float(np.iinfo(out.dtype).max)

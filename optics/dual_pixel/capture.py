@@ -58,6 +58,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..display import linear_to_srgb
 from .pixel4 import PIXEL4_BLACK_LEVEL, PIXEL4_FRAME, PIXEL4_WHITE, pixel4_vignetting_gain
 
 __all__ = [
@@ -425,13 +426,6 @@ def view_warnings(left: np.ndarray, right: np.ndarray, raws: Sequence[np.ndarray
     return out
 
 
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`srgb_to_linear` (IEC 61966-2-1) for values in [0, 1]: ``12.92 c`` up to 0.0031308,
-    else ``1.055 c ** (1 / 2.4) - 0.055``."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
-
-
 def encode_like_input(image: np.ndarray, capture: DualPixelCapture, bit_depth: Optional[int] = None):
     """``image`` (linear, the views' scale) as integers in the capture's encoding: ``(array, description)``.
 
@@ -441,10 +435,8 @@ def encode_like_input(image: np.ndarray, capture: DualPixelCapture, bit_depth: O
     bits = 16 if bit_depth is None else int(bit_depth)
     if bits not in (8, 16):
         raise ValueError(f"bit_depth: expected 8 or 16; got {bit_depth!r}")
-    v = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     srgb = capture.input_format == "srgb"
-    if srgb:
-        v = linear_to_srgb(v)
+    v = linear_to_srgb(image) if srgb else np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     top = 255 if bits == 8 else 65535
     out = np.round(v * top).astype(np.uint8 if bits == 8 else np.uint16)
     what = f"{bits}-bit {'sRGB' if srgb else 'linear'} (the input's encoding; clipped to [0, 1])"

@@ -186,9 +186,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     image = np.clip(res.image, 0, 1)
     encoded, encoding = cap.encode_like_input(image, capture)
     atomic_write_bytes(args.out, png_bytes(encoded))
-    warnings = [n for n in capture.notes if n.startswith("warning:")] + defocus_warnings(res, args.psf)
-    for line in warnings[sum(n.startswith("warning:") for n in capture.notes):]:
+    map_warnings = defocus_warnings(res, args.psf)  # the capture's were printed with its notes
+    for line in map_warnings:
         print(line, file=sys.stderr)
+    warnings = [n for n in capture.notes if n.startswith("warning:")] + map_warnings
     if args.defocus_map is not None:
         if args.defocus_map.suffix.lower() == ".npy":
             atomic_write_bytes(args.defocus_map, npy_bytes(res.defocus.astype(np.float32)))

@@ -36,7 +36,7 @@ from .capture import DualPixelCapture
 from .deconvolution import layered_deconvolution
 from .defaults import DEFAULT_SCALES, DEFAULTS, _check_aggregation, _check_options, _check_scales, _check_workers
 from .defocus_map import DualPixelDeblurResult, _check_views, _defocus, source_scales
-from .psf_grid import DualPixelPSFGrid
+from .psf_grid import PARAMETRIC_PSFS, DualPixelPSFGrid
 
 
 def _layer_index(defocus: np.ndarray, scales: np.ndarray, backend, dtype):
@@ -113,9 +113,11 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Opt
         be = namespace(left)
         res = DualPixelDeblurResult(None, d, conf, s)
         del agg
+        layers = to_numpy(d).astype(np.float64)
         if scale_bias:
-            idx = _layer_index(biased_defocus(to_numpy(d).astype(np.float64), scale_bias), s, be, left.dtype)
-        res.layers = np.interp(to_numpy(idx).astype(np.float64).ravel(), np.arange(len(s)), s).reshape(idx.shape)
+            layers = biased_defocus(layers, scale_bias)
+            idx = _layer_index(layers, s, be, left.dtype)
+        res.layers = np.clip(layers, s[0], s[-1])  # the map the layers were chosen by
         res.in_focus = None if evidence is None else in_focus_weight(evidence, sharp_evidence)
     else:
         be = _check_views(left, right, psfs)
@@ -235,7 +237,7 @@ def defocus_warnings(result: DualPixelDeblurResult, psf: str = "") -> list:
     s = np.asarray(result.scales, np.float64)
     half = 0.5 * float(np.min(np.diff(s)))
     out = []
-    parametric = psf in ("disc", "half_disc", "butterworth")
+    parametric = psf in PARAMETRIC_PSFS
     for end, where in ((s[0], "lowest"), (s[-1], "highest")):
         share = float(np.mean(np.abs(d - end) <= half))
         if share > END_SHARE:
