@@ -405,9 +405,11 @@ SATURATED_SHARE = 0.05
 def view_warnings(left: np.ndarray, right: np.ndarray, raws: Sequence[np.ndarray] = ()) -> list:
     """``warning:`` lines for views whose result is likely wrong: bit-identical views (the same file twice,
     or a camera that gave no dual-pixel signal: an in-focus capture still differs by its noise), an all-zero
-    view, a view saturated over more than :data:`SATURATED_SHARE` of its pixels (``raws``: the files' values)."""
+    view, a view saturated over more than :data:`SATURATED_SHARE` of its pixels. ``raws``: the files' values, as
+    stored (the identity is judged on them: the right view's vignetting correction makes a file differ from itself)."""
     out = []
-    if np.array_equal(left, right):
+    same = np.array_equal(raws[0], raws[1]) if len(raws) == 2 else np.array_equal(left, right)  # before vignetting
+    if same:
         out.append("warning: the left and right views are bit-identical, so they carry no dual-pixel signal (the "
                    "same file twice, or a camera that gave none): the defocus map is 0 and the output is the input; "
                    "give the two views of one dual-pixel capture")

@@ -215,3 +215,20 @@ def test_bad_captures_are_named(tmp_path):
     black = _run("b.png", "a.png", "o2.png", "--input-format", "linear", "--psf", "disc", "--psf-radius", "4",
                  "--threads", "1", cwd=tmp_path)
     assert black.returncode == 0 and "the left view is all zero" in black.stderr.splitlines()[-1]
+
+
+def test_the_same_raw_file_twice_warns_even_with_the_vignetting_correction(tmp_path):
+    """The right view is multiplied by the white-sheet gain, so the views differ although the files do not."""
+    from optics.dual_pixel.capture import read_dual_pixel_capture
+
+    rng = np.random.default_rng(0)
+    raw = (1024 + rng.random((S, S)) * 8000).astype(np.uint16)
+    cal = tmp_path / "calibration"
+    cal.mkdir()
+    yy, xx = np.mgrid[0:S, 0:S]
+    (cal / "white_sheet_left.png").write_bytes(png_bytes((1024 + 6000 + 20 * xx).astype(np.uint16)))
+    (cal / "white_sheet_right.png").write_bytes(png_bytes((1024 + 6000 + 10 * yy).astype(np.uint16)))
+    (tmp_path / "view.png").write_bytes(png_bytes(raw))
+    capture = read_dual_pixel_capture(tmp_path / "view.png", tmp_path / "view.png", frame_shape=None)
+    assert capture.vignetting is not None and not np.array_equal(capture.left, capture.right)
+    assert any("bit-identical" in n for n in capture.notes)
