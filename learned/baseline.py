@@ -249,8 +249,11 @@ def dual_pixel_row(data: str, psf: Optional[str] = None, log: Optional[Callable[
 
 def add_physics(arrays: dict, physics: DualPixelBaseline) -> Tuple[dict, np.ndarray]:
     """Run the training-free dual-pixel deblurring ``physics`` on a sample; return the arrays with
-    ``'physics'`` (its clipped estimate, (H, W, C)) and ``'defocus'`` (its signed map, (H, W, 1))
-    added, and the estimate (the ``dual_pixel`` row)."""
+    ``'physics'`` (its clipped estimate, (H, W, C)), ``'defocus'`` (its signed map, (H, W, 1)) and
+    ``'in_focus'`` (the share of the input it kept as in focus, (H, W, 1); issue 32) added, and the
+    estimate (the ``dual_pixel`` row)."""
     estimate = physics(arrays)
     defocus = np.asarray(physics.last.defocus, dtype=np.float32)[:, :, None]
-    return {**arrays, "physics": estimate, "defocus": defocus}, estimate
+    kept = physics.last.in_focus
+    in_focus = (np.zeros_like(defocus) if kept is None else np.asarray(kept, dtype=np.float32)[:, :, None])
+    return {**arrays, "physics": estimate, "defocus": defocus, "in_focus": in_focus}, estimate

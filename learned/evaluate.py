@@ -95,7 +95,11 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
     Dual-pixel models (:data:`learned.DUAL_PIXEL`) get ``(left, right)`` and, when their
     ``forward`` takes it, the blurred centre image as ``center``; the others get ``input``.
     Models that refine the physics estimate (:data:`learned.PHYSICS_INPUT`) also get
-    ``arrays['physics']`` (H, W, 3) and ``arrays['defocus']`` (H, W, 1) (:func:`add_physics`).
+    ``arrays['physics']`` (H, W, 3) and ``arrays['defocus']`` (H, W, 1) (:func:`add_physics`); where the
+    physics kept the input as in focus (``arrays['in_focus']`` :math:`f`, when given), the network's change
+    to the physics estimate is scaled by :math:`1 - f`: ``physics + (1 - f) (out - physics)``, so what the
+    physics kept stays the input (issue 32, K3DN's sharp region preservation), and a network that returns
+    the physics estimate returns it unchanged.
     """
     dual = model_name in DUAL_PIXEL
     if dual and not ("left" in arrays and "right" in arrays):
@@ -118,8 +122,10 @@ def run_model(model: torch.nn.Module, model_name: str, arrays: Dict[str, np.ndar
         tensors = [F.pad(t, (0, pad_w, 0, pad_h), mode="reflect") for t in tensors]
     with torch.inference_mode(), autocast(device, amp):
         out = model(*tensors)
-    out = out[..., :H, :W]
-    return np.clip(out[0].float().cpu().numpy().transpose(1, 2, 0), 0.0, 1.0)
+    out = out[..., :H, :W][0].float().cpu().numpy().transpose(1, 2, 0)
+    if model_name in PHYSICS_INPUT and "in_focus" in arrays:
+        out = arrays["physics"] + (1 - arrays["in_focus"]) * (out - arrays["physics"])
+    return np.clip(out, 0.0, 1.0)
 
 
 def score(prediction: np.ndarray, target: np.ndarray, *, protocol: str = "none",

@@ -215,3 +215,33 @@ def test_cli_table_is_readable_says_each_input_and_where_results_are():
     assert proc.stderr.strip().splitlines()[-1].startswith("results: ")
     assert "1008x1344 raw green" in P.needs({"model": "dp_refine"})
     assert P.needs({"model": "kpac", "input": "one photo"}) == "one photo"
+
+
+@pytest.mark.skipif(not any(e["name"] == "pixel4" and e["model"] == "dp_refine" for e in P.available()),
+                    reason="no dp_refine:pixel4 weights bundled")
+def test_an_in_focus_srgb_pair_stays_sharp_and_comes_back_srgb(tmp_path):
+    """Issue 32: an 8-bit sRGB pair of one sharp photo through dp_refine. Before: written as linear values
+    (dark, posterised), and the network's residual took the in-focus pair from 52.0 to 28.8 dB; now the
+    output keeps what the physics kept as in focus and is sRGB (measured 52.0 -> 52.0 dB at 16 bits)."""
+    from optics.display import linear_to_srgb
+    from optics.image_io import png_bytes, read_png
+    from optics.render.synthesize import dead_leaves_scene
+
+    rng = np.random.default_rng(0)
+    image, _ = dead_leaves_scene(rng, (336, 336))
+    truth = linear_to_srgb(image)
+    for side in ("left", "right"):
+        noisy = np.clip(np.round(truth * 255) + rng.integers(-1, 2, truth.shape), 0, 255).astype(np.uint8)
+        (tmp_path / f"{side}.png").write_bytes(png_bytes(noisy))
+    args = ("--right", tmp_path / "right.png", "--model", "dp_refine", "--pretrained", "pixel4", "--psf", "disc",
+            "--psf-radius", "6")
+    proc = _deblur(tmp_path / "left.png", tmp_path / "out16.png", *args, "--bit-depth", "16")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sRGB, as the input" in proc.stderr
+    views = [read_png(tmp_path / f"{side}.png") / 255.0 for side in ("left", "right")]
+    psnr = lambda a: -10 * np.log10(np.mean((a - truth) ** 2))  # noqa: E731
+    assert psnr(read_png(tmp_path / "out16.png") / 65535.0) >= psnr((views[0] + views[1]) / 2) - 0.1
+    proc = _deblur(tmp_path / "left.png", tmp_path / "out8.png", *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out8 = read_png(tmp_path / "out8.png")
+    assert out8.dtype == np.uint8 and abs(out8.mean() - 255 * (views[0] + views[1]).mean() / 2) < 1.0
