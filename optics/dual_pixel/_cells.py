@@ -92,18 +92,29 @@ def _otfs(psfs, row: int, col: int, scale: float, n: int, backend, complex_dtype
     The pair is shifted so that the centroid of ``centre_weight K_L + (1 - centre_weight) K_R``
     (each kernel normalised; :meth:`DualPixelPSFGrid.pair`; None: the grid's reference) lies at the origin.
     """
-    kl, kr, (dy, dx) = psfs.pair(row, col, scale, centre_weight=centre_weight)
-    k = kl.shape[0]
+    KL, KR = _cell_otfs(psfs, row, col, (scale,), n, backend, complex_dtype, centre_weight)
+    return [KL[0], KR[0]]
+
+
+def _cell_otfs(psfs, row: int, col: int, scales, n: int, backend, complex_dtype, centre_weight=None):
+    """:func:`_otfs` of several ``scales`` of one cell in one batch: ``[K_L, K_R]``, each (S, n, n // 2 + 1)."""
+    pairs = [psfs.pair(row, col, float(sc), centre_weight=centre_weight) for sc in scales]
+    k = pairs[0][0].shape[0]
     if k > n:
         raise ValueError(f"kernels of {k} px do not fit the {n} px window; raise margin")
     real = np.float32 if complex_dtype == np.complex64 else np.float64
-    # the pair's centroid (k // 2 + d from the array corner) to the origin: separable phase ramps
-    ey = np.exp(2j * np.pi * scipy.fft.fftfreq(n) * (dy + k // 2)).astype(complex_dtype)
-    ex = np.exp(2j * np.pi * scipy.fft.rfftfreq(n) * (dx + k // 2)).astype(complex_dtype)
+    # each pair's centroid (k // 2 + d from the array corner) to the origin: separable phase ramps
+    d = np.array([p[2] for p in pairs], dtype=np.float64) + k // 2
+    ey = np.exp(2j * np.pi * d[:, :1] * scipy.fft.fftfreq(n)[None, :]).astype(complex_dtype)
+    ex = np.exp(2j * np.pi * d[:, 1:] * scipy.fft.rfftfreq(n)[None, :]).astype(complex_dtype)
     res = []
-    for kk in (kl, kr):
-        a = scipy.fft.rfft(kk.astype(real), n=n, axis=1) * ex[None, :]  # only the k nonzero rows
-        res.append(backend.xp.asarray(scipy.fft.fft(a, n=n, axis=0) * ey[:, None]))
+    for side in (0, 1):
+        kernels = np.stack([p[side] for p in pairs]).astype(real)
+        a = scipy.fft.rfft(kernels, n=n, axis=2)  # only the k nonzero rows
+        a *= ex[:, None, :]
+        full = scipy.fft.fft(a, n=n, axis=1)
+        full *= ey[:, :, None]
+        res.append(backend.xp.asarray(full))
     return res
 
 

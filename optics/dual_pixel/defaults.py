@@ -18,7 +18,7 @@ import numpy as np
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
 DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=None,
                 margin=48, deconvolution="tv", tv_weight=6e-4, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
-                centre_weight=None, aggregation="guided", sharp_evidence=(0.0, 0.05))
+                centre_weight=None, aggregation="guided", sharp_evidence=(0.0, 0.05), map_step=4)
 
 
 #: ``aggregation='sgm'`` (:mod:`optics.dual_pixel.aggregation`): Gaussian sigma of the cost before the scans
@@ -57,6 +57,12 @@ def _check_positive(value, name, allow_zero=False):
 def _check_aggregation(aggregation):
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}; got {aggregation!r}")
+
+
+def _check_map_step(map_step):
+    if isinstance(map_step, bool) or not isinstance(map_step, numbers.Integral) or not 1 <= map_step <= 16:
+        raise ValueError(f"map_step must be an integer from 1 to 16 (pixels per cell of the defocus map's grid); "
+                         f"got {map_step!r}")
 
 
 def _check_workers(workers):

@@ -34,7 +34,8 @@ from .._backend import namespace, to_numpy
 from ._cells import _WINDOW_PROGRESS, _windows
 from .capture import DualPixelCapture
 from .deconvolution import layered_deconvolution
-from .defaults import DEFAULT_SCALES, DEFAULTS, _check_aggregation, _check_options, _check_scales, _check_workers
+from .defaults import (DEFAULT_SCALES, DEFAULTS, _check_aggregation, _check_map_step, _check_options, _check_scales,
+                       _check_workers)
 from .defocus_map import DualPixelDeblurResult, _check_views, _defocus, source_scales
 from .psf_grid import PARAMETRIC_PSFS, DualPixelPSFGrid
 
@@ -53,12 +54,13 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Opt
                       deconvolution: str = DEFAULTS["deconvolution"], tv_weight: float = DEFAULTS["tv_weight"],
                       tv_eps: float = DEFAULTS["tv_eps"], centre_weight: Optional[float] = DEFAULTS["centre_weight"],
                       aggregation: str = DEFAULTS["aggregation"], in_focus: Any = None,
-                      sharp_evidence: Sequence[float] = DEFAULTS["sharp_evidence"], workers: int = -1) -> DualPixelDeblurResult:
+                      sharp_evidence: Sequence[float] = DEFAULTS["sharp_evidence"], map_step: int = DEFAULTS["map_step"],
+                      workers: int = -1) -> DualPixelDeblurResult:
     r"""All-in-focus image, signed defocus map and confidence of a DP pair (module Notes).
 
     Parameters
     ----------
-    left, right, psfs, scales, cost_eps, smooth, radius, guide_eps, margin, workers
+    left, right, psfs, scales, cost_eps, smooth, radius, guide_eps, margin, map_step, workers
         As :func:`dual_pixel_defocus_map`.
     defocus : (H, W) array, optional
         A signed defocus map to deblur with (e.g. a ground truth) instead of estimating one;
@@ -106,11 +108,12 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Opt
     if defocus is None:
         store: list = []
         _check_aggregation(aggregation)
+        _check_map_step(map_step)
         o = dict(cost_eps=cost_eps, smooth=smooth, radius=radius, guide_eps=guide_eps, margin=margin, workers=workers,
-                 aggregation=aggregation)
+                 aggregation=aggregation, map_step=map_step)
         agg, idx, d, conf, evidence = _defocus(left, right, psfs, s, o, windows_out=store)
-        windows, n = store
         be = namespace(left)
+        windows, n = store if store else _windows(left, right, psfs, int(margin), be)
         res = DualPixelDeblurResult(None, d, conf, s)
         del agg
         layers = to_numpy(d).astype(np.float64)

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import scipy.ndimage
 
 from .defaults import PARAMETRIC_SCALES
 from .pixel4 import PIXEL4_REFERENCE, PIXEL4_SCALE_BIAS
@@ -79,8 +78,12 @@ def rescale_blur_kernel(kernel: np.ndarray, scale: float, size: Optional[int] = 
     out_c = np.linspace(-half * step, half * step, size)
     in_c = np.arange(n) - n // 2
     if step < 2.0:
-        yy, xx = np.meshgrid(out_c + n // 2, out_c + n // 2, indexing="ij")
-        out = scipy.ndimage.map_coordinates(k, [yy, xx], order=1, mode="constant", cval=0.0)
+        # bilinear with zeros outside, as separable interpolation matrices: equal to
+        # scipy.ndimage.map_coordinates(k, grid, order=1, mode="constant") (tests), about 3x faster
+        pos = out_c + n // 2
+        g = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(n)[None, :]))
+        g[(pos < 0) | (pos > n - 1)] = 0.0  # map_coordinates' 'constant': no interpolation past the edges
+        out = g @ k @ g.T
     else:
         sigma = (step - 1.0) / 2.0
         g = np.exp(-((in_c[None, :] - out_c[:, None]) ** 2) / (2 * sigma**2))

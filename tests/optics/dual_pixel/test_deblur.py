@@ -155,6 +155,25 @@ def test_rescale_magnifies_a_gaussian_to_sigma_times_scale(sigma, s, n, tol_sigm
     assert second_moment_sigma(rescale_blur_kernel(gaussian(sigma, n), -s)) == pytest.approx(sigma * s, rel=tol_sigma)
 
 
+@pytest.mark.parametrize("scale, size", [(0.55, None), (0.875, None), (-0.875, None), (1.0001, None), (1.3, None),
+                                         (1.625, None), (0.9, 41), (1.9, 75)])
+def test_rescale_bilinear_branch_equals_map_coordinates(scale, size):
+    """The bilinear branch (input step below 2 px) is separable interpolation matrices; its naive twin is
+    scipy.ndimage.map_coordinates over the full grid (order 1, zeros outside), Xin et al.'s resampler."""
+    rng = np.random.default_rng(7)
+    k = rng.random((61, 61))
+    n = k.shape[0]
+    size_ = n if size is None else size
+    step = (n / size_) / abs(scale)
+    assert step < 2.0
+    c = np.linspace(-(size_ // 2) * step, (size_ // 2) * step, size_) + n // 2
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    ref = scipy.ndimage.map_coordinates(k, [yy, xx], order=1, mode="constant", cval=0.0)
+    ref *= k.sum() / ref.sum()
+    ref = ref[::-1, ::-1] if scale < 0 else ref
+    np.testing.assert_allclose(rescale_blur_kernel(k, scale, size), ref, rtol=0, atol=1e-12)
+
+
 def test_rescale_moves_an_offset_delta_by_the_scale():
     k = np.zeros((21, 21))
     k[10 + 2, 10 - 3] = 1.0  # (dy, dx) = (2, -3)
