@@ -20,10 +20,13 @@ def _cases(rng):
         "rgba8": rng.integers(0, 256, (19, 23, 4), dtype=np.uint8),
         "rgb16": rng.integers(0, 65536, (19, 23, 3), dtype=np.uint16),
         "grey_alpha16": rng.integers(0, 65536, (11, 7, 2), dtype=np.uint16),
+        "one_row16": rng.integers(0, 65536, (1, 9), dtype=np.uint16),
+        "one_column8": rng.integers(0, 256, (9, 1, 3), dtype=np.uint8),
     }
 
 
-@pytest.mark.parametrize("name", ["grey8", "grey16", "grey16_extremes", "rgb8", "rgba8", "rgb16", "grey_alpha16"])
+@pytest.mark.parametrize("name", ["grey8", "grey16", "grey16_extremes", "rgb8", "rgba8", "rgb16", "grey_alpha16",
+                                  "one_row16", "one_column8"])
 def test_read_png_round_trips_and_matches_pypng(tmp_path, name):
     array = _cases(np.random.default_rng(0))[name]
     path = tmp_path / f"{name}.png"
@@ -33,7 +36,13 @@ def test_read_png_round_trips_and_matches_pypng(tmp_path, name):
     np.testing.assert_array_equal(out, array)
     np.testing.assert_array_equal(out, _read_png_pypng(path))  # the naive twin
     # the fast path takes exactly the kinds Pillow decodes without loss
-    assert _pillow_decodable(path) == (name in ("grey8", "grey16", "grey16_extremes", "rgb8", "rgba8"))
+    assert _pillow_decodable(path) == (name in ("grey8", "grey16", "grey16_extremes", "rgb8", "rgba8", "one_row16",
+                                                "one_column8"))
+
+
+def test_png_bytes_refuses_an_empty_array():
+    with pytest.raises(ValueError, match="at least one row"):
+        png_bytes(np.zeros((0, 4), np.uint8))
 
 
 def _write_with(path, array, **info):
