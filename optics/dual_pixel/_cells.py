@@ -118,19 +118,10 @@ def _cell_otfs(psfs, row: int, col: int, scales, n: int, backend, complex_dtype,
     return res
 
 
-def _window_rfft2(image, psfs, margin: int, backend, n: int) -> list:
-    """rfft2 of ``image`` over every cell's window, in the order and geometry of :func:`_windows`."""
-    xp, fft = backend.xp, backend.fft
-    c = psfs.cell
-    pad = c - c // 2 + margin
-    padded = xp.pad(image, pad, mode="symmetric")
-    out = []
-    rows, cols = psfs.grid
-    for r in range(rows):
-        for col in range(cols):
-            wy, wx = r * c + c // 2 - c - margin + pad, col * c + c // 2 - c - margin + pad
-            win = padded[wy:wy + n, wx:wx + n]
-            if win.shape != (n, n):
-                win = xp.pad(win, ((0, n - win.shape[0]), (0, n - win.shape[1])), mode="symmetric")
-            out.append(fft.rfft2(win))
-    return out
+def _window_of(padded, w, cell: int, margin: int, pad: int, n: int, xp):
+    """The n x n window of cell ``w`` (a :class:`_Window`) in an image mirror-padded by ``pad``, as :func:`_windows` cuts it."""
+    wy, wx = w.row * cell + cell // 2 - cell - margin + pad, w.col * cell + cell // 2 - cell - margin + pad
+    win = padded[wy:wy + n, wx:wx + n]
+    if win.shape != (n, n):
+        win = xp.pad(win, ((0, n - win.shape[0]), (0, n - win.shape[1])), mode="symmetric")
+    return win

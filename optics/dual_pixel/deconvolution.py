@@ -41,7 +41,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .._backend import namespace
-from ._cells import _map_windows, _otfs, _window_rfft2, _windows
+from ._cells import _cell_otfs, _map_windows, _window_of, _windows
 
 __all__ = ["DECONVOLUTION_METHODS", "layered_deconvolution", "layer_stack", "composite_layers"]
 
@@ -129,16 +129,18 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
     def prepare(w):
         y0, y1, x0, x1 = w.box
         loc = idx[y0:y1, x0:x1]
-        layers = []
+        used, weights = [], []
         for i in _used_layers(loc, len(s), xp):
             lw = xp.clip(1 - xp.abs(loc - i), 0, 1)
-            if not bool(xp.any(lw > 0)):
-                continue
-            KL, KR = _otfs(psfs, w.row, w.col, float(s[i]), n, be, cdt, centre_weight)
-            num = xp.conj(KL) * w.FL + xp.conj(KR) * w.FR
-            den = (xp.abs(KL) ** 2 + xp.abs(KR) ** 2).astype(left.dtype)
-            layers.append((lw.astype(left.dtype), num, den))
-        return layers
+            if bool(xp.any(lw > 0)):
+                used.append(i)
+                weights.append(lw.astype(left.dtype))
+        if not used:
+            return []
+        KL, KR = _cell_otfs(psfs, w.row, w.col, s[used], n, be, cdt, centre_weight)
+        num = xp.conj(KL) * w.FL + xp.conj(KR) * w.FR
+        den = (KL.real ** 2 + KL.imag ** 2 + KR.real ** 2 + KR.imag ** 2).astype(left.dtype)
+        return [(lw, num[j], den[j]) for j, lw in enumerate(weights)]
 
     def wiener(w, layers):
         acc = xp.zeros((w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
@@ -156,6 +158,8 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
     fy = np.exp(-2j * np.pi * np.fft.fftfreq(n))[:, None]
     fx = np.exp(-2j * np.pi * np.fft.rfftfreq(n))[None, :]
     grad2 = xp.asarray((np.abs(fy - 1) ** 2 + np.abs(fx - 1) ** 2).astype(left.dtype))
+    c = psfs.cell
+    pad = c - c // 2 + int(margin)  # the geometry of _windows
     for beta in betas:
         # w-step: soft-thresholded forward differences of the composite (last difference 0: Neumann border)
         gx = xp.zeros_like(x)
@@ -171,18 +175,18 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
         div[:, :-1] -= wx[:, :-1]
         div[1:, :] += wy[:-1, :]
         div[:-1, :] -= wy[:-1, :]
-        fdiv = _window_rfft2(div.astype(left.dtype), psfs, int(margin), be, n)
+        padded = xp.pad(div.astype(left.dtype), pad, mode="symmetric")
 
-        def step(item, beta=beta):
-            (w, layers), G = item
+        def step(item, beta=beta, padded=padded):
+            w, layers = item
+            G = fft.rfft2(_window_of(padded, w, c, int(margin), pad, n, xp))
             acc = xp.zeros((w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
             for lw, num, den in layers:
                 X = (num + beta * G) / (den + tv_eps + beta * grad2)
                 acc += lw * fft.irfft2(X, s=(n, n))[w.inner]
             return w.tent * acc
 
-        items = list(zip(pairs, fdiv))
-        x = blend((item[0][0], part) for item, part in _map_windows(step, items, workers, be))
+        x = blend((item[0], part) for item, part in _map_windows(step, pairs, workers, be))
     return x
 
 

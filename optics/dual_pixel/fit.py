@@ -32,11 +32,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from .calibrated import PARAM_BOUNDS, CalibratedDPParams, calibrated_dual_pixel_psfs, calibrated_half_size
 from .base import DualPixelPSFs, _check_coc, _check_dtype
 from .models import DP_MODELS, dual_pixel_psfs, psf_half_size
+
+
+def least_squares(*args, **kwargs):
+    """:func:`scipy.optimize.least_squares`, imported at the first fit (scipy.optimize takes 0.2-0.4 s to import,
+    and the deblurring command uses :class:`DualPixelField` without fitting)."""
+    from scipy.optimize import least_squares as solve
+
+    return solve(*args, **kwargs)
 
 __all__ = [
     "DPFit",

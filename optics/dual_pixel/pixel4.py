@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .fit import DualPixelField
 
 __all__ = [
     "pixel4_dual_pixel_field",
@@ -81,8 +80,10 @@ _COEFFICIENTS = (
 
 
 @functools.lru_cache(maxsize=1)
-def pixel4_dual_pixel_field() -> DualPixelField:
+def pixel4_dual_pixel_field() -> "DualPixelField":
     """The Pixel 4 field (:mod:`optics.dual_pixel.pixel4`); calibration CoC sign -1."""
+    from .fit import DualPixelField  # here: fit imports scipy.optimize, which the deblurring does not need
+
     return DualPixelField(np.array(_COEFFICIENTS, dtype=np.float64), 2, PIXEL4_FRAME, -1.0)
 
 
