@@ -75,7 +75,7 @@ def _used_layers(loc, n_scales, xp):
 
 def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[float], layer_index: Any, *,
                           method: str = "wiener", wiener_eps: float = 1.5e-2, tv_weight: float = 1e-3,
-                          tv_eps: float = 1e-3, tv_betas: Sequence[float] = (1e-3, 4e-3, 1.6e-2, 6.4e-2),
+                          tv_eps: float = 1e-3, tv_betas: Sequence[float] = (4e-3, 6.4e-2),
                           centre_weight: Optional[float] = None, margin: int = 48, workers: int = -1,
                           windows: Any = None) -> Any:
     r"""Deconvolve a DP pair with a layer per pixel (module Notes).

@@ -17,7 +17,7 @@ import numpy as np
 #: Parameters of :func:`dual_pixel_deblur`, fixed once for all scenes: tuned on Xin et al.'s Pixel 4
 #: scenes 001-008 only (docs/real_dual_pixel.md has the search and its command).
 DEFAULTS = dict(cost_eps=1e-3, smooth=36.0, radius=32, guide_eps=1e-3, wiener_eps=1.5e-2, scale_bias=None,
-                margin=48, deconvolution="tv", tv_weight=6e-4, tv_eps=1e-3, tv_betas=(1e-3, 4e-3, 1.6e-2, 6.4e-2),
+                margin=48, deconvolution="tv", tv_weight=6e-4, tv_eps=1e-3, tv_betas=(4e-3, 6.4e-2),
                 centre_weight=None, aggregation="guided", sharp_evidence=(0.0, 0.05), map_step=4)
 
 
