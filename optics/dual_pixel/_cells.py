@@ -98,19 +98,18 @@ def _otfs(psfs, row: int, col: int, scale: float, n: int, backend, complex_dtype
 
 def _cell_otfs(psfs, row: int, col: int, scales, n: int, backend, complex_dtype, centre_weight=None):
     """:func:`_otfs` of several ``scales`` of one cell in one batch: ``[K_L, K_R]``, each (S, n, n // 2 + 1)."""
-    pairs = [psfs.pair(row, col, float(sc), centre_weight=centre_weight) for sc in scales]
-    k = pairs[0][0].shape[0]
+    kl, kr, d = psfs.pairs(row, col, np.asarray(scales, dtype=np.float64), centre_weight=centre_weight)
+    k = kl.shape[1]
     if k > n:
         raise ValueError(f"kernels of {k} px do not fit the {n} px window; raise margin")
     real = np.float32 if complex_dtype == np.complex64 else np.float64
     # each pair's centroid (k // 2 + d from the array corner) to the origin: separable phase ramps
-    d = np.array([p[2] for p in pairs], dtype=np.float64) + k // 2
+    d = d + k // 2
     ey = np.exp(2j * np.pi * d[:, :1] * scipy.fft.fftfreq(n)[None, :]).astype(complex_dtype)
     ex = np.exp(2j * np.pi * d[:, 1:] * scipy.fft.rfftfreq(n)[None, :]).astype(complex_dtype)
     res = []
-    for side in (0, 1):
-        kernels = np.stack([p[side] for p in pairs]).astype(real)
-        a = scipy.fft.rfft(kernels, n=n, axis=2)  # only the k nonzero rows
+    for kernels in (kl, kr):
+        a = scipy.fft.rfft(kernels.astype(real), n=n, axis=2)  # only the k nonzero rows
         a *= ex[:, None, :]
         full = scipy.fft.fft(a, n=n, axis=1)
         full *= ey[:, :, None]

@@ -145,7 +145,7 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
     def wiener(w, layers):
         acc = xp.zeros((w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
         for lw, num, den in layers:
-            acc += lw * fft.irfft2(num / (den + wiener_eps), s=(n, n))[w.inner]
+            acc += lw * fft.irfft2(num * (1 / (den + wiener_eps)), s=(n, n))[w.inner]  # real reciprocal: fast
         return w.tent * acc
 
     prepared = [p for _, p in _map_windows(prepare, wins, workers, be)]
@@ -182,7 +182,7 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
             G = fft.rfft2(_window_of(padded, w, c, int(margin), pad, n, xp))
             acc = xp.zeros((w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
             for lw, num, den in layers:
-                X = (num + beta * G) / (den + tv_eps + beta * grad2)
+                X = (num + beta * G) * (1 / (den + tv_eps + beta * grad2))
                 acc += lw * fft.irfft2(X, s=(n, n))[w.inner]
             return w.tent * acc
 

@@ -140,9 +140,12 @@ def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
     def one(w):
         # the cost ignores a common shift of the pair: centre weight 0.5
         KL, KR = _cell_otfs(psfs, w.row, w.col, s, n, be, cdt, 0.5)
-        e = fft.irfft2(_whitened_residual(w.FL, w.FR, KL, KR, cost_eps, xp), s=(n, n), axes=(-2, -1))
-        e = e[(slice(None),) + w.inner]
-        return w.tent * e * e
+        q = _whitened_residual(w.FL, w.FR, KL, KR, cost_eps, xp)
+        part = xp.empty((len(s), w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
+        for i in range(len(s)):
+            e = fft.irfft2(q[i], s=(n, n))[w.inner]
+            part[i] = w.tent * e * e
+        return part
 
     for w, part in _map_windows(one, windows, workers, be):
         y0, y1, x0, x1 = w.box
@@ -154,7 +157,7 @@ def dual_pixel_cost_volume(left: Any, right: Any, psfs: DualPixelPSFGrid, scales
 def _whitened_residual(FL, FR, KL, KR, cost_eps, xp):
     r""":math:`(\hat L \hat K_R - \hat R \hat K_L) / \sqrt{|\hat K_L|^2 + |\hat K_R|^2 + \epsilon_c}` (module Notes)."""
     den = KL.real ** 2 + KL.imag ** 2 + KR.real ** 2 + KR.imag ** 2 + cost_eps
-    return (FL * KR - FR * KL) / xp.sqrt(den)
+    return (FL * KR - FR * KL) * (1 / xp.sqrt(den))  # a real reciprocal: NumPy's complex division is 5x slower
 
 
 def _block_starts(start: int, stop: int, step: int) -> np.ndarray:
@@ -199,8 +202,10 @@ def _cell_cost_blocks(left, right, psfs, s, cost_eps, margin, step, workers, be)
         FL = fft.rfft2(Lp[y0:y0 + n, x0:x0 + n])
         FR = fft.rfft2(Rp[y0:y0 + n, x0:x0 + n])
         KL, KR = _cell_otfs(psfs, r, col, s, n, be, cdt, 0.5)
-        e = fft.irfft2(_whitened_residual(FL, FR, KL, KR, cost_eps, xp), s=(n, n), axes=(-2, -1))
-        e = e[:, margin:margin + y1 - y0, margin:margin + x1 - x0]
+        q = _whitened_residual(FL, FR, KL, KR, cost_eps, xp)
+        e = xp.empty((len(s), y1 - y0, x1 - x0), dtype=left.dtype)
+        for i in range(len(s)):  # one scale at a time: scipy's batched irfft2 is about 2x slower per image
+            e[i] = fft.irfft2(q[i], s=(n, n))[margin:margin + y1 - y0, margin:margin + x1 - x0]
         e *= e
         part = _block_sums(_block_sums(e, _block_starts(y0, y1, step), 1, xp), _block_starts(x0, x1, step), 2, xp)
         return y0 // step, x0 // step, part

@@ -95,6 +95,50 @@ def rescale_blur_kernel(kernel: np.ndarray, scale: float, size: Optional[int] = 
     return out[::-1, ::-1].copy() if scale < 0 else out
 
 
+def rescale_blur_kernels(kernel: np.ndarray, scales, size: Optional[int] = None) -> np.ndarray:
+    """:func:`rescale_blur_kernel` of one kernel at every one of ``scales``, as one batch: (S, size, size) float64.
+
+    Each nonzero scale is ``g @ k @ g.T`` with its bilinear or Gaussian resampling matrix ``g`` (the
+    Gaussian's constant factor drops out in the renormalisation to the kernel's sum), flipped when
+    negative; 0 is the centred delta. Equal to the one-scale function to rounding (tests).
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    n = k.shape[0]
+    size = n if size is None else size
+    s = np.asarray(scales, dtype=np.float64).ravel()
+    out = np.zeros((s.size, size, size))
+    nonzero = np.flatnonzero(s != 0)
+    if nonzero.size:
+        step = (n / size) / np.abs(s[nonzero])  # (Z,)
+        half = size // 2
+        out_c = np.linspace(-half, half, size)[None, :] * step[:, None]  # (Z, size)
+        in_c = np.arange(n) - n // 2
+        g = np.maximum(0.0, 1.0 - np.abs(out_c[:, :, None] - in_c[None, None, :]))  # bilinear, as map_coordinates
+        g[(np.abs(out_c) > n // 2)] = 0.0
+        wide = step >= 2.0
+        if np.any(wide):
+            sigma = ((step[wide] - 1.0) / 2.0)[:, None, None]
+            g[wide] = np.exp(-((in_c[None, None, :] - out_c[wide][:, :, None]) ** 2) / (2 * sigma ** 2))
+        res = g @ k @ np.swapaxes(g, 1, 2)
+        total = res.sum(axis=(1, 2))
+        if np.any(total <= 0):
+            bad = float(s[nonzero][np.argmax(total <= 0)])
+            raise ValueError(f"kernel rescaled by {bad} has no mass left (size {size} too small?)")
+        res *= (k.sum() / total)[:, None, None]
+        flip = s[nonzero] < 0
+        res[flip] = res[flip][:, ::-1, ::-1]
+        out[nonzero] = res
+    out[s == 0, size // 2, size // 2] = k.sum()
+    return out
+
+
+def _centroids(k: np.ndarray) -> np.ndarray:
+    """(dy, dx) of each of (S, n, n) kernels, pixels from the array centre: (S, 2)."""
+    c = np.arange(k.shape[-1]) - k.shape[-1] // 2
+    total = k.sum(axis=(1, 2))
+    return np.stack([k.sum(axis=2) @ c / total, k.sum(axis=1) @ c / total], axis=1)
+
+
 def _centroid(k: np.ndarray) -> tuple[float, float]:
     c = np.arange(k.shape[0]) - k.shape[0] // 2
     s = k.sum()
@@ -181,6 +225,18 @@ class DualPixelPSFGrid:
         if centre_weight == 0.5:
             return kl, kr, _centroid((kl + kr) / 2)
         return kl, kr, _centroid(centre_weight * kl / kl.sum() + (1 - centre_weight) * kr / kr.sum())
+
+    def pairs(self, row: int, col: int, scales, *, centre_weight: Optional[float] = None):
+        """:meth:`pair` at every one of ``scales`` in one batch: (K_L (S, n, n), K_R (S, n, n), reference points (S, 2))."""
+        kl = rescale_blur_kernels(self.left[row, col], scales)
+        kr = rescale_blur_kernels(self.right[row, col], scales)
+        if centre_weight is None:
+            centre_weight = self.reference
+        if centre_weight == 0.5:
+            return kl, kr, _centroids((kl + kr) / 2)
+        w = float(centre_weight)
+        mix = w * kl / kl.sum(axis=(1, 2), keepdims=True) + (1 - w) * kr / kr.sum(axis=(1, 2), keepdims=True)
+        return kl, kr, _centroids(mix)
 
     # sources -----------------------------------------------------------------------------------
     @classmethod

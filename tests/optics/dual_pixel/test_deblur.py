@@ -31,6 +31,7 @@ from optics.dual_pixel.deblur import (
     guided_filter,
     rescale_blur_kernel,
 )
+from optics.dual_pixel.psf_grid import rescale_blur_kernels
 from optics.dual_pixel.fit import DualPixelField
 from optics.dual_pixel.pixel4 import crop_central, pixel4_vignetting_gain, read_pixel4_raw
 from optics.image_io import png_bytes, read_png
@@ -172,6 +173,30 @@ def test_rescale_bilinear_branch_equals_map_coordinates(scale, size):
     ref *= k.sum() / ref.sum()
     ref = ref[::-1, ::-1] if scale < 0 else ref
     np.testing.assert_allclose(rescale_blur_kernel(k, scale, size), ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [None, 41, 75])
+def test_rescale_blur_kernels_is_the_one_scale_function_batched(size):
+    """The batched resampler against its naive twin, the one-scale function, over both branches, 0 and flips."""
+    k = np.random.default_rng(3).random((61, 61))
+    scales = [-0.875, -0.5, -0.2, 0.0, 0.125, 0.49, 0.51, 1.0, 1.3, 1.625, 1.9]
+    batch = rescale_blur_kernels(k, scales, size)
+    assert batch.shape == (len(scales),) + ((61, 61) if size is None else (size, size))
+    for b, s in zip(batch, scales):
+        np.testing.assert_allclose(b, rescale_blur_kernel(k, s, size), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("centre_weight", [None, 0.5, 0.9])
+def test_grid_pairs_is_pair_batched(centre_weight):
+    rng = np.random.default_rng(4)
+    g = DualPixelPSFGrid(rng.random((2, 2, 21, 21)), rng.random((2, 2, 21, 21)), 30, reference=0.7)
+    scales = [-0.6, 0.0, 0.4, 1.2]
+    kl, kr, d = g.pairs(1, 0, scales, centre_weight=centre_weight)
+    for i, s in enumerate(scales):
+        a, b, dd = g.pair(1, 0, s, centre_weight=centre_weight)
+        np.testing.assert_allclose(kl[i], a, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(kr[i], b, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(d[i], dd, rtol=0, atol=1e-12)
 
 
 def test_rescale_moves_an_offset_delta_by_the_scale():
