@@ -31,8 +31,9 @@ class _Window:
     tent: Any  # blending weights over box
 
 
-def _windows(left, right, psfs, margin: int, backend):
-    """Per cell: FFTs of both views over two cells plus ``margin`` around the cell centre, mirror-padded."""
+def _windows(left, right, psfs, margin: int, backend, workers: int = 1):
+    """Per cell: FFTs of both views over two cells plus ``margin`` around the cell centre, mirror-padded
+    (on ``workers`` threads, as :func:`_map_windows`)."""
     xp, fft = backend.xp, backend.fft
     H, W = left.shape
     c = psfs.cell
@@ -42,25 +43,27 @@ def _windows(left, right, psfs, margin: int, backend):
     n = _fast_len(2 * c + 2 * margin)
     t = 1.0 - np.abs((np.arange(2 * c) + 0.5 - c) / c)
     tent = xp.asarray((t[:, None] * t[None, :]).astype(left.dtype))
-    out = []
     rows, cols = psfs.grid
-    for r in range(rows):
-        for col in range(cols):
-            y0, x0 = r * c + c // 2 - c, col * c + c // 2 - c  # output span: two cells around the centre
-            wy, wx = y0 - margin + pad, x0 - margin + pad
-            Lw = Lp[wy:wy + n, wx:wx + n]
-            Rw = Rp[wy:wy + n, wx:wx + n]
-            if Lw.shape != (n, n):  # the last windows may run past the padding: extend by mirroring
-                Lw = xp.pad(Lw, ((0, n - Lw.shape[0]), (0, n - Lw.shape[1])), mode="symmetric")
-                Rw = xp.pad(Rw, ((0, n - Rw.shape[0]), (0, n - Rw.shape[1])), mode="symmetric")
-            oy0, oy1, ox0, ox1 = max(y0, 0), min(y0 + 2 * c, H), max(x0, 0), min(x0 + 2 * c, W)
-            inner = (slice(oy0 - y0 + margin, oy1 - y0 + margin), slice(ox0 - x0 + margin, ox1 - x0 + margin))
-            out.append(_Window(r, col, fft.rfft2(Lw), fft.rfft2(Rw), inner, (oy0, oy1, ox0, ox1),
-                               tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]))
-    return out, n
+
+    def one(cell):
+        r, col = cell
+        y0, x0 = r * c + c // 2 - c, col * c + c // 2 - c  # output span: two cells around the centre
+        wy, wx = y0 - margin + pad, x0 - margin + pad
+        Lw = Lp[wy:wy + n, wx:wx + n]
+        Rw = Rp[wy:wy + n, wx:wx + n]
+        if Lw.shape != (n, n):  # the last windows may run past the padding: extend by mirroring
+            Lw = xp.pad(Lw, ((0, n - Lw.shape[0]), (0, n - Lw.shape[1])), mode="symmetric")
+            Rw = xp.pad(Rw, ((0, n - Rw.shape[0]), (0, n - Rw.shape[1])), mode="symmetric")
+        oy0, oy1, ox0, ox1 = max(y0, 0), min(y0 + 2 * c, H), max(x0, 0), min(x0 + 2 * c, W)
+        inner = (slice(oy0 - y0 + margin, oy1 - y0 + margin), slice(ox0 - x0 + margin, ox1 - x0 + margin))
+        return _Window(r, col, fft.rfft2(Lw), fft.rfft2(Rw), inner, (oy0, oy1, ox0, ox1),
+                       tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0])
+
+    cells = [(r, col) for r in range(rows) for col in range(cols)]
+    return [w for _, w in _map_windows(one, cells, workers, backend, progress=False)], n
 
 
-def _map_windows(fn, windows, workers: int, backend):
+def _map_windows(fn, windows, workers: int, backend, progress: bool = True):
     """``(w, fn(w))`` for every window, in order; NumPy windows on ``workers`` threads (-1: every core).
 
     The FFTs and array arithmetic release the GIL, so the windows run in parallel; the caller
@@ -70,7 +73,7 @@ def _map_windows(fn, windows, workers: int, backend):
     from concurrent.futures import ThreadPoolExecutor
 
     count = (os.cpu_count() or 1) if workers == -1 else int(workers)
-    tick = _WINDOW_PROGRESS[0] if _WINDOW_PROGRESS else (lambda: None)
+    tick = _WINDOW_PROGRESS[0] if _WINDOW_PROGRESS and progress else (lambda: None)
     if backend.name != "numpy" or count <= 1:
         for w in windows:
             yield w, fn(w)

@@ -110,7 +110,7 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
     xp, fft = be.xp, be.fft
     s = np.asarray(scales, dtype=np.float64)
     if windows is None:
-        windows = _windows(left, right, psfs, int(margin), be)
+        windows = _windows(left, right, psfs, int(margin), be, workers)
     wins, n = windows
     cdt = np.complex64 if left.dtype == np.float32 else np.complex128
     H, W = left.shape
@@ -150,7 +150,7 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
 
     prepared = [p for _, p in _map_windows(prepare, wins, workers, be)]
     pairs = list(zip(wins, prepared))
-    x = blend((w, wiener(w, layers)) for w, layers in pairs)
+    x = blend((item[0], part) for item, part in _map_windows(lambda item: wiener(*item), pairs, workers, be))
     if method == "wiener":
         return x
 

@@ -113,7 +113,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Opt
                  aggregation=aggregation, map_step=map_step)
         agg, idx, d, conf, evidence = _defocus(left, right, psfs, s, o, windows_out=store)
         be = namespace(left)
-        windows, n = store if store else _windows(left, right, psfs, int(margin), be)
+        windows, n = store if store else _windows(left, right, psfs, int(margin), be, workers)
         res = DualPixelDeblurResult(None, d, conf, s)
         del agg
         layers = to_numpy(d).astype(np.float64)
@@ -139,7 +139,7 @@ def dual_pixel_deblur(left: Any, right: Any, psfs: DualPixelPSFGrid, scales: Opt
         res = DualPixelDeblurResult(None, be.xp.asarray(d.astype(left.dtype)), be.xp.ones_like(left), s)
         res.layers = d
         res.in_focus = None if in_focus is None else be.xp.asarray(np.asarray(in_focus, dtype=left.dtype))
-        windows, n = _windows(left, right, psfs, int(margin), be)
+        windows, n = _windows(left, right, psfs, int(margin), be, workers)
     x = layered_deconvolution(left, right, psfs, s, idx, method=deconvolution, wiener_eps=wiener_eps,
                               tv_weight=tv_weight, tv_eps=tv_eps, tv_betas=DEFAULTS["tv_betas"],
                               centre_weight=centre_weight, margin=int(margin), workers=workers,
@@ -212,8 +212,9 @@ def deblur_capture(capture: "DualPixelCapture", psfs: Any, scales: Optional[Sequ
     else:
         planes = [(L[..., c], R[..., c]) for c in (1, 0, 2)]  # green first: its map serves the others
     n = len(planes)
-    # window passes: the cost, the layers (and one per TV step); a given map skips the cost
-    steps = 1 + (len(DEFAULTS["tv_betas"]) if options.get("deconvolution", DEFAULTS["deconvolution"]) == "tv" else 0)
+    # window passes: the cost, the layers' preparation, the Wiener estimate (and one per TV step); a given map
+    # skips the cost
+    steps = 2 + (len(DEFAULTS["tv_betas"]) if options.get("deconvolution", DEFAULTS["deconvolution"]) == "tv" else 0)
     with window_progress(((1 + steps) + (n - 1) * steps) * psfs.cells, enabled=progress):
         res = psfs.deblur(np.ascontiguousarray(planes[0][0]), np.ascontiguousarray(planes[0][1]), scales, **options)
         images = [res.image]
