@@ -127,3 +127,12 @@ def _window_of(padded, w, cell: int, margin: int, pad: int, n: int, xp):
     if win.shape != (n, n):
         win = xp.pad(win, ((0, n - win.shape[0]), (0, n - win.shape[1])), mode="symmetric")
     return win
+
+
+def _squared_modulus(KL, KR, xp):
+    """:math:`|K_L|^2 + |K_R|^2`, real, in the transfer functions' precision (few temporaries)."""
+    den = xp.square(KL.real)
+    den += xp.square(KL.imag)
+    den += xp.square(KR.real)
+    den += xp.square(KR.imag)
+    return den

@@ -41,7 +41,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .._backend import namespace
-from ._cells import _cell_otfs, _map_windows, _window_of, _windows
+from ._cells import _cell_otfs, _map_windows, _squared_modulus, _window_of, _windows
 
 __all__ = ["DECONVOLUTION_METHODS", "layered_deconvolution", "layer_stack", "composite_layers"]
 
@@ -131,15 +131,19 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
         loc = idx[y0:y1, x0:x1]
         used, weights = [], []
         for i in _used_layers(loc, len(s), xp):
-            lw = xp.clip(1 - xp.abs(loc - i), 0, 1)
+            lw = xp.clip(1 - xp.abs(loc - i), 0, 1).astype(left.dtype, copy=False)
             if bool(xp.any(lw > 0)):
                 used.append(i)
-                weights.append(lw.astype(left.dtype))
+                weights.append(lw)
         if not used:
             return []
         KL, KR = _cell_otfs(psfs, w.row, w.col, s[used], n, be, cdt, centre_weight)
-        num = xp.conj(KL) * w.FL + xp.conj(KR) * w.FR
-        den = (KL.real ** 2 + KL.imag ** 2 + KR.real ** 2 + KR.imag ** 2).astype(left.dtype)
+        den = _squared_modulus(KL, KR, xp)
+        num = xp.conj(KL)  # in place from here: NumPy's temporaries of this size cost page faults
+        num *= w.FL
+        KR = xp.conj(KR)
+        KR *= w.FR
+        num += KR
         return [(lw, num[j], den[j]) for j, lw in enumerate(weights)]
 
     def wiener(w, layers):
