@@ -166,6 +166,11 @@ def _whitened_residual(FL, FR, KL, KR, cost_eps, xp):
     return q
 
 
+#: Scales per batch of transfer functions in :func:`_cell_cost_blocks`: a third of the 21 keeps the batch's
+#: temporaries small (measured on 2 cores: 0.89 s against 0.93 s for all 21 at once, scene 010's cost).
+_SCALE_CHUNK = 7
+
+
 def _block_starts(start: int, stop: int, step: int) -> np.ndarray:
     """Offsets (from ``start``) where the blocks of ``step`` px of the frame begin within [start, stop), ``start`` first."""
     first = -(-start // step) * step
@@ -207,11 +212,13 @@ def _cell_cost_blocks(left, right, psfs, s, cost_eps, margin, step, workers, be)
         y1, x1 = min(y0 + c, H), min(x0 + c, W)
         FL = fft.rfft2(Lp[y0:y0 + n, x0:x0 + n])
         FR = fft.rfft2(Rp[y0:y0 + n, x0:x0 + n])
-        KL, KR = _cell_otfs(psfs, r, col, s, n, be, cdt, 0.5)
-        q = _whitened_residual(FL, FR, KL, KR, cost_eps, xp)
         e = xp.empty((len(s), y1 - y0, x1 - x0), dtype=left.dtype)
-        for i in range(len(s)):  # one scale at a time: scipy's batched irfft2 is about 2x slower per image
-            e[i] = fft.irfft2(q[i], s=(n, n))[margin:margin + y1 - y0, margin:margin + x1 - x0]
+        for i0 in range(0, len(s), _SCALE_CHUNK):  # a few scales at a time: their spectra stay in cache
+            chunk = s[i0:i0 + _SCALE_CHUNK]
+            KL, KR = _cell_otfs(psfs, r, col, chunk, n, be, cdt, 0.5)
+            q = _whitened_residual(FL, FR, KL, KR, cost_eps, xp)
+            for i in range(len(chunk)):  # one image at a time: scipy's batched irfft2 is about 2x slower per image
+                e[i0 + i] = fft.irfft2(q[i], s=(n, n))[margin:margin + y1 - y0, margin:margin + x1 - x0]
         e *= e
         part = _block_sums(_block_sums(e, _block_starts(y0, y1, step), 1, xp), _block_starts(x0, x1, step), 2, xp)
         return y0 // step, x0 // step, part
