@@ -212,3 +212,25 @@ def test_compile_for_cpu_matches_eager():
         expected = net(x)
         out = compile_for_cpu(net)(x)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_streamed_filter_head_under_autocast_equals_plain_autocast_path(monkeypatch):
+    """Issue 33: bf16 autocast streams IFAN's filter head too, with the plain autocast path's values."""
+    from learned.models import ifan as ifan_module
+
+    calls = []
+    loop = ifan_module.IFAN._streamed_iac_loop
+    monkeypatch.setattr(ifan_module.IFAN, "_streamed_iac_loop",
+                        lambda self, f, features, low: calls.append((f.dtype, features.dtype, low))
+                        or loop(self, f, features, low))
+    torch.manual_seed(0)
+    net = learned.build_model("ifan", reuse_vertical_kernel=True).eval()
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        streamed = net(x)
+        assert calls == [(torch.bfloat16, torch.float32, True)]
+        plain = net(x, return_aux=True)["output"]  # keeps the full filter prediction
+    assert len(calls) == 1 and streamed.dtype == plain.dtype
+    torch.testing.assert_close(streamed, plain, rtol=0, atol=1e-3)
+    with torch.no_grad():
+        assert (streamed.float() - net(x)).abs().max() < 0.05  # still an approximation of float32
