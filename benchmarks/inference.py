@@ -130,7 +130,17 @@ def worker(spec: dict) -> dict:
     import numpy as np
     import torch
 
+    import contextlib
+
     torch.set_num_threads(spec["threads"])
+    # the options of issue 33 apply to ours only ("reference" is ours without them)
+    options = (spec.get("options") or {}) if spec["impl"] == "ours" else {}
+    # our default allocator setting (as in learned.deblur / learned.evaluate); never the authors'
+    if spec["impl"] in ("ours", "reference") and options.get("malloc", "reuse") == "reuse":
+        from learned.inference._speed import reuse_freed_memory
+
+        if not reuse_freed_memory():
+            raise RuntimeError("--malloc reuse: glibc's mallopt is not available here")
     image = _input(spec["height"], spec["width"])
     if spec["impl"] == "baseline":  # another checkout of this project: import its packages instead
         sys.path.insert(0, str(Path(spec["baseline"]).resolve()))
@@ -142,21 +152,49 @@ def worker(spec: dict) -> dict:
             forward = lambda x: net(x, x)  # noqa: E731  (a dual-pixel pair; speed only)
         else:
             forward = net
-    times, cpu_times = [], []
+        if options.get("jit"):
+            with torch.no_grad():
+                example = (image, image) if spec["model"].startswith("k3dn") else (image,)
+                traced = torch.jit.trace(forward, example, check_trace=False)
+                forward = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+        if options.get("compile"):
+            from learned.inference._speed import compile_for_cpu
+
+            forward = compile_for_cpu(forward)
+    contexts = []
+    if options.get("amp"):
+        from learned.inference.precision import autocast
+
+        contexts.append(lambda: autocast("cpu"))
+    if options.get("channels_last") is False:
+        from learned.inference._speed import set_cpu_channels_last
+
+        contexts.append(lambda: set_cpu_channels_last(False))
+
+    def run_once(x):
+        with contextlib.ExitStack() as stack:
+            for context in contexts:
+                stack.enter_context(context())
+            return forward(x)
+
+    times, cpu_times, warmup_times = [], [], []
     with torch.no_grad():
         for i in range(spec["warmup"] + spec["runs"]):
             t0, c0 = time.perf_counter(), time.process_time()
-            out = forward(image)
+            out = run_once(image)
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             if i >= spec["warmup"]:
                 times.append(elapsed)
                 cpu_times.append(cpu)
+            else:
+                warmup_times.append(elapsed)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result = {"times": times, "cpu_times": cpu_times, "peak_rss": usage.ru_maxrss * 1024}
+    result = {"times": times, "cpu_times": cpu_times, "peak_rss": usage.ru_maxrss * 1024,
+              "warmup_times": warmup_times, "minor_faults": usage.ru_minflt}
     if spec.get("output"):
-        np.save(spec["output"], out.detach().numpy())
+        np.save(spec["output"], out.detach().float().numpy())
     if spec.get("profile"):
-        result["profile"] = _top_operators(forward, image)
+        result["profile"] = _top_operators(run_once, image)
     if spec.get("macs"):
         from learned.summary import count_macs
 
@@ -193,6 +231,31 @@ def _seconds(times: Sequence[float]) -> str:
     return f"{statistics.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})"
 
 
+def _options(args: argparse.Namespace) -> dict:
+    """The issue-33 options of our implementation given on the command line (empty: today's defaults)."""
+    options = {}
+    if args.amp:
+        options["amp"] = True
+    if args.compile:
+        options["compile"] = True
+    if args.jit:
+        options["jit"] = True
+    if args.malloc != "reuse":
+        options["malloc"] = args.malloc
+    if args.no_channels_last:
+        options["channels_last"] = False
+    return options
+
+
+def _accuracy(ours, reference) -> tuple[float, float]:
+    """Max abs difference and PSNR (dB, peak 1, both clipped to [0, 1]) of ``ours`` against ``reference``."""
+    import numpy as np
+
+    diff = float(np.max(np.abs(ours - reference)))
+    mse = float(np.mean((np.clip(ours, 0, 1) - np.clip(reference, 0, 1)) ** 2))
+    return diff, (float("inf") if mse == 0 else 10 * float(np.log10(1.0 / mse)))
+
+
 def _write_seed_checkpoint(model: str, folder: str) -> str:
     """Seeded random weights of our network, saved in the authors' checkpoint format."""
     import torch
@@ -208,6 +271,8 @@ def run(args: argparse.Namespace, log=print) -> str:
 
     official = {"ifan": args.official_ifan, "nrknet": args.official_nrknet}
     checkpoints = {"ifan": args.ifan_checkpoint, "nrknet": args.nrknet_checkpoint}
+    options = _options(args)
+    described = ", ".join(f"{k}={v}" for k, v in options.items()) or "none (today's defaults)"
     lines = [
         f"Command: `python -m benchmarks.inference {' '.join(args.argv)}`",
         "",
@@ -218,9 +283,17 @@ def run(args: argparse.Namespace, log=print) -> str:
         "of all timed passes; CPU time = user + system time of the process during the passes (less sensitive "
         "to other jobs than wall time); peak RSS = largest `ru_maxrss` of the processes.",
         "",
+        f"Options of ours: {described}; ours keeps freed memory for reuse unless `--malloc glibc` "
+        "(learned.inference._speed.reuse_freed_memory, the default of learned.deblur); the authors' code runs as "
+        "published (float32, glibc's default allocator). "
+        "Accuracy of ours against our own float32 defaults (an untimed extra process without the options; "
+        "PSNR with peak 1 on outputs clipped to [0, 1]): "
+        + ("see the last columns." if options else "not measured (no option given)."),
+        "",
         "| model | threads | authors' code | ours | ours / authors' | CPU time ours / authors' | peak RSS (authors' / ours) "
-        "| max abs output diff | ours GMAC/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| max abs output diff | ours GMAC/s |" + (" vs our fp32: max abs diff | vs our fp32: PSNR | ours: first pass |"
+                                                   if options else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if options else ""),
     ]
     profiles: Dict[str, List[dict]] = {}
     mac_lines: List[str] = []
@@ -238,6 +311,13 @@ def run(args: argparse.Namespace, log=print) -> str:
                 cpu: Dict[str, List[float]] = {i: [] for i in impls}
                 rss: Dict[str, int] = {i: 0 for i in impls}
                 outputs: Dict[str, str] = {}
+                first_pass: List[float] = []
+                extra = ""
+                if options:  # ours without the options, once: the accuracy reference
+                    reference = os.path.join(tmp, f"{model}_reference_{threads}.npy")
+                    _run_worker(dict(impl="reference", model=model, threads=threads, height=args.height,
+                                     width=args.width, warmup=0, runs=1, checkpoint=checkpoint, output=reference),
+                                args.timeout)
                 for r in range(args.repeats):
                     for impl in impls if r % 2 == 0 else impls[::-1]:
                         first = impl not in outputs and impl != "baseline"
@@ -245,9 +325,11 @@ def run(args: argparse.Namespace, log=print) -> str:
                             impl=impl, model=model, threads=threads, height=args.height, width=args.width,
                             warmup=args.warmup, runs=args.runs, checkpoint=checkpoint,
                             official=official.get(model), baseline=args.baseline,
-                            output=os.path.join(tmp, f"{model}_{impl}_{threads}.npy") if first and has_official else None,
+                            output=os.path.join(tmp, f"{model}_{impl}_{threads}.npy")
+                            if first and (has_official or (options and impl == "ours")) else None,
                             profile=bool(args.profile and first and threads == max(args.threads)),
-                            macs=bool(impl == "ours" and macs is None),
+                            macs=bool(impl == "ours" and macs is None and not options.get("jit")),
+                            options=options,
                         )
                         res = _run_worker(spec, args.timeout)
                         times[impl] += res["times"]
@@ -255,6 +337,8 @@ def run(args: argparse.Namespace, log=print) -> str:
                         rss[impl] = max(rss[impl], res["peak_rss"])
                         if spec["output"]:
                             outputs[impl] = spec["output"]
+                        if impl == "ours":
+                            first_pass.extend(res["warmup_times"])
                         if "macs" in res:
                             macs = res["macs"]
                         if "profile" in res:
@@ -263,16 +347,20 @@ def run(args: argparse.Namespace, log=print) -> str:
                             f"peak RSS {res['peak_rss'] / 2**30:.2f} GiB")
                 ours = statistics.median(times["ours"])
                 gmacs = f"{macs / ours / 1e9:.1f}" if macs else "-"
+                if options:
+                    diff_ref, psnr_ref = _accuracy(np.load(outputs["ours"]), np.load(reference))
+                    first = f"{max(first_pass):.1f} s" if first_pass else "-"
+                    extra = f" {diff_ref:.1e} | {psnr_ref:.1f} dB | {first} |"
                 if has_official:
                     theirs = statistics.median(times["authors"])
                     diff = float(np.max(np.abs(np.load(outputs["ours"]) - np.load(outputs["authors"]))))
                     cpu_ratio = statistics.median(cpu["ours"]) / statistics.median(cpu["authors"])
                     row = (f"| {model} | {threads} | {_seconds(times['authors'])} | {_seconds(times['ours'])} | "
                            f"**{ours / theirs:.2f}** | {cpu_ratio:.2f} | {rss['authors'] / 2**30:.2f} / "
-                           f"{rss['ours'] / 2**30:.2f} GiB | {diff:.1e} | {gmacs} |")
+                           f"{rss['ours'] / 2**30:.2f} GiB | {diff:.1e} | {gmacs} |" + extra)
                 else:
                     row = (f"| {model} | {threads} | - | {_seconds(times['ours'])} | - | - | - / "
-                           f"{rss['ours'] / 2**30:.2f} GiB | - | {gmacs} |")
+                           f"{rss['ours'] / 2**30:.2f} GiB | - | {gmacs} |" + extra)
                 lines.append(row)
                 log(row)
                 if args.baseline:
@@ -322,6 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "../base 91ecb12`) timed alongside ours, for before/after ratios")
     p.add_argument("--ifan-checkpoint", metavar="PATH", help="IFAN weights in the authors' format (default: seeded random)")
     p.add_argument("--nrknet-checkpoint", metavar="PATH", help="NRKNet weights in the authors' format (default: seeded random)")
+    p.add_argument("--amp", action="store_true", help="ours under bfloat16 autocast (learned.inference.precision.autocast)")
+    p.add_argument("--compile", action="store_true", help="ours through torch.compile (inductor, frozen weights; "
+                   "needs a C++ compiler; the first pass compiles)")
+    p.add_argument("--jit", action="store_true", help="ours as torch.jit.trace + freeze + optimize_for_inference (oneDNN)")
+    p.add_argument("--malloc", choices=("glibc", "reuse"), default="reuse",
+                   help="allocator settings of our worker: 'reuse' (default, as learned.deblur: freed memory kept "
+                        "for the next allocation, learned.inference._speed.reuse_freed_memory) or glibc's defaults "
+                        "(before issue 33)")
+    p.add_argument("--no-channels-last", action="store_true",
+                   help="ours without the channels-last layout on the CPU (learned.inference._speed.set_cpu_channels_last)")
     p.add_argument("--profile", action="store_true", help="add torch.profiler's top operators of one forward pass")
     p.add_argument("--quick", action="store_true", help="smoke run: 192x320, 1 thread, 1 run, 1 process each")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker process")

@@ -376,4 +376,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # a command-line process: keep freed memory for the next tensor instead of unmapping it
+    # (same outputs, fewer page faults; learned.inference._speed.reuse_freed_memory, issue 33)
+    from .inference._speed import reuse_freed_memory
+
+    reuse_freed_memory()
     raise SystemExit(cli.run(main))

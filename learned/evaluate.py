@@ -459,4 +459,9 @@ def results_line(rows: Sequence[Dict[str, Any]], out: Optional[Path] = None) -> 
 
 
 if __name__ == "__main__":
+    # a command-line process: keep freed memory for the next tensor instead of unmapping it
+    # (same outputs, fewer page faults; learned.inference._speed.reuse_freed_memory, issue 33)
+    from .inference._speed import reuse_freed_memory
+
+    reuse_freed_memory()
     raise SystemExit(cli.run(main))

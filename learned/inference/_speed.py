@@ -20,7 +20,18 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["add_into", "cpu_channels_last", "needs_grad", "pointwise_conv"]
+import contextlib
+import ctypes
+import ctypes.util
+import sys
+
+__all__ = [
+    "add_into", "compile_for_cpu", "cpu_channels_last", "needs_grad", "pointwise_conv",
+    "reuse_freed_memory", "set_cpu_channels_last",
+]
+
+#: Whether :func:`cpu_channels_last` converts (see :func:`set_cpu_channels_last`).
+_CHANNELS_LAST = True
 
 
 def needs_grad(*tensors: torch.Tensor) -> bool:
@@ -47,9 +58,74 @@ def cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
     Convolutions keep the layout of their input, so a network fed a channels-last tensor runs
     every layer in NHWC. GPU tensors are left as they are (their layout choice is cuDNN's).
     """
-    if x.device.type == "cpu" and x.ndim == 4:
+    if _CHANNELS_LAST and x.device.type == "cpu" and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+@contextlib.contextmanager
+def set_cpu_channels_last(enabled: bool):
+    """Context in which :func:`cpu_channels_last` converts (True, the default) or not (False).
+
+    Only for measuring what the layout gains (``python -m benchmarks.inference
+    --no-channels-last``): the networks compute the same values either way (up to the summation
+    order of oneDNN's convolutions). Not thread-safe: a module-level switch.
+    """
+    global _CHANNELS_LAST
+    previous, _CHANNELS_LAST = _CHANNELS_LAST, bool(enabled)
+    try:
+        yield
+    finally:
+        _CHANNELS_LAST = previous
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed memory for the next allocation instead of unmapping it (Linux only).
+
+    glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh
+    ``mmap`` and returns it with ``munmap`` when freed, so each full-size activation of a
+    network at 1280x720 (a 32-channel float32 map is 118 MB) faults in all of its 4 KB pages
+    again on first touch: 2.15 M minor page faults in one IFAN forward pass. With
+    ``M_MMAP_MAX = 0`` every allocation comes from the heap and ``M_TRIM_THRESHOLD`` keeps freed
+    memory mapped, so the next pass of the same shapes reuses already faulted-in pages (0.32 M
+    faults). The values computed are untouched (bit-identical outputs); the process keeps
+    its peak heap (peak RSS about 0.3 GB higher for IFAN at 1280x720).
+
+    Process-wide and permanent: for command-line entry points, not for a library import.
+    Returns True when the settings were applied, False where glibc is not available (e.g. macOS,
+    musl) or refuses them.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    ok = mallopt(_M_MMAP_MAX, 0) == 1
+    ok = mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
+    return mallopt(_M_TOP_PAD, 64 << 20) == 1 and ok
+
+
+def compile_for_cpu(model):
+    """``torch.compile`` (inductor) of an eval-mode network for CPU inference, weights frozen.
+
+    Sets ``torch._inductor.config.freezing`` (constant-folds the weights and lets inductor pick
+    oneDNN's prepacked convolutions with fused element-wise post-operations); the compiled
+    function must be called under ``torch.no_grad()`` / ``torch.inference_mode()``. Needs a C++
+    compiler; the first call compiles (tens of seconds to minutes on 2 cores, see
+    docs/benchmarks.md, "Issue 33"). Outputs differ from the eager ones by float rounding
+    (fused operations, ~1e-7).
+    """
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    return torch.compile(model, backend="inductor")
 
 
 def pointwise_conv(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:

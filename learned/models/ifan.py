@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from ..inference._padding import check_dual_pixel_inputs, check_input, crop_to, pad_to_multiple
 from ..inference._speed import add_into, cpu_channels_last, needs_grad, pointwise_conv
+from ..inference.precision import LOW_PRECISION
 from .iac import iac_step, iterative_adaptive_convolution, split_filter_prediction
 
 __all__ = ["IFAN", "IFANDual", "IFANReblurNetwork", "IFANResidualBlock", "MODELS"]
@@ -308,22 +309,41 @@ class IFAN(nn.Module):
         is a fresh mapping whose every page faults on first touch (~0.25 s of a 4.6 s one-thread
         pass, issue 14). Returns None (caller takes the plain path) unless this is a no-grad CPU
         pass whose ``f`` is channels-last in the head's dtype and ``features`` has that dtype.
+
+        Under CPU autocast (``f`` and ``features`` in autocast's 16-bit dtype, the head in
+        float32) it computes what the plain path does there: the head's product in the 16-bit
+        dtype (as autocast's 1x1 convolution: 16-bit operands, one rounding of the result), the
+        filtering in float32 (:func:`learned.models.iac.iterative_adaptive_convolution` upcasts
+        its inputs) and a 16-bit result; only the head's summation order differs (issue 33).
         """
         head = self.F[3]
         weight = head.weight
+        low = f.dtype != weight.dtype
+        if low and not (f.dtype in LOW_PRECISION and torch.is_autocast_enabled("cpu")
+                        and torch.get_autocast_dtype("cpu") == f.dtype):
+            return None
         if not (f.device.type == "cpu" and f.ndim == 4 and f.is_contiguous(memory_format=torch.channels_last)
-                and f.dtype == weight.dtype == features.dtype and head.bias is not None
+                and f.dtype == features.dtype and head.bias is not None
                 and not needs_grad(f, features, weight, head.bias)):
             return None
+        with torch.autocast("cpu", enabled=False):
+            out = self._streamed_iac_loop(f, features.float() if low else features, low)
+        return out.to(f.dtype) if low else out
+
+    def _streamed_iac_loop(self, f: torch.Tensor, features: torch.Tensor, low: bool) -> torch.Tensor:
+        """The loop of :meth:`_streamed_iac`; ``low``: the head in ``f``'s 16-bit dtype, IAC in float32."""
+        head = self.F[3]
         n, c, k = self.iterations, self.iac_channels, self.filter_taps
         b, cin, h, w = f.shape
         taps = 2 * c * k
         # rows of iteration i: its [vertical | horizontal] taps, then its bias block
-        w2 = weight.reshape(-1, cin)
+        w2 = head.weight.reshape(-1, cin)
         w_iter = torch.cat([w2[: n * taps].reshape(n, taps, cin), w2[n * taps :].reshape(n, c, cin)], 1)
         b_iter = torch.cat([head.bias[: n * taps].reshape(n, taps), head.bias[n * taps :].reshape(n, c)], 1)
+        w_iter, b_iter = w_iter.to(f.dtype), b_iter.to(f.dtype)
         rows_t = f.permute(0, 2, 3, 1).reshape(b, h * w, cin).transpose(1, 2)  # views
-        buffer = f.new_empty(b, taps + c, h * w)
+        head_out = f.new_empty(b, taps + c, h * w)
+        buffer = torch.empty_like(head_out, dtype=features.dtype) if low else head_out
         planes = buffer.view(b, taps + c, h, w)
         kernels_v = planes[:, : c * k].view(b, c, k, h, w)
         kernels_h = planes[:, c * k : taps].view(b, c, k, h, w)
@@ -333,7 +353,9 @@ class IFAN(nn.Module):
         vertical, spare = torch.empty_like(features), torch.empty_like(features)
         out = features
         for i in range(n):
-            torch.baddbmm(b_iter[i].view(1, -1, 1), w_iter[i].expand(b, -1, -1), rows_t, out=buffer)
+            torch.baddbmm(b_iter[i].view(1, -1, 1), w_iter[i].expand(b, -1, -1), rows_t, out=head_out)
+            if low:
+                buffer.copy_(head_out)
             result = iac_step(
                 out, kernels_v, kernels_h, bias, negative_slope=_NEGATIVE_SLOPE, activate=True,
                 reuse_vertical_kernel=self.reuse_vertical_kernel, buffers=(vertical, spare),

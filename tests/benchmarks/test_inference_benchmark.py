@@ -33,3 +33,15 @@ def test_quick_run_writes_the_table(tmp_path):
     assert inference.main(["--out", str(out), "--quick", "--models", "kpac", "--size", "64x48"]) == 0
     text = out.read_text()
     assert "| kpac | 1 | - |" in text and "Machine at start" in text and "convolution macs" in text.lower()
+
+
+def test_options_add_accuracy_against_our_defaults(tmp_path):
+    """Issue 33: an option of ours (here the allocator) adds the accuracy columns; same output -> 0."""
+    out = tmp_path / "t.md"
+    assert inference.main(["--out", str(out), "--quick", "--models", "kpac", "--size", "64x48",
+                           "--malloc", "glibc", "--no-channels-last"]) == 0
+    text = out.read_text()
+    assert "malloc=glibc" in text and "channels_last=False" in text and "vs our fp32: PSNR" in text
+    row = next(line for line in text.splitlines() if line.startswith("| kpac | 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[9]) <= 1e-5  # channels-last off, glibc allocator: our float32 output within 1e-5

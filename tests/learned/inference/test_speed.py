@@ -128,3 +128,109 @@ def test_streamed_filter_head_equals_full_filter_prediction(dtype, reuse_vertica
     with torch.no_grad():
         assert model._streamed_iac(f, feats.clone()) is not None
     assert model._streamed_iac(f, feats.clone()) is None  # parameters require grad
+
+
+# ---------------------------------------------------------------------------- issue 33 options
+@pytest.mark.parametrize("name", ["ifan", "nrknet"])
+def test_channels_last_switch_changes_the_layout_not_the_output(name):
+    """``set_cpu_channels_last(False)`` (benchmarks.inference --no-channels-last) runs NCHW, same output."""
+    from learned.inference._speed import set_cpu_channels_last
+
+    x = torch.zeros(1, 2, 3, 4)
+    with set_cpu_channels_last(False):
+        assert cpu_channels_last(x) is x
+    assert cpu_channels_last(x).is_contiguous(memory_format=torch.channels_last)  # restored
+    torch.manual_seed(0)
+    net = learned.build_model(name).eval()
+    image = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        default = net(image)
+        with set_cpu_channels_last(False):
+            plain = net(image)
+    torch.testing.assert_close(plain, default, rtol=0, atol=1e-5)
+
+
+_REUSE_SCRIPT = r"""
+import resource, torch
+from learned.inference._speed import reuse_freed_memory
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(6):
+        t = torch.empty(16 << 20)  # 64 MB: above glibc's largest mmap threshold
+        t.fill_(1.0)
+        del t
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+torch.manual_seed(0)
+import learned
+net = learned.build_model("ifan").eval()
+x = torch.rand(1, 3, 40, 56)
+with torch.no_grad():
+    before = net(x)
+plain = faults()
+assert reuse_freed_memory()
+faults()  # the heap grows once
+reused = faults()
+with torch.no_grad():
+    after = net(x)
+print(plain, reused, torch.equal(before, after))
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's mallopt")
+def test_reuse_freed_memory_avoids_page_faults_and_keeps_outputs():
+    """In a fresh process (the setting is process-wide): big tensors stop faulting, outputs bit-equal."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.run([sys.executable, "-c", _REUSE_SCRIPT], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plain, reused, equal = proc.stdout.split()
+    assert int(plain) > 6 * 10000  # 6 x 16384 fresh 4 KB pages without the setting
+    assert int(reused) < int(plain) // 20
+    assert equal == "True"
+
+
+@pytest.mark.slow
+def test_compile_for_cpu_matches_eager():
+    """torch.compile (inductor, frozen weights) of a small conv net equals eager within 1e-5."""
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile's inductor needs a C++ compiler")
+    from learned.inference._speed import compile_for_cpu
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+                        nn.Conv2d(8, 3, 3, padding=1)).eval()
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        expected = net(x)
+        out = compile_for_cpu(net)(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_streamed_filter_head_under_autocast_equals_plain_autocast_path(monkeypatch):
+    """Issue 33: bf16 autocast streams IFAN's filter head too, with the plain autocast path's values."""
+    from learned.models import ifan as ifan_module
+
+    calls = []
+    loop = ifan_module.IFAN._streamed_iac_loop
+    monkeypatch.setattr(ifan_module.IFAN, "_streamed_iac_loop",
+                        lambda self, f, features, low: calls.append((f.dtype, features.dtype, low))
+                        or loop(self, f, features, low))
+    torch.manual_seed(0)
+    net = learned.build_model("ifan", reuse_vertical_kernel=True).eval()
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        streamed = net(x)
+        assert calls == [(torch.bfloat16, torch.float32, True)]
+        plain = net(x, return_aux=True)["output"]  # keeps the full filter prediction
+    assert len(calls) == 1 and streamed.dtype == plain.dtype
+    torch.testing.assert_close(streamed, plain, rtol=0, atol=1e-3)
+    with torch.no_grad():
+        assert (streamed.float() - net(x)).abs().max() < 0.05  # still an approximation of float32
