@@ -212,5 +212,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     from .. import cli as _cli
+    from ..memory import reuse_freed_memory
 
+    reuse_freed_memory()  # a command-line process: freed temporaries are reused, not faulted in again (issue 33)
     raise SystemExit(_cli.run(main))
