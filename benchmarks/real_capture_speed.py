@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 
 from ._report import emit, refuse_existing
 from ._timing import quartiles, ratio_bounds, result_cell, verdict

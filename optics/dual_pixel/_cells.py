@@ -48,16 +48,10 @@ def _windows(left, right, psfs, margin: int, backend, workers: int = 1):
     def one(cell):
         r, col = cell
         y0, x0 = r * c + c // 2 - c, col * c + c // 2 - c  # output span: two cells around the centre
-        wy, wx = y0 - margin + pad, x0 - margin + pad
-        Lw = Lp[wy:wy + n, wx:wx + n]
-        Rw = Rp[wy:wy + n, wx:wx + n]
-        if Lw.shape != (n, n):  # the last windows may run past the padding: extend by mirroring
-            Lw = xp.pad(Lw, ((0, n - Lw.shape[0]), (0, n - Lw.shape[1])), mode="symmetric")
-            Rw = xp.pad(Rw, ((0, n - Rw.shape[0]), (0, n - Rw.shape[1])), mode="symmetric")
         oy0, oy1, ox0, ox1 = max(y0, 0), min(y0 + 2 * c, H), max(x0, 0), min(x0 + 2 * c, W)
         inner = (slice(oy0 - y0 + margin, oy1 - y0 + margin), slice(ox0 - x0 + margin, ox1 - x0 + margin))
-        return _Window(r, col, fft.rfft2(Lw), fft.rfft2(Rw), inner, (oy0, oy1, ox0, ox1),
-                       tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0])
+        FL, FR = (fft.rfft2(_window_of(v, r, col, c, margin, pad, n, xp)) for v in (Lp, Rp))
+        return _Window(r, col, FL, FR, inner, (oy0, oy1, ox0, ox1), tent[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0])
 
     cells = [(r, col) for r in range(rows) for col in range(cols)]
     return [w for _, w in _map_windows(one, cells, workers, backend, progress=False)], n
@@ -120,9 +114,10 @@ def _cell_otfs(psfs, row: int, col: int, scales, n: int, backend, complex_dtype,
     return res
 
 
-def _window_of(padded, w, cell: int, margin: int, pad: int, n: int, xp):
-    """The n x n window of cell ``w`` (a :class:`_Window`) in an image mirror-padded by ``pad``, as :func:`_windows` cuts it."""
-    wy, wx = w.row * cell + cell // 2 - cell - margin + pad, w.col * cell + cell // 2 - cell - margin + pad
+def _window_of(padded, row: int, col: int, cell: int, margin: int, pad: int, n: int, xp):
+    """The n x n window of cell (row, col), two cells plus ``margin`` around its centre, in an image mirror-padded
+    by ``pad`` (:func:`_windows`); the last windows may run past the padding: extended by mirroring."""
+    wy, wx = row * cell + cell // 2 - cell - margin + pad, col * cell + cell // 2 - cell - margin + pad
     win = padded[wy:wy + n, wx:wx + n]
     if win.shape != (n, n):
         win = xp.pad(win, ((0, n - win.shape[0]), (0, n - win.shape[1])), mode="symmetric")

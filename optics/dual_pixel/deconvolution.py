@@ -191,7 +191,7 @@ def layered_deconvolution(left: Any, right: Any, psfs: Any, scales: Sequence[flo
 
         def step(item, beta=beta, padded=padded):
             w, layers = item
-            G = fft.rfft2(_window_of(padded, w, c, int(margin), pad, n, xp))
+            G = fft.rfft2(_window_of(padded, w.row, w.col, c, int(margin), pad, n, xp))
             acc = xp.zeros((w.box[1] - w.box[0], w.box[3] - w.box[2]), dtype=left.dtype)
             for lw, num, den in layers:
                 X = (num + beta * G) * (1 / (den + tv_eps + beta * grad2))

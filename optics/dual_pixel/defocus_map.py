@@ -177,6 +177,11 @@ def _block_starts(start: int, stop: int, step: int) -> np.ndarray:
     return np.unique(np.r_[0, np.arange(first, stop, step) - start]).astype(np.intp)
 
 
+def _block_counts(H: int, W: int, step: int) -> np.ndarray:
+    """Pixels in each ``step`` x ``step`` block of an (H, W) frame (the last ones cut by the frame)."""
+    return (np.minimum(step, H - np.arange(0, H, step))[:, None] * np.minimum(step, W - np.arange(0, W, step))[None, :])
+
+
 def _block_sums(a, starts, axis: int, xp):
     """Sums of ``a`` along ``axis`` over the segments that begin at ``starts`` (the last one runs to the end)."""
     size = int(a.shape[axis])
@@ -226,10 +231,7 @@ def _cell_cost_blocks(left, right, psfs, s, cost_eps, margin, step, workers, be)
     cells = [(r, col) for r in range(rows) for col in range(cols)]
     for _, (by0, bx0, part) in _map_windows(one, cells, workers, be):
         sums[:, by0:by0 + part.shape[1], bx0:bx0 + part.shape[2]] += part
-    ones_y = np.minimum(step, H - np.arange(h) * step)
-    ones_x = np.minimum(step, W - np.arange(w) * step)
-    count = xp.asarray((ones_y[:, None] * ones_x[None, :]).astype(left.dtype))
-    return sums / count
+    return sums / xp.asarray(_block_counts(H, W, step).astype(left.dtype))
 
 
 def _subscale_argmin(cost, xp):
@@ -381,8 +383,7 @@ def block_mean(image: Any, step: int, xp=None) -> Any:
     H, W = image.shape[-2:]
     by, bx = _block_starts(0, H, step), _block_starts(0, W, step)
     sums = _block_sums(_block_sums(image, by, image.ndim - 2, xp), bx, image.ndim - 1, xp)
-    count = np.minimum(step, H - by)[:, None] * np.minimum(step, W - bx)[None, :]
-    return sums / xp.asarray(count.astype(image.dtype))
+    return sums / xp.asarray(_block_counts(H, W, step).astype(image.dtype))
 
 
 def upsample_bilinear(grid: Any, step: int, shape: tuple) -> Any:

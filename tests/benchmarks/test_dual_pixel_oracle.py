@@ -3,30 +3,10 @@ scene in Xin et al.'s layout, and their one-line errors."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from benchmarks.dual_pixel_oracle import oracle_index
-
-REPO = Path(__file__).resolve().parents[2]
-S = 336
-
-
-@pytest.fixture(scope="module")
-def xin(tmp_path_factory, xin_layout) -> Path:
-    """One 336 x 336 scene in Xin et al.'s layout (conftest.write_xin_layout)."""
-    root = tmp_path_factory.mktemp("DP_data_pixel_4")
-    xin_layout(root, {"001": 3}, S)
-    return root
-
-
-def _run(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
 
 
 def test_oracle_index_picks_the_layer_closest_in_each_window():
@@ -42,10 +22,10 @@ def test_oracle_index_picks_the_layer_closest_in_each_window():
         oracle_index(stack[:, :10], target, 1.0)
 
 
-def test_oracle_bounds_the_method_on_a_scene_in_the_authors_layout(xin, tmp_path):
+def test_oracle_bounds_the_method_on_a_scene_in_the_authors_layout(xin, tmp_path, run_module):
     out = tmp_path / "oracle.md"
-    proc = _run("benchmarks.dual_pixel_oracle", "--data", xin, "--sigma", "8", "--workers", "1",
-                "--set", "centre_weight=0.5", "--out", out)
+    proc = run_module("benchmarks.dual_pixel_oracle", "--data", xin, "--sigma", "8", "--workers", "1",
+                      "--set", "centre_weight=0.5", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = next(ln for ln in out.read_text().splitlines() if ln.startswith("| 001 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -56,10 +36,10 @@ def test_oracle_bounds_the_method_on_a_scene_in_the_authors_layout(xin, tmp_path
     assert proc.stderr.rstrip().splitlines()[-1] == f"results: {out}"
 
 
-def test_tuning_grid_rows_equal_the_benchmark_settings(xin, tmp_path):
+def test_tuning_grid_rows_equal_the_benchmark_settings(xin, tmp_path, run_module):
     out = tmp_path / "grid.md"
-    proc = _run("benchmarks.dual_pixel_tuning", "--data", xin, "--scenes", "001", "--workers", "1",
-                "--grid", "deconvolution=wiener,tv", "--grid", "centre_weight=0.5,1", "--out", out)
+    proc = run_module("benchmarks.dual_pixel_tuning", "--data", xin, "--scenes", "001", "--workers", "1",
+                      "--grid", "deconvolution=wiener,tv", "--grid", "centre_weight=0.5,1", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| wiener") or ln.startswith("| tv")]
     assert len(rows) == 4
@@ -77,6 +57,6 @@ def test_tuning_grid_rows_equal_the_benchmark_settings(xin, tmp_path):
     ("benchmarks.dual_pixel_scale_bias", ["--data", "x", "--scale", "1.6"], "argument --scale: expected -0.675 to 1.525"),
     ("benchmarks.dual_pixel_scale_bias", ["--data", "nowhere"], "--data 'nowhere' has no gt_all_in_focus_im/"),
 ])
-def test_bad_input_is_one_line(module, args, message):
-    proc = _run(module, *args)
+def test_bad_input_is_one_line(module, args, message, run_module):
+    proc = run_module(module, *args)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

@@ -3,48 +3,32 @@ tables, the verdicts and the one-line errors (the timings themselves are never a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-S = 336
 
 
-@pytest.fixture(scope="module")
-def xin(tmp_path_factory, xin_layout) -> Path:
-    """One 336 x 336 scene in Xin et al.'s layout (conftest.write_xin_layout)."""
-    root = tmp_path_factory.mktemp("DP_data_pixel_4")
-    xin_layout(root, {"001": 3}, S)
-    return root
-
-
-def _run(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-
-
-def test_speed_table_against_this_checkout_as_baseline(xin, tmp_path):
+def test_speed_table_against_this_checkout_as_baseline(xin, tmp_path, run_module):
     out = tmp_path / "speed.md"
-    proc = _run("benchmarks.real_capture_speed", "--data", xin, "--scenes", "001", "--baseline", REPO, "--repeats", "1",
-                "--threads", "1", "--target", "100", "--out", out)
+    proc = run_module("benchmarks.real_capture_speed", "--data", xin, "--scenes", "001", "--baseline", REPO,
+                      "--repeats", "1", "--threads", "1", "--target", "100", "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]  # the same code against itself: ratio about 1 <= 100
     text = out.read_text()
     assert "| ours |" in text and "| baseline |" in text and "| ours / baseline |" in text and "PASS" in text
-    again = _run("benchmarks.real_capture_speed", "--data", xin, "--scenes", "001", "--out", out)
+    again = run_module("benchmarks.real_capture_speed", "--data", xin, "--scenes", "001", "--out", out)
     assert again.returncode == 2 and "exists" in again.stderr  # results are never overwritten
 
 
-def test_speed_verdict_fails_an_impossible_target(xin):
-    proc = _run("benchmarks.real_capture_speed", "--data", xin, "--scenes", "001", "--baseline", REPO, "--repeats", "1",
-                "--threads", "1", "--target", "0.01")
+def test_speed_verdict_fails_an_impossible_target(xin, run_module):
+    proc = run_module("benchmarks.real_capture_speed", "--data", xin, "--scenes", "001", "--baseline", REPO,
+                      "--repeats", "1", "--threads", "1", "--target", "0.01")
     assert proc.returncode == 1 and "FAIL" in proc.stdout
 
 
-def test_profile_has_every_phase(xin):
-    proc = _run("benchmarks.real_capture_profile", "--data", xin, "--scene", "001", "--repeats", "1")
+def test_profile_has_every_phase(xin, run_module):
+    proc = run_module("benchmarks.real_capture_profile", "--data", xin, "--scene", "001", "--repeats", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     for phase in ("imports of optics.dual_pixel.deblur", "cost volume", "aggregation", "layered deconvolution",
                   "PNG encoding", "imports + main"):
@@ -60,6 +44,6 @@ def test_profile_has_every_phase(xin):
     ("benchmarks.real_capture_speed", ["--scenes", "001", "--baseline", "/"], "is not a checkout of this project"),
     ("benchmarks.real_capture_profile", ["--scene", "999"], "has no 999_left.png"),
 ])
-def test_bad_arguments_are_one_line(xin, module, args, expected):
-    proc = _run(module, "--data", xin, *args)
+def test_bad_arguments_are_one_line(xin, module, args, expected, run_module):
+    proc = run_module(module, "--data", xin, *args)
     assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr
